@@ -1,0 +1,247 @@
+//! One command queue per phone: commands run one at a time, in order, each with a timeout, and
+//! every one ends in a result. The HTTP exchange with the phone lives here; what to send and how
+//! to read the answer is the vendor's.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::agent::Shared;
+use crate::command::CommandError;
+use crate::config::PhoneConfig;
+use crate::model::{Command, CommandResult, PhoneId};
+use crate::vendor::{Method, PhoneReply, PhoneRequest, ReplyOutcome, Target, VendorSpec};
+
+/// Commands waiting for one phone, at most.
+const QUEUE_DEPTH: usize = 64;
+
+/// A command on its way to a phone.
+#[derive(Debug)]
+pub struct Job {
+    pub command: Command,
+    /// The phone reference the caller used; the result goes back under it.
+    pub reply_to: String,
+    pub transaction: Option<String>,
+    /// Internal polls publish no result.
+    pub internal: bool,
+}
+
+/// The per-phone queues, created when a phone gets its first command.
+#[derive(Debug, Default)]
+pub struct Queues {
+    senders: Mutex<HashMap<PhoneId, mpsc::Sender<Job>>>,
+}
+
+impl Queues {
+    /// Queues a job, or hands it back with the reason it could not be queued.
+    pub fn submit(
+        &self,
+        shared: &Arc<Shared>,
+        id: &PhoneId,
+        job: Job,
+    ) -> Result<(), (Job, CommandError)> {
+        let sender = {
+            let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+            senders
+                .entry(id.clone())
+                .or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+                    shared.tracker.spawn(worker(
+                        shared.clone(),
+                        id.clone(),
+                        rx,
+                        shared.shutdown.clone(),
+                    ));
+                    tx
+                })
+                .clone()
+        };
+        sender.try_send(job).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(job) => (job, CommandError::QueueFull),
+            mpsc::error::TrySendError::Closed(job) => (job, CommandError::ShuttingDown),
+        })
+    }
+}
+
+async fn worker(
+    shared: Arc<Shared>,
+    id: PhoneId,
+    mut jobs: mpsc::Receiver<Job>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        // Stop only between commands: the one in flight finishes or times out.
+        let job = tokio::select! {
+            job = jobs.recv() => match job { Some(job) => job, None => return },
+            () = shutdown.cancelled() => break,
+        };
+        run_job(&shared, &id, job).await;
+    }
+    // Whatever is still queued gets an answer too.
+    jobs.close();
+    while let Ok(job) = jobs.try_recv() {
+        if !job.internal {
+            let result = CommandResult::error(
+                &job.reply_to,
+                job.command.kind.name(),
+                job.transaction,
+                CommandError::ShuttingDown,
+            );
+            shared.publish_result(&job.reply_to, &result).await;
+        }
+    }
+}
+
+async fn run_job(shared: &Arc<Shared>, id: &PhoneId, job: Job) {
+    let name = job.command.kind.name();
+    let outcome = execute(shared, id, &job.command).await;
+    let reachable = !matches!(
+        outcome,
+        Err(CommandError::Unreachable(_) | CommandError::Timeout(_))
+    );
+    let attempted = !matches!(
+        outcome,
+        Err(CommandError::NotConfigured(_)
+            | CommandError::Unsupported { .. }
+            | CommandError::BadArgument(_))
+    );
+    let refreshed = outcome.as_ref().ok().and_then(|o| o.refreshed.as_ref());
+    if attempted {
+        if let Some(update) = shared
+            .registry
+            .apply_command_outcome(id, reachable, refreshed)
+        {
+            shared.publish_update(update).await;
+        }
+    }
+    let result = match outcome {
+        Ok(outcome) => {
+            info!(phone = %id, command = name, "Command done.");
+            let mut result = CommandResult::ok(&job.reply_to, name, job.transaction);
+            result.data = outcome.data;
+            result
+        }
+        Err(err) => {
+            if job.internal {
+                debug!(phone = %id, command = name, cause = %err, "Poll failed.");
+            } else {
+                warn!(phone = %id, command = name, cause = %err, "Command failed.");
+            }
+            CommandResult::error(&job.reply_to, name, job.transaction, err)
+        }
+    };
+    if !job.internal {
+        shared.publish_result(&job.reply_to, &result).await;
+    }
+}
+
+async fn execute(
+    shared: &Arc<Shared>,
+    id: &PhoneId,
+    command: &Command,
+) -> Result<ReplyOutcome, CommandError> {
+    let phone = shared
+        .registry
+        .get(id)
+        .ok_or_else(|| CommandError::UnknownPhone(id.to_string()))?;
+    let config = phone
+        .config
+        .ok_or_else(|| CommandError::NotConfigured(id.to_string()))?;
+    let vendor = phone.vendor;
+    if !vendor.supports(command.kind) {
+        return Err(CommandError::Unsupported {
+            vendor: vendor.name,
+            command: command.kind.name(),
+        });
+    }
+    let target = Target {
+        line: config.line.clone(),
+        call_id: phone.state.call_id.clone(),
+        agent_url: Some(shared.public_url.clone()),
+    };
+    let request = (vendor.build)(command, &target)?;
+    let timeout = shared.command_timeout;
+    let reply = tokio::time::timeout(timeout, send(&shared.http, &config, &request))
+        .await
+        .map_err(|_| CommandError::Timeout(timeout.as_secs_f64()))??;
+    check_status(vendor, &reply)?;
+    (vendor.read_reply)(command, &reply)
+}
+
+/// Sends the request exactly as built, with the phone's credentials, following no redirect.
+async fn send(
+    http: &reqwest::Client,
+    config: &PhoneConfig,
+    request: &PhoneRequest,
+) -> Result<PhoneReply, CommandError> {
+    let url = format!("{}{}", config.base_url(), request.path_and_query);
+    let builder = match request.method {
+        Method::Get => http.get(&url),
+        Method::Post => http.post(&url),
+    };
+    let mut builder = builder.basic_auth(&config.username, Some(config.password.expose()));
+    if let Some((content_type, body)) = &request.body {
+        builder = builder
+            .header(reqwest::header::CONTENT_TYPE, *content_type)
+            .body(body.clone());
+    }
+    let response = builder
+        .send()
+        .await
+        .map_err(|err| describe_send_error(config, &err))?;
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    Ok(PhoneReply { status, body })
+}
+
+fn describe_send_error(config: &PhoneConfig, err: &reqwest::Error) -> CommandError {
+    let address = config.base_url();
+    let cause = if err.is_connect() {
+        "connection refused or no route".to_string()
+    } else if err.is_timeout() {
+        "timed out".to_string()
+    } else {
+        // Walk to the root cause; reqwest's own text would repeat the URL (and with it nothing
+        // secret, but also nothing useful).
+        let mut source: &dyn std::error::Error = err;
+        while let Some(inner) = source.source() {
+            source = inner;
+        }
+        source.to_string()
+    };
+    CommandError::Unreachable(format!("{address}: {cause}"))
+}
+
+fn check_status(vendor: &VendorSpec, reply: &PhoneReply) -> Result<(), CommandError> {
+    match reply.status {
+        200..=399 => Ok(()),
+        401 => Err(CommandError::Unauthorized(
+            vendor.auth_hints.unauthorized.into(),
+        )),
+        403 => Err(CommandError::Forbidden(vendor.auth_hints.forbidden.into())),
+        status => {
+            let detail: String = reply.body.trim().chars().take(120).collect();
+            Err(CommandError::Rejected(if detail.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("HTTP {status}: {detail}")
+            }))
+        }
+    }
+}
+
+/// The HTTP client every command uses. Phones on HTTPS have self-signed certificates.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .danger_accept_invalid_certs(true)
+        .connect_timeout(Duration::from_secs(3))
+        .pool_max_idle_per_host(1)
+        .user_agent(concat!("phone2mqtt/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("a plain reqwest client builds")
+}

@@ -1,0 +1,305 @@
+//! The phone agent: receives Action URL callbacks, keeps each phone's state, publishes to MQTT,
+//! and drives phones through Action URI from their command topics.
+//!
+//! - `receiver`: the HTTP routes phones call (Action URLs) and fetch (provisioning).
+//! - `registry` and `state`: phones by id and how events change their state.
+//! - `commands`: one queue per phone, the HTTP exchange, the results.
+
+pub mod commands;
+pub mod receiver;
+pub mod registry;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::command::{self, CommandError};
+use crate::config::{Config, Secret};
+use crate::model::{Command, CommandArg, CommandKind, CommandResult, Event};
+use crate::mqtt::{self, Message, Mqtt};
+use crate::topics::{Topic, Topics};
+use crate::vendor::ProvisionCtx;
+
+use self::commands::{Job, Queues};
+use self::registry::{Registry, Update};
+
+/// What the agent's tasks share.
+#[derive(Debug)]
+pub struct Shared {
+    pub name: String,
+    pub topics: Topics,
+    pub mqtt: Mqtt,
+    pub registry: Registry,
+    pub queues: Queues,
+    pub http: reqwest::Client,
+    pub token: Secret,
+    pub public_url: String,
+    pub provision: ProvisionCtx,
+    pub command_timeout: Duration,
+    pub answer_unknown_phones: bool,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+}
+
+/// A running agent.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    shared: Arc<Shared>,
+}
+
+/// How the agent is started.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub name: String,
+    pub broker: mqtt::BrokerUrl,
+    pub public_url: String,
+    pub token: Secret,
+    /// Seconds between state polls of configured phones; zero turns polling off.
+    pub poll_interval: Duration,
+}
+
+impl Agent {
+    pub fn start(
+        config: &Config,
+        options: AgentOptions,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Agent {
+        let topics = Topics::new(&config.mqtt.base_topic);
+        let bridge = topics.bridge_state(&options.name);
+        let (mqtt, incoming) = mqtt::start(
+            mqtt::SessionOptions {
+                broker: options.broker.clone(),
+                client_id: format!("phone2mqtt-agent-{}", options.name),
+                username: config.mqtt.username.clone(),
+                password: config
+                    .mqtt
+                    .password
+                    .as_ref()
+                    .map(|p| p.expose().to_string()),
+                last_will: Some((bridge.clone(), "offline".into())),
+                goodbye: Some((bridge, "offline".into())),
+                subscriptions: vec![topics.command_filter()],
+            },
+            shutdown.clone(),
+            tracker,
+        );
+        let agent_host = host_of(&options.public_url);
+        let shared = Arc::new(Shared {
+            registry: Registry::new(&options.name, &config.phones),
+            name: options.name,
+            topics,
+            mqtt,
+            queues: Queues::default(),
+            http: commands::http_client(),
+            provision: ProvisionCtx {
+                public_url: options.public_url.clone(),
+                token: options.token.expose().to_string(),
+                agent_host,
+            },
+            token: options.token,
+            public_url: options.public_url,
+            command_timeout: Duration::from_secs_f64(config.agent.command_timeout),
+            answer_unknown_phones: config.agent.answer_unknown_phones,
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        });
+        tracker.spawn(dispatch_commands(shared.clone(), incoming));
+        tracker.spawn(republish_on_connect(shared.clone()));
+        if !options.poll_interval.is_zero() {
+            tracker.spawn(poll_phones(shared.clone(), options.poll_interval));
+        }
+        Agent { shared }
+    }
+
+    /// The routes phones use: Action URL callbacks and provisioning files.
+    pub fn router(&self) -> Router {
+        receiver::router(self.shared.clone())
+    }
+
+    pub fn mqtt(&self) -> &Mqtt {
+        &self.shared.mqtt
+    }
+
+    pub fn provision_ctx(&self) -> &ProvisionCtx {
+        &self.shared.provision
+    }
+}
+
+/// The host part of a URL, for Action URI allow lists.
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+impl Shared {
+    pub async fn publish_update(&self, update: Update) {
+        if let Some(info) = &update.info {
+            self.mqtt
+                .publish_json(self.topics.info(&update.id), info, true)
+                .await;
+        }
+        if let Some(state) = &update.state {
+            self.mqtt
+                .publish_json(self.topics.state(&update.id), state, true)
+                .await;
+        }
+        if let Some(online) = update.online {
+            let payload = if online { "online" } else { "offline" };
+            self.mqtt
+                .publish(self.topics.availability(&update.id), payload, true)
+                .await;
+        }
+    }
+
+    pub async fn publish_event(&self, event: &Event) {
+        self.mqtt
+            .publish_json(self.topics.event(&event.phone), event, false)
+            .await;
+    }
+
+    pub async fn publish_result(&self, reply_to: &str, result: &CommandResult) {
+        self.mqtt
+            .publish_json(self.topics.result(reply_to), result, false)
+            .await;
+    }
+}
+
+/// Turns messages on `<base>/+/cmd/+` into jobs; every one ends in a result.
+async fn dispatch_commands(shared: Arc<Shared>, mut incoming: mpsc::UnboundedReceiver<Message>) {
+    while let Some(message) = incoming.recv().await {
+        let Some(Topic::Command {
+            phone,
+            command: name,
+        }) = shared.topics.parse(&message.topic)
+        else {
+            continue;
+        };
+        if message.retained {
+            // A retained command would replay on every reconnect; refuse it loudly, once.
+            warn!(topic = %message.topic, "Retained command ignored; publish commands without the retain flag.");
+            let (transaction, _) = command::parse(name, &message.payload);
+            let result = CommandResult::error(
+                phone,
+                name,
+                transaction,
+                CommandError::BadPayload(
+                    "commands must not be retained (clear it with an empty retained message)"
+                        .into(),
+                ),
+            );
+            shared.publish_result(phone, &result).await;
+            continue;
+        }
+        let (transaction, parsed) = command::parse(name, &message.payload);
+        let Some(id) = shared.registry.resolve(phone) else {
+            if shared.answer_unknown_phones {
+                let result = CommandResult::error(
+                    phone,
+                    name,
+                    transaction,
+                    CommandError::UnknownPhone(phone.to_string()),
+                );
+                shared.publish_result(phone, &result).await;
+            }
+            continue;
+        };
+        let command = match parsed {
+            Ok(command) => command,
+            Err(err) => {
+                debug!(phone = %id, command = name, cause = %err, "Command refused.");
+                shared
+                    .publish_result(phone, &CommandResult::error(phone, name, transaction, err))
+                    .await;
+                continue;
+            }
+        };
+        let job = Job {
+            command,
+            reply_to: phone.to_string(),
+            transaction,
+            internal: false,
+        };
+        if let Err((job, err)) = shared.queues.submit(&shared, &id, job) {
+            let result = CommandResult::error(&job.reply_to, name, job.transaction, err);
+            shared.publish_result(phone, &result).await;
+        }
+    }
+}
+
+/// The broker keeps nothing across its restarts: on every (re)connect, publish the bridge
+/// state and every phone's retained topics again.
+async fn republish_on_connect(shared: Arc<Shared>) {
+    let mut connections = shared.mqtt.connections();
+    loop {
+        tokio::select! {
+            changed = connections.changed() => if changed.is_err() { return },
+            () = shared.shutdown.cancelled() => return,
+        }
+        shared
+            .mqtt
+            .publish(shared.topics.bridge_state(&shared.name), "online", true)
+            .await;
+        let phones = shared.registry.all();
+        info!(
+            phones = phones.len(),
+            "Publishing the retained state of every phone."
+        );
+        for phone in phones {
+            shared
+                .mqtt
+                .publish_json(shared.topics.info(&phone.info.id), &phone.info, true)
+                .await;
+            shared
+                .mqtt
+                .publish_json(shared.topics.state(&phone.info.id), &phone.state, true)
+                .await;
+            if let Some(online) = phone.online {
+                let payload = if online { "online" } else { "offline" };
+                shared
+                    .mqtt
+                    .publish(shared.topics.availability(&phone.info.id), payload, true)
+                    .await;
+            }
+        }
+    }
+}
+
+/// Reads every configured phone's state now and then, which also tells whether it is online.
+async fn poll_phones(shared: Arc<Shared>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+        for id in shared.registry.configured_ids() {
+            let Some(phone) = shared.registry.get(&id) else {
+                continue;
+            };
+            if !phone.vendor.supports(CommandKind::Refresh) {
+                continue;
+            }
+            let job = Job {
+                command: Command {
+                    kind: CommandKind::Refresh,
+                    arg: CommandArg::None,
+                    line: None,
+                },
+                reply_to: id.to_string(),
+                transaction: None,
+                internal: true,
+            };
+            // A full queue means the phone is busy with real commands; skip this round.
+            let _ = shared.queues.submit(&shared, &id, job);
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The routes phones call: Action URL callbacks and provisioning files.
+//!
+//! Callbacks arrive as `/action/<token>/<vendor>/<event>?<vars>`, exactly as `provision` writes
+//! them. Values are pasted in by the phone verbatim; the lenient HTTP front (`http_front`)
+//! has already made the request line parseable, and here the query is split on `&` and the
+//! first `=`, `%XX` is decoded and nothing else: a `+` stays a `+`. A variable the phone left
+//! unfilled (`$call_id`) counts as absent. Vendors whose guides put the variables in the path
+//! (`/incoming_call/mac=...&remote=...`, no `?`) are read the same way.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use tracing::{info, warn};
+
+use crate::agent::Shared;
+use crate::model::{now_rfc3339, Event};
+use crate::vendor::{self, Callback, ParseError};
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/action/{*rest}", get(action_url))
+        .route("/{file}", get(provisioning_file))
+        .with_state(shared)
+}
+
+fn reply(status: StatusCode, text: impl Into<String>) -> Response {
+    let mut text = text.into();
+    text.push('\n');
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn peer_ip(peer: &Peer) -> String {
+    peer.as_ref()
+        .map(|Extension(ConnectInfo(addr))| addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+async fn action_url(
+    State(shared): State<Arc<Shared>>,
+    peer: Peer,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let peer = peer_ip(&peer);
+    let raw = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("");
+    let Some(target) = split_action_target(raw) else {
+        return reply(
+            StatusCode::NOT_FOUND,
+            "not an Action URL: expected /action/<token>/<vendor>/<event>",
+        );
+    };
+    if !constant_time_eq(target.token.as_bytes(), shared.token.expose().as_bytes()) {
+        // The token never reaches the log, right or wrong.
+        warn!(%peer, vendor = %target.vendor, event = %target.event, "Action URL with a wrong token refused.");
+        return reply(
+            StatusCode::FORBIDDEN,
+            "wrong or missing token: provision this phone again with `phone2mqtt provision`",
+        );
+    }
+    let Some(vendor) = vendor::find(target.vendor) else {
+        warn!(%peer, vendor = %target.vendor, "Action URL for an unknown vendor.");
+        return reply(
+            StatusCode::NOT_FOUND,
+            format!("unknown vendor `{}`", target.vendor),
+        );
+    };
+    let callback = Callback {
+        event: target.event.to_string(),
+        vars: parse_vars(target.vars),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .map(|ua| String::from_utf8_lossy(ua.as_bytes()).into_owned()),
+    };
+    let parsed = match vendor.parse(&callback) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            warn!(%peer, vendor = vendor.id, event = %target.event, cause = %err, "Callback could not be parsed.");
+            let status = match err {
+                ParseError::UnknownEvent { .. } => StatusCode::NOT_FOUND,
+                ParseError::NoMac => StatusCode::BAD_REQUEST,
+            };
+            return reply(status, err.to_string());
+        }
+    };
+    let phone = parsed.mac.clone().expect("parse found a MAC");
+    let event = Event {
+        event: parsed.event,
+        phone,
+        ts: now_rfc3339(),
+        remote: parsed.remote.clone(),
+        remote_name: parsed.remote_name.clone(),
+        local: parsed.local.clone(),
+        call_id: parsed.call_id.clone(),
+        line: parsed.line.clone(),
+        key: None,
+        forward: parsed.forward,
+        vars: callback.vars,
+    };
+    let update = shared.registry.apply_event(vendor, &parsed, &event);
+    if update.info.as_ref().is_some_and(|info| !info.configured) && update.online.is_some() {
+        info!(phone = %event.phone, vendor = vendor.id, %peer, "Discovered a phone that is not configured.");
+    }
+    info!(phone = %event.phone, event = event.event, "Phone event.");
+    shared.publish_event(&event).await;
+    shared.publish_update(update).await;
+    reply(StatusCode::OK, "OK")
+}
+
+struct ActionTarget<'a> {
+    token: &'a str,
+    vendor: &'a str,
+    event: &'a str,
+    vars: &'a str,
+}
+
+/// `/action/<token>/<vendor>/<event>[?|/|&]<vars>`.
+fn split_action_target(raw: &str) -> Option<ActionTarget<'_>> {
+    let rest = raw.strip_prefix("/action/")?;
+    let (token, rest) = rest.split_once('/')?;
+    let (vendor, rest) = rest.split_once('/')?;
+    let end = rest.find(['?', '/', '&']).unwrap_or(rest.len());
+    let (event, vars) = rest.split_at(end);
+    let vars = vars.get(1..).unwrap_or("");
+    (!event.is_empty()).then_some(ActionTarget {
+        token,
+        vendor,
+        event,
+        vars,
+    })
+}
+
+/// Splits on `&` and the first `=`, decodes `%XX` only (`+` stays `+`, a malformed `%` stays
+/// literal), and drops values the phone left as `$name`.
+pub fn parse_vars(query: &str) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    for pair in query.split(['&', '?']) {
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
+        let name = percent_decode(name);
+        let value = percent_decode(value);
+        if name.is_empty() || value.is_empty() || is_unfilled(&value) {
+            continue;
+        }
+        vars.insert(name, value);
+    }
+    vars
+}
+
+fn is_unfilled(value: &str) -> bool {
+    value.strip_prefix('$').is_some_and(|name| {
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    })
+}
+
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Serves the file a phone asks for when its provisioning server is this agent.
+async fn provisioning_file(
+    State(shared): State<Arc<Shared>>,
+    peer: Peer,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let file = uri.path().trim_start_matches('/');
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|ua| ua.to_str().ok())
+        .map(str::to_string);
+    let configured = |id: &crate::model::PhoneId| {
+        shared
+            .registry
+            .get(id)
+            .filter(|p| p.config.is_some())
+            .map(|p| p.vendor)
+    };
+    let Some((vendor, mac)) = vendor::provision_lookup(file, user_agent.as_deref(), configured)
+    else {
+        return reply(StatusCode::NOT_FOUND, "not found");
+    };
+    info!(peer = %peer_ip(&peer), vendor = vendor.id, file, mac = ?mac.as_ref().map(|m| m.to_string()), "Provisioning file served.");
+    let body = (vendor.provision)(&shared.provision);
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_decoded_like_phones_send_them() {
+        let vars = parse_vars("mac=00:15:65:4A:A9:37&remote=+4930123456&display_remote=Anna%20Schmidt&call_id=$call_id&bad=%zz&pct=100%&x=a=b&empty=");
+        assert_eq!(vars["mac"], "00:15:65:4A:A9:37");
+        assert_eq!(vars["remote"], "+4930123456");
+        assert_eq!(vars["display_remote"], "Anna Schmidt");
+        assert!(!vars.contains_key("call_id"));
+        assert_eq!(vars["bad"], "%zz");
+        assert_eq!(vars["pct"], "100%");
+        assert_eq!(vars["x"], "a=b");
+        assert!(!vars.contains_key("empty"));
+        assert_eq!(percent_decode("M%C3%BCller"), "Müller");
+    }
+
+    #[test]
+    fn action_targets() {
+        let t = split_action_target("/action/tok/yealink/incoming_call?mac=1").unwrap();
+        assert_eq!(
+            (t.token, t.vendor, t.event, t.vars),
+            ("tok", "yealink", "incoming_call", "mac=1")
+        );
+        let t =
+            split_action_target("/action/tok/grandstream/incoming_call/mac=1&remote=2").unwrap();
+        assert_eq!((t.event, t.vars), ("incoming_call", "mac=1&remote=2"));
+        assert!(split_action_target("/action/tok/yealink/").is_none());
+        assert!(split_action_target("/other").is_none());
+    }
+}

@@ -1,0 +1,195 @@
+//! The agent's phones, configured and discovered, with their info and state.
+//!
+//! The lock is a std `Mutex` held only for short, non-async updates; what must be published
+//! is copied out and published after the lock is released.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::agent::state;
+use crate::config::PhoneConfig;
+use crate::model::{Event, PhoneId, PhoneInfo, PhoneState};
+use crate::vendor::{ParsedEvent, Refreshed, VendorSpec};
+
+#[derive(Debug, Clone)]
+pub struct Phone {
+    pub config: Option<PhoneConfig>,
+    pub vendor: &'static VendorSpec,
+    pub info: PhoneInfo,
+    pub state: PhoneState,
+    pub online: Option<bool>,
+}
+
+/// What changed and must be published.
+#[derive(Debug, Clone)]
+pub struct Update {
+    pub id: PhoneId,
+    pub info: Option<PhoneInfo>,
+    pub state: Option<PhoneState>,
+    pub online: Option<bool>,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    agent: String,
+    phones: Mutex<HashMap<PhoneId, Phone>>,
+    /// Configured names, lower-case, for commands addressed by name.
+    names: HashMap<String, PhoneId>,
+}
+
+impl Registry {
+    pub fn new(agent: &str, configured: &[PhoneConfig]) -> Registry {
+        let mut phones = HashMap::new();
+        let mut names = HashMap::new();
+        for config in configured {
+            let id = config.id();
+            let vendor = crate::vendor::find(&config.vendor).expect("validated vendor");
+            if let Some(name) = &config.name {
+                names.insert(name.to_lowercase(), id.clone());
+            }
+            phones.insert(
+                id.clone(),
+                Phone {
+                    info: PhoneInfo {
+                        id: id.clone(),
+                        mac: id.colon_mac(),
+                        name: config.name.clone(),
+                        vendor: vendor.id.to_string(),
+                        model: None,
+                        firmware: None,
+                        ip: None,
+                        agent: agent.to_string(),
+                        configured: true,
+                    },
+                    config: Some(config.clone()),
+                    vendor,
+                    state: PhoneState::default(),
+                    online: None,
+                },
+            );
+        }
+        Registry {
+            agent: agent.to_string(),
+            phones: Mutex::new(phones),
+            names,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PhoneId, Phone>> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.phones
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Finds a phone by id, MAC in any form, or configured name.
+    pub fn resolve(&self, reference: &str) -> Option<PhoneId> {
+        if let Some(id) = PhoneId::parse(reference) {
+            if self.lock().contains_key(&id) {
+                return Some(id);
+            }
+        }
+        self.names.get(&reference.to_lowercase()).cloned()
+    }
+
+    pub fn get(&self, id: &PhoneId) -> Option<Phone> {
+        self.lock().get(id).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Phone> {
+        let mut phones: Vec<Phone> = self.lock().values().cloned().collect();
+        phones.sort_by(|a, b| a.info.id.cmp(&b.info.id));
+        phones
+    }
+
+    pub fn configured_ids(&self) -> Vec<PhoneId> {
+        let mut ids: Vec<PhoneId> = self
+            .lock()
+            .iter()
+            .filter(|(_, phone)| phone.config.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Records a callback: a phone not seen before is discovered as unconfigured.
+    pub fn apply_event(
+        &self,
+        vendor: &'static VendorSpec,
+        parsed: &ParsedEvent,
+        event: &Event,
+    ) -> Update {
+        let id = event.phone.clone();
+        let mut phones = self.lock();
+        let phone = phones.entry(id.clone()).or_insert_with(|| Phone {
+            config: None,
+            vendor,
+            info: PhoneInfo {
+                id: id.clone(),
+                mac: id.colon_mac(),
+                name: None,
+                vendor: vendor.id.to_string(),
+                model: None,
+                firmware: None,
+                ip: None,
+                agent: self.agent.clone(),
+                configured: false,
+            },
+            state: PhoneState::default(),
+            online: None,
+        });
+        let before = phone.info.clone();
+        if let Some(model) = &parsed.identity.model {
+            phone.info.model = Some(model.clone());
+        }
+        if let Some(firmware) = &parsed.identity.firmware {
+            phone.info.firmware = Some(firmware.clone());
+        }
+        if let Some(ip) = &parsed.ip {
+            phone.info.ip = Some(ip.clone());
+        }
+        state::apply(&mut phone.state, event);
+        let online = (phone.online != Some(true)).then_some(true);
+        phone.online = Some(true);
+        Update {
+            id,
+            info: (phone.info != before).then(|| phone.info.clone()),
+            state: Some(phone.state.clone()),
+            online,
+        }
+    }
+
+    /// Records what a command taught us: the phone answered (or could not be reached), and
+    /// maybe its state.
+    pub fn apply_command_outcome(
+        &self,
+        id: &PhoneId,
+        reachable: bool,
+        refreshed: Option<&Refreshed>,
+    ) -> Option<Update> {
+        let mut phones = self.lock();
+        let phone = phones.get_mut(id)?;
+        let online = (phone.online != Some(reachable)).then_some(reachable);
+        phone.online = Some(reachable);
+        let mut info = None;
+        let mut new_state = None;
+        if let Some(refreshed) = refreshed {
+            let before = phone.state.clone();
+            state::apply_refresh(&mut phone.state, refreshed);
+            if phone.state != before {
+                new_state = Some(phone.state.clone());
+            }
+            if refreshed.firmware.is_some() && refreshed.firmware != phone.info.firmware {
+                phone.info.firmware = refreshed.firmware.clone();
+                info = Some(phone.info.clone());
+            }
+        }
+        Some(Update {
+            id: id.clone(),
+            info,
+            state: new_state,
+            online,
+        })
+    }
+}

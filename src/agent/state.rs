@@ -1,0 +1,154 @@
+//! How a phone's state follows its events: the call state machine, DND, forwards, mute and
+//! registration. Pure functions, the same for every vendor, since events are normalised.
+
+use crate::model::{CallState, Event, Line, PhoneState};
+use crate::vendor::Refreshed;
+
+/// Applies one event to a phone's state.
+pub fn apply(state: &mut PhoneState, event: &Event) {
+    state.last_event = Some(event.event);
+    state.last_seen = Some(event.ts.clone());
+    let call = |state: &mut PhoneState, call_state: CallState| {
+        state.call_state = call_state;
+        if event.remote.is_some() {
+            state.remote = event.remote.clone();
+        }
+        if event.remote_name.is_some() {
+            state.remote_name = event.remote_name.clone();
+        }
+        if event.call_id.is_some() {
+            state.call_id = event.call_id.clone();
+        }
+    };
+    match event.event {
+        "incoming_call" => {
+            // A new call replaces whatever the last one left behind.
+            state.remote = None;
+            state.remote_name = None;
+            state.call_id = None;
+            call(state, CallState::Ringing)
+        }
+        "outgoing_call" => {
+            state.remote = None;
+            state.remote_name = None;
+            state.call_id = None;
+            call(state, CallState::Dialing)
+        }
+        "off_hook" if state.call_state == CallState::Idle => call(state, CallState::Dialing),
+        "call_established" | "call_waiting_answered" | "unhold" => call(state, CallState::Talking),
+        "hold" => call(state, CallState::Held),
+        "call_terminated" | "call_rejected" | "call_cancelled" | "remote_busy"
+        | "remote_cancelled" | "call_forwarded" | "idle" | "transfer_finished" => idle(state),
+        "on_hook" if state.call_state == CallState::Dialing => idle(state),
+        "missed_call" if state.call_state == CallState::Ringing => idle(state),
+        "dnd_on" => state.dnd = true,
+        "dnd_off" => state.dnd = false,
+        "forward_on" | "forward_off" => {
+            let on = event.event == "forward_on";
+            match event.forward {
+                Some("busy") => state.forward.busy = on,
+                Some("no_answer") => state.forward.no_answer = on,
+                _ => state.forward.always = on,
+            }
+        }
+        "mute" => state.muted = true,
+        "unmute" => state.muted = false,
+        "registered" | "unregistered" | "register_failed" => {
+            let registered = event.event == "registered";
+            state.registered = Some(registered);
+            if let Some(user) = &event.line {
+                match state.lines.iter_mut().find(|line| &line.user == user) {
+                    Some(line) => line.registered = registered,
+                    None => state.lines.push(Line {
+                        line: state.lines.len() as u32 + 1,
+                        user: user.clone(),
+                        registered,
+                    }),
+                }
+            }
+        }
+        "setup_completed" => {
+            // A phone that just booted has no call and has not registered yet.
+            idle(state);
+            state.muted = false;
+        }
+        _ => {}
+    }
+}
+
+fn idle(state: &mut PhoneState) {
+    state.call_state = CallState::Idle;
+    state.remote = None;
+    state.remote_name = None;
+    state.call_id = None;
+    state.muted = false;
+}
+
+/// Applies what `refresh` read from the phone.
+pub fn apply_refresh(state: &mut PhoneState, refreshed: &Refreshed) {
+    if let Some(dnd) = refreshed.dnd {
+        state.dnd = dnd;
+    }
+    if !refreshed.lines.is_empty() {
+        state.lines = refreshed.lines.clone();
+        state.registered = Some(refreshed.lines.iter().any(|line| line.registered));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PhoneId;
+
+    fn event(name: &'static str) -> Event {
+        Event {
+            event: name,
+            phone: PhoneId::parse("0015654aa937").unwrap(),
+            ts: "2026-11-26T10:00:00Z".into(),
+            remote: Some("+4930123456".into()),
+            remote_name: Some("Anna Schmidt".into()),
+            local: None,
+            call_id: Some("1".into()),
+            line: Some("1001".into()),
+            key: None,
+            forward: None,
+            vars: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_call_rings_talks_holds_and_ends() {
+        let mut state = PhoneState::default();
+        apply(&mut state, &event("incoming_call"));
+        assert_eq!(state.call_state, CallState::Ringing);
+        assert_eq!(state.remote.as_deref(), Some("+4930123456"));
+        apply(&mut state, &event("call_established"));
+        assert_eq!(state.call_state, CallState::Talking);
+        apply(&mut state, &event("hold"));
+        assert_eq!(state.call_state, CallState::Held);
+        apply(&mut state, &event("unhold"));
+        assert_eq!(state.call_state, CallState::Talking);
+        apply(&mut state, &event("call_terminated"));
+        assert_eq!(state.call_state, CallState::Idle);
+        assert_eq!(state.remote, None);
+        assert_eq!(state.last_event, Some("call_terminated"));
+    }
+
+    #[test]
+    fn dnd_forward_and_registration() {
+        let mut state = PhoneState::default();
+        apply(&mut state, &event("dnd_on"));
+        assert!(state.dnd);
+        let mut fwd = event("forward_on");
+        fwd.forward = Some("busy");
+        apply(&mut state, &fwd);
+        assert!(state.forward.busy && !state.forward.always);
+        apply(&mut state, &event("registered"));
+        assert_eq!(state.registered, Some(true));
+        assert_eq!(state.lines.len(), 1);
+        apply(&mut state, &event("unregistered"));
+        assert_eq!(state.registered, Some(false));
+        assert_eq!(state.lines.len(), 1);
+        assert!(!state.lines[0].registered);
+    }
+}

@@ -1,0 +1,394 @@
+//! Command payloads (MQTT or websocket) into validated [`Command`]s, and the errors a command can end in.
+//!
+//! Everything a caller can get wrong is caught here, before any vendor code runs, so that a
+//! dial string can never smuggle a second Action URI key (`1001&key=Reboot`) to a phone.
+
+use serde_json::{Map, Value};
+
+use crate::model::{ArgKind, Command, CommandArg, CommandKind};
+
+/// Why a command did not succeed. Each variant's text is what the caller reads in `error`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    #[error("unknown command `{0}`; known commands: {known}", known = known_commands())]
+    UnknownCommand(String),
+    #[error("malformed payload: {0}")]
+    BadPayload(String),
+    #[error("invalid argument: {0}")]
+    BadArgument(String),
+    #[error("{vendor} phones cannot do `{command}`")]
+    Unsupported {
+        vendor: &'static str,
+        command: &'static str,
+    },
+    #[error("unknown phone `{0}`")]
+    UnknownPhone(String),
+    #[error("phone {0} is not configured: add a [[phone]] entry with its address and credentials")]
+    NotConfigured(String),
+    #[error("the phone did not answer within {0} s")]
+    Timeout(f64),
+    #[error("phone unreachable: {0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the phone refused the command: {0}")]
+    Rejected(String),
+    #[error("too many commands queued for this phone; try again later")]
+    QueueFull,
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+fn known_commands() -> String {
+    CommandKind::ALL
+        .iter()
+        .map(|kind| kind.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses `cmd/<name>` with its payload. The transaction is returned even when the command is
+/// invalid, so that the error result can echo it.
+pub fn parse(name: &str, payload: &[u8]) -> (Option<String>, Result<Command, CommandError>) {
+    let body = match decode_payload(payload) {
+        Ok(body) => body,
+        Err(err) => return (None, Err(err)),
+    };
+    let transaction = body.transaction.clone();
+    let Some(kind) = CommandKind::from_name(name) else {
+        return (
+            transaction,
+            Err(CommandError::UnknownCommand(name.to_string())),
+        );
+    };
+    (transaction, build(kind, body))
+}
+
+/// A payload reduced to its parts: the value (plain payload or a JSON field) and the extras.
+struct Body {
+    value: Option<String>,
+    fields: Map<String, Value>,
+    transaction: Option<String>,
+}
+
+fn decode_payload(payload: &[u8]) -> Result<Body, CommandError> {
+    let text = std::str::from_utf8(payload)
+        .map_err(|_| CommandError::BadPayload("the payload is not UTF-8 text".into()))?
+        .trim();
+    if text.is_empty() {
+        return Ok(Body {
+            value: None,
+            fields: Map::new(),
+            transaction: None,
+        });
+    }
+    if !(text.starts_with('{') || text.starts_with('[') || text.starts_with('"')) {
+        // A plain value, as `mosquitto_pub -m 1001` sends it.
+        return Ok(Body {
+            value: Some(text.to_string()),
+            fields: Map::new(),
+            transaction: None,
+        });
+    }
+    let json: Value = serde_json::from_str(text)
+        .map_err(|err| CommandError::BadPayload(format!("invalid JSON: {err}")))?;
+    match json {
+        Value::String(value) => Ok(Body {
+            value: Some(value),
+            fields: Map::new(),
+            transaction: None,
+        }),
+        Value::Object(mut fields) => {
+            let transaction = match fields.remove("transaction") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(t)) => Some(t),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                Some(_) => {
+                    return Err(CommandError::BadPayload(
+                        "`transaction` must be a string".into(),
+                    ))
+                }
+            };
+            Ok(Body {
+                value: None,
+                fields,
+                transaction,
+            })
+        }
+        _ => Err(CommandError::BadPayload(
+            "expected a plain value or a JSON object".into(),
+        )),
+    }
+}
+
+impl Body {
+    /// The command's value: the plain payload, or the first of `names` present in the JSON.
+    fn value(&self, names: &[&str]) -> Result<Option<String>, CommandError> {
+        if let Some(value) = &self.value {
+            return Ok(Some(value.clone()));
+        }
+        for name in names.iter().chain(["value"].iter()) {
+            match self.fields.get(*name) {
+                None | Some(Value::Null) => continue,
+                Some(Value::String(s)) => return Ok(Some(s.clone())),
+                Some(Value::Number(n)) => return Ok(Some(n.to_string())),
+                Some(Value::Bool(b)) => return Ok(Some(if *b { "on" } else { "off" }.into())),
+                Some(Value::Array(items)) => {
+                    let parts: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+                    return parts.map(|p| Some(p.join(" "))).ok_or_else(|| {
+                        CommandError::BadArgument(format!("`{name}` must be a list of strings"))
+                    });
+                }
+                Some(_) => {
+                    return Err(CommandError::BadArgument(format!(
+                        "`{name}` must be a string"
+                    )))
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn line(&self) -> Result<Option<u32>, CommandError> {
+        match self.fields.get("line") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .filter(|n| (1..=64).contains(n))
+                .map(|n| Some(n as u32))
+                .ok_or_else(|| CommandError::BadArgument("`line` must be 1 to 64".into())),
+            Some(Value::String(s)) => s
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .map(Some)
+                .ok_or_else(|| CommandError::BadArgument("`line` must be 1 to 64".into())),
+            Some(_) => Err(CommandError::BadArgument("`line` must be a number".into())),
+        }
+    }
+}
+
+fn build(kind: CommandKind, body: Body) -> Result<Command, CommandError> {
+    let name = kind.name();
+    let arg = match kind.arg() {
+        ArgKind::None => CommandArg::None,
+        ArgKind::Number => {
+            let raw = body.value(&["number"])?.ok_or_else(|| {
+                CommandError::BadArgument(format!("`{name}` needs a number, e.g. 1001"))
+            })?;
+            CommandArg::Number(normalise_number(&raw)?)
+        }
+        ArgKind::OnOff => {
+            let raw = body.value(&["state"])?.ok_or_else(|| {
+                CommandError::BadArgument(format!("`{name}` needs `on` or `off`"))
+            })?;
+            CommandArg::OnOff(parse_on_off(&raw).ok_or_else(|| {
+                CommandError::BadArgument(format!("`{raw}` is not `on` or `off`"))
+            })?)
+        }
+        ArgKind::Text => {
+            let text = body.value(&["text", "message"])?.unwrap_or_default();
+            if text.trim().is_empty() {
+                return Err(CommandError::BadArgument(format!("`{name}` needs a text")));
+            }
+            if text.chars().count() > 512 {
+                return Err(CommandError::BadArgument(
+                    "the text is longer than 512 characters".into(),
+                ));
+            }
+            CommandArg::Text(text)
+        }
+        ArgKind::Key => {
+            let raw = body.value(&["key", "keys"])?.unwrap_or_default();
+            CommandArg::Keys(parse_keys(&raw)?)
+        }
+        ArgKind::Url => {
+            let url = body.value(&["url"])?.unwrap_or_default();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(CommandError::BadArgument(format!(
+                    "`{name}` needs an http(s) URL"
+                )));
+            }
+            CommandArg::Url(url)
+        }
+    };
+    Ok(Command {
+        kind,
+        arg,
+        line: body.line()?,
+    })
+}
+
+fn parse_on_off(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" | "enable" => Some(true),
+        "off" | "false" | "0" | "no" | "disable" => Some(false),
+        _ => None,
+    }
+}
+
+/// Key names are vendor words (`OK`, `F1`, `L2`, `*`, `#`...). Several may be given, separated by
+/// spaces or commas; each is checked so that none can carry a separator of the vendor's syntax.
+fn parse_keys(raw: &str) -> Result<Vec<String>, CommandError> {
+    let keys: Vec<String> = raw
+        .split([' ', ','])
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect();
+    if keys.is_empty() {
+        return Err(CommandError::BadArgument(
+            "`key` needs a key name, e.g. OK".into(),
+        ));
+    }
+    if keys.len() > 32 {
+        return Err(CommandError::BadArgument("at most 32 keys at once".into()));
+    }
+    for key in &keys {
+        let valid = key.len() <= 24
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '*' | '#'));
+        if !valid {
+            return Err(CommandError::BadArgument(format!(
+                "`{key}` is not a key name (letters, digits, `_`, `*`, `#`)"
+            )));
+        }
+    }
+    Ok(keys)
+}
+
+/// Normalises a dial string as vendors.md §0.1 says: `tel:`/`callto:`/`sip:` prefixes go, visual
+/// separators go, a leading `+` and `*`/`#` stay. `user@host` SIP targets are kept whole.
+pub fn normalise_number(raw: &str) -> Result<String, CommandError> {
+    let trimmed = raw.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    let without_scheme = ["tel:", "callto:", "sips:", "sip:"]
+        .iter()
+        .find(|scheme| lower.starts_with(*scheme))
+        .map_or(trimmed, |scheme| &trimmed[scheme.len()..]);
+    let invalid = || {
+        CommandError::BadArgument(format!(
+            "`{raw}` is not a number: use digits with an optional leading +, * or #, or user@host"
+        ))
+    };
+    if let Some((user, host)) = without_scheme.split_once('@') {
+        let user_ok = !user.is_empty()
+            && user.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '.' | '_' | '-')
+            });
+        let host_ok = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+        return if user_ok && host_ok {
+            Ok(without_scheme.to_string())
+        } else {
+            Err(invalid())
+        };
+    }
+    let mut number = String::new();
+    for (index, c) in without_scheme.chars().enumerate() {
+        match c {
+            '0'..='9' | '*' | '#' => number.push(c),
+            '+' if index == 0 || number.is_empty() => number.push(c),
+            ' ' | '-' | '.' | '/' | '(' | ')' => {}
+            _ => return Err(invalid()),
+        }
+    }
+    if number.is_empty() || number == "+" {
+        return Err(invalid());
+    }
+    if number.len() > 64 {
+        return Err(CommandError::BadArgument("the number is too long".into()));
+    }
+    Ok(number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(name: &str, payload: &str) -> Command {
+        parse(name, payload.as_bytes()).1.unwrap()
+    }
+
+    fn err(name: &str, payload: &str) -> CommandError {
+        parse(name, payload.as_bytes()).1.unwrap_err()
+    }
+
+    #[test]
+    fn numbers_are_normalised_as_vendors_md_says() {
+        assert_eq!(normalise_number("+49 30 1234").unwrap(), "+49301234");
+        assert_eq!(normalise_number("tel:+49-30-(12)34").unwrap(), "+49301234");
+        assert_eq!(normalise_number("callto:1001").unwrap(), "1001");
+        assert_eq!(normalise_number("*21#").unwrap(), "*21#");
+        assert_eq!(
+            normalise_number("sip:alice@pbx.example.com").unwrap(),
+            "alice@pbx.example.com"
+        );
+        for bad in [
+            "1001&key=Reboot",
+            "1001;Reboot",
+            "10 01\r\nX",
+            "١٢٣",
+            "",
+            "+",
+            "12+3",
+            "a@b c",
+        ] {
+            assert!(normalise_number(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn payload_forms() {
+        assert_eq!(
+            ok("dial", "+49 30 1234").arg,
+            CommandArg::Number("+49301234".into())
+        );
+        let (transaction, command) = parse(
+            "dial",
+            br#"{"number": "1001", "transaction": "t-1", "line": 2}"#,
+        );
+        assert_eq!(transaction.as_deref(), Some("t-1"));
+        let command = command.unwrap();
+        assert_eq!(command.arg, CommandArg::Number("1001".into()));
+        assert_eq!(command.line, Some(2));
+        assert_eq!(ok("dnd", "on").arg, CommandArg::OnOff(true));
+        assert_eq!(
+            ok("dnd", r#"{"state": "OFF"}"#).arg,
+            CommandArg::OnOff(false)
+        );
+        assert_eq!(ok("dnd", r#"{"value": true}"#).arg, CommandArg::OnOff(true));
+        assert_eq!(ok("answer", "").arg, CommandArg::None);
+        assert_eq!(
+            ok("key", "F1, OK").arg,
+            CommandArg::Keys(vec!["F1".into(), "OK".into()])
+        );
+        assert_eq!(ok("dial", "1001").kind, CommandKind::Dial);
+    }
+
+    #[test]
+    fn bad_payloads_are_named() {
+        assert!(matches!(
+            err("dial", "{\"number\": "),
+            CommandError::BadPayload(_)
+        ));
+        assert!(matches!(
+            err("explode", ""),
+            CommandError::UnknownCommand(_)
+        ));
+        assert!(matches!(err("dial", ""), CommandError::BadArgument(_)));
+        assert!(matches!(err("dnd", "maybe"), CommandError::BadArgument(_)));
+        assert!(matches!(
+            err("key", "OK;Reboot"),
+            CommandError::BadArgument(_)
+        ));
+        assert!(matches!(err("message", ""), CommandError::BadArgument(_)));
+        let (transaction, result) = parse("explode", br#"{"transaction": "t-9"}"#);
+        assert_eq!(transaction.as_deref(), Some("t-9"));
+        assert!(result.is_err());
+    }
+}

@@ -1,0 +1,379 @@
+//! `phone2mqtt.toml`: types, defaults and validation.
+//!
+//! Every key is checked before anything starts: an unknown or misspelled key, a bad MAC or an
+//! unknown vendor stops the process with one message naming the file and the key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::model::PhoneId;
+use crate::vendor;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub mqtt: MqttConfig,
+    pub broker: BrokerConfig,
+    pub http: HttpConfig,
+    pub agent: AgentConfig,
+    #[serde(rename = "phone")]
+    pub phones: Vec<PhoneConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// `mqtt://host:1883`, `mqtts://host:8883`, `ws://host:8083/mqtt`. Absent: the embedded broker.
+    pub url: Option<String>,
+    pub base_topic: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: None,
+            base_topic: "phone2mqtt".into(),
+            username: None,
+            password: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// rumqttd settings; absent: the built-in copy of the shipped `broker.toml`.
+    pub config: Option<PathBuf>,
+    /// Overrides the MQTT listener of that file; default 127.0.0.1:1883.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// How phones reach this agent, e.g. `http://192.168.1.10:8080`. Absent: derived from `listen`.
+    pub public_url: Option<String>,
+    /// The secret carried in every Action URL. Absent: generated and kept in the data directory.
+    pub action_token: Option<Secret>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            action_token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// This agent's name in `bridge/<name>/state` and in each phone's `info`. Default: the host name.
+    pub name: Option<String>,
+    /// Where the generated action token is kept.
+    pub data_dir: PathBuf,
+    /// Seconds a phone has to answer one command.
+    pub command_timeout: f64,
+    /// Answer commands for phones this agent does not know with an error result. Turn it off
+    /// when several agents share one broker, so that only the owner answers.
+    pub answer_unknown_phones: bool,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            name: None,
+            data_dir: PathBuf::from("data"),
+            command_timeout: 5.0,
+            answer_unknown_phones: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneConfig {
+    pub mac: String,
+    pub vendor: String,
+    /// `host`, `host:port`, or `http(s)://host:port`.
+    pub address: String,
+    #[serde(default = "default_username")]
+    pub username: String,
+    #[serde(default = "default_password")]
+    pub password: Secret,
+    pub name: Option<String>,
+    /// SIP identity used to dial, e.g. `1001@pbx.example.com`.
+    pub line: Option<String>,
+}
+
+fn default_username() -> String {
+    "admin".into()
+}
+
+fn default_password() -> Secret {
+    Secret("admin".into())
+}
+
+impl PhoneConfig {
+    pub fn id(&self) -> PhoneId {
+        PhoneId::parse(&self.mac).expect("validated when the config was loaded")
+    }
+
+    /// The phone's base URL, `http://host:port`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        let address = self.address.trim_end_matches('/');
+        if address.starts_with("http://") || address.starts_with("https://") {
+            address.to_string()
+        } else {
+            format!("http://{address}")
+        }
+    }
+}
+
+/// A password or token: printed as `***` by `Debug`, never serialised.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A config problem, naming the file and the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {reason}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+            file: file.clone(),
+            key: "(file)".into(),
+            reason: format!("cannot read it: {err}"),
+        })?;
+        Config::parse(&text, &file)
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|err| ConfigError {
+            file: file.to_string(),
+            key: toml_error_key(text, &err),
+            reason: err.message().to_string(),
+        })?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let fail = |key: String, reason: String| ConfigError {
+            file: file.to_string(),
+            key,
+            reason,
+        };
+        if self.mqtt.base_topic.is_empty()
+            || self.mqtt.base_topic.contains(['+', '#'])
+            || self.mqtt.base_topic.starts_with('/')
+        {
+            return Err(fail(
+                "mqtt.base_topic".into(),
+                "must be a non-empty topic without wildcards".into(),
+            ));
+        }
+        if let Some(url) = &self.mqtt.url {
+            crate::mqtt::BrokerUrl::parse(url).map_err(|reason| fail("mqtt.url".into(), reason))?;
+        }
+        if let Some(url) = &self.http.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(fail(
+                    "http.public_url".into(),
+                    format!("`{url}` must start with http:// or https://"),
+                ));
+            }
+        } else if self.http.listen.ip().is_unspecified() {
+            return Err(fail(
+                "http.public_url".into(),
+                format!(
+                    "required when http.listen is {}: set the address phones use to reach this agent, e.g. http://192.168.1.10:{}",
+                    self.http.listen,
+                    self.http.listen.port()
+                ),
+            ));
+        }
+        if let Some(token) = &self.http.action_token {
+            if token.expose().len() < 16
+                || !token
+                    .expose()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(fail(
+                    "http.action_token".into(),
+                    "must be at least 16 characters of letters, digits, `-` or `_`".into(),
+                ));
+            }
+        }
+        if !(self.agent.command_timeout > 0.0 && self.agent.command_timeout <= 300.0) {
+            return Err(fail(
+                "agent.command_timeout".into(),
+                "must be between 0 and 300 seconds".into(),
+            ));
+        }
+        if let Some(name) = &self.agent.name {
+            if name.is_empty() || name.contains(['/', '+', '#']) {
+                return Err(fail(
+                    "agent.name".into(),
+                    "must be non-empty, without `/`, `+` or `#`".into(),
+                ));
+            }
+        }
+        let mut seen = std::collections::HashMap::new();
+        for (index, phone) in self.phones.iter().enumerate() {
+            let key = |field: &str| format!("phone[{index}].{field}");
+            let Some(id) = PhoneId::parse(&phone.mac) else {
+                return Err(fail(
+                    key("mac"),
+                    format!("`{}` is not a MAC address", phone.mac),
+                ));
+            };
+            if let Some(previous) = seen.insert(id.clone(), index) {
+                return Err(fail(
+                    key("mac"),
+                    format!("the same phone as phone[{previous}]"),
+                ));
+            }
+            if vendor::find(&phone.vendor).is_none() {
+                return Err(fail(
+                    key("vendor"),
+                    format!(
+                        "unknown vendor `{}`; known: {}",
+                        phone.vendor,
+                        vendor::names().join(", ")
+                    ),
+                ));
+            }
+            if phone.address.is_empty() || phone.address.contains(char::is_whitespace) {
+                return Err(fail(
+                    key("address"),
+                    "must be host, host:port or http(s)://host:port".into(),
+                ));
+            }
+            if let Some(name) = &phone.name {
+                if name.contains(['/', '+', '#']) {
+                    return Err(fail(key("name"), "must not contain `/`, `+` or `#`".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Finds the dotted key a TOML error is about, from its position in the text.
+fn toml_error_key(text: &str, err: &toml::de::Error) -> String {
+    let Some(span) = err.span() else {
+        return "(syntax)".into();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| line.starts_with('['))
+        .map(|line| line.trim_matches(['[', ']']).to_string());
+    let key = text[span.clone()]
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    match table {
+        Some(table) if !key.is_empty() && !key.contains('\n') => {
+            format!("{table}.{key} (line {line_no})")
+        }
+        Some(table) => format!("{table} (line {line_no})"),
+        None if !key.is_empty() && !key.contains('\n') => format!("{key} (line {line_no})"),
+        None => format!("line {line_no}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::parse("", "t.toml").unwrap();
+        assert_eq!(config.mqtt.base_topic, "phone2mqtt");
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.agent.command_timeout, 5.0);
+        assert!(config.mqtt.url.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let err = Config::parse(
+            "[http]\nlisten = \"127.0.0.1:8080\"\nlistn = 1\n",
+            "site.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("site.toml: http.listn"), "{err}");
+        let err = Config::parse(
+            "[[phone]]\nmac = \"zz\"\nvendor = \"yealink\"\naddress = \"10.0.0.5\"\n",
+            "site.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("phone[0].mac"), "{err}");
+        let err = Config::parse(
+            "[[phone]]\nmac = \"001565000001\"\nvendor = \"nokia\"\naddress = \"10.0.0.5\"\n",
+            "site.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("phone[0].vendor") && err.contains("yealink"),
+            "{err}"
+        );
+        let err = Config::parse("[http]\nlisten = \"0.0.0.0:8080\"\n", "site.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http.public_url"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = Config::parse(
+            "[[phone]]\nmac = \"001565000001\"\nvendor = \"yealink\"\naddress = \"10.0.0.5\"\npassword = \"hunter2\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

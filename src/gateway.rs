@@ -1,0 +1,199 @@
+//! Wiring: the embedded broker (unless `mqtt.url` names another), the agent, the web side and
+//! the HTTP listener they share, started in that order and stopped by one token.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::agent::{Agent, AgentOptions};
+use crate::config::{Config, Secret};
+use crate::mqtt::{BrokerUrl, SessionOptions};
+use crate::{broker, http_front, web};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    pub config: Config,
+    /// Start the embedded broker when `mqtt.url` is not set (`serve`); `agent` never does.
+    pub embedded_broker: bool,
+    /// Serve the Manager, `/ws` and the REST API (`serve`), or only what phones need (`agent`).
+    pub web: bool,
+    /// How often configured phones are polled for their state; zero turns it off.
+    pub poll_interval: Duration,
+}
+
+/// A running gateway, with the addresses it ended up on.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub http_addr: SocketAddr,
+    pub public_url: String,
+    pub broker: BrokerUrl,
+    pub token: Secret,
+    pub agent: Agent,
+}
+
+pub async fn start(
+    options: GatewayOptions,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<Gateway> {
+    let config = &options.config;
+    let broker = match &config.mqtt.url {
+        Some(url) => {
+            BrokerUrl::parse(url).map_err(|reason| anyhow::anyhow!("mqtt.url: {reason}"))?
+        }
+        None if options.embedded_broker => {
+            let broker_config = broker::load_config(config.broker.config.as_deref())?;
+            let addr = broker::start(broker_config, config.broker.listen)?;
+            let addr = broker::connect_addr(addr);
+            info!(%addr, "Embedded MQTT broker listening.");
+            BrokerUrl::parse(&format!("mqtt://{addr}")).expect("a socket address makes a URL")
+        }
+        None => {
+            bail!("mqtt.url: the agent needs the broker's address, e.g. mqtt://broker.example:1883")
+        }
+    };
+    let listener = TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?;
+    let http_addr = listener.local_addr()?;
+    let public_url = config
+        .http
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", broker::connect_addr(http_addr)))
+        .trim_end_matches('/')
+        .to_string();
+    let token = match &config.http.action_token {
+        Some(token) => token.clone(),
+        None => load_or_create_token(&config.agent.data_dir)?,
+    };
+    let name = config.agent.name.clone().unwrap_or_else(host_name);
+    let agent = Agent::start(
+        config,
+        AgentOptions {
+            name: name.clone(),
+            broker: broker.clone(),
+            public_url: public_url.clone(),
+            token: token.clone(),
+            poll_interval: options.poll_interval,
+        },
+        shutdown.clone(),
+        tracker,
+    );
+    let mut router = agent.router();
+    let mut sessions = vec![agent.mqtt().clone()];
+    if options.web {
+        let web_state = web::start(
+            &config.mqtt.base_topic,
+            SessionOptions {
+                broker: broker.clone(),
+                client_id: format!("phone2mqtt-web-{name}-{}", std::process::id()),
+                username: config.mqtt.username.clone(),
+                password: config
+                    .mqtt
+                    .password
+                    .as_ref()
+                    .map(|p| p.expose().to_string()),
+                last_will: None,
+                goodbye: None,
+                subscriptions: Vec::new(),
+            },
+            shutdown.clone(),
+            tracker,
+        );
+        sessions.push(web_state.mqtt.clone());
+        router = router.merge(web::router(web_state));
+    }
+    tracker.spawn(http_front::serve(
+        listener,
+        router,
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    info!(%http_addr, %public_url, agent = %name, "HTTP listening.");
+    for session in sessions {
+        if !session.wait_connected(Duration::from_secs(10)).await {
+            warn!(broker = %format!("{}:{}", broker.host, broker.port), "Not connected to the MQTT broker yet; retrying in the background.");
+            break;
+        }
+    }
+    Ok(Gateway {
+        http_addr,
+        public_url,
+        broker,
+        token,
+        agent,
+    })
+}
+
+/// The action token kept in the data directory, created on first use.
+pub fn load_or_create_token(data_dir: &Path) -> anyhow::Result<Secret> {
+    let path = data_dir.join("action_token");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let token = text.trim();
+        if token.len() >= 16 {
+            return Ok(Secret::new(token));
+        }
+        bail!(
+            "{}: the kept action token is too short; delete the file to make a new one",
+            path.display()
+        );
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("agent.data_dir: cannot create {}", data_dir.display()))?;
+    let token = new_token();
+    let mut file = {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?
+    };
+    writeln!(file, "{token}")?;
+    info!(file = %path.display(), "Generated a new action token.");
+    Ok(Secret::new(token))
+}
+
+/// 32 random letters and digits.
+pub fn new_token() -> String {
+    use rand::distributions::Alphanumeric;
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+/// This machine's name, usable in a topic.
+fn host_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let name: String = raw
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "agent".into()
+    } else {
+        name
+    }
+}

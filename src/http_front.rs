@@ -1,0 +1,377 @@
+//! The HTTP listener, lenient about request lines the way desk phones write them.
+//!
+//! Phones paste values into Action URLs verbatim: raw spaces (`display_remote=Anna Schmidt`),
+//! non-ASCII names, stray `%`. A stock HTTP/1.1 parser answers 400 to those. So each connection's
+//! first request head is read here, its target is re-encoded (`%XX` for every byte a URI may not
+//! hold; nothing that is already valid changes, `+` included), and the connection is handed to
+//! hyper and the axum router with the repaired head in front of the rest of the stream.
+//! Action URL requests are answered with `Connection: close`, so that each one gets this repair.
+//! A head that is not HTTP at all gets a 400 here, and the listener goes on serving.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use bytes::{Buf, Bytes, BytesMut};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+use tracing::{debug, warn};
+
+/// The largest request head accepted; phones' Action URLs are at most ~512 bytes.
+const MAX_HEAD: usize = 16 * 1024;
+/// How long a client may take to send its first head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections at most; more wait in the kernel's accept queue.
+const MAX_CONNECTIONS: usize = 4096;
+
+/// Serves `router` on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("never closed"),
+            () = shutdown.cancelled() => return,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = Duration::from_millis(10);
+                let router = router.clone();
+                let shutdown = shutdown.clone();
+                tracker.spawn(async move {
+                    if let Err(err) = connection(stream, peer, router, shutdown).await {
+                        debug!(%peer, cause = %err, "Connection ended with an error.");
+                    }
+                    drop(permit);
+                });
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: wait, then accept again.
+                warn!(cause = %err, retry_in = ?backoff, "Accept failed.");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(64));
+            }
+        }
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let head = tokio::select! {
+        head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)) => head,
+        () = shutdown.cancelled() => return Ok(()),
+    };
+    let buffered = match head {
+        Err(_) => {
+            return respond(
+                &mut stream,
+                408,
+                "Request Timeout",
+                "the request head did not arrive in time",
+            )
+            .await
+        }
+        Ok(Err(HeadError::Closed)) => return Ok(()),
+        Ok(Err(HeadError::TooLarge)) => {
+            return respond(
+                &mut stream,
+                431,
+                "Request Header Fields Too Large",
+                "the request head is larger than 16 KiB",
+            )
+            .await
+        }
+        Ok(Err(HeadError::Io(err))) => return Err(err),
+        Ok(Ok(buffered)) => buffered,
+    };
+    let prefix = match repair_head(&buffered) {
+        Ok(prefix) => prefix,
+        Err(reason) => {
+            warn!(%peer, reason, "Malformed HTTP request refused.");
+            return respond(&mut stream, 400, "Bad Request", reason).await;
+        }
+    };
+    let io = TokioIo::new(Prefixed {
+        prefix,
+        inner: stream,
+    });
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request.map(axum::body::Body::new))
+        });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(io, service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => result.map_err(io::Error::other),
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
+            Ok(())
+        }
+    }
+}
+
+enum HeadError {
+    Closed,
+    TooLarge,
+    Io(io::Error),
+}
+
+/// Reads until the end of the first request head; returns everything read so far.
+async fn read_head(stream: &mut TcpStream) -> Result<BytesMut, HeadError> {
+    let mut buffer = BytesMut::with_capacity(1024);
+    loop {
+        if find_head_end(&buffer).is_some() {
+            return Ok(buffer);
+        }
+        if buffer.len() > MAX_HEAD {
+            return Err(HeadError::TooLarge);
+        }
+        let read = stream.read_buf(&mut buffer).await.map_err(HeadError::Io)?;
+        if read == 0 {
+            return if buffer.is_empty() {
+                Err(HeadError::Closed)
+            } else {
+                Err(HeadError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed mid-head",
+                )))
+            };
+        }
+    }
+}
+
+/// The index just past the blank line ending the head (`\r\n\r\n`, or a bare `\n\n`).
+fn find_head_end(buffer: &[u8]) -> Option<usize> {
+    let crlf = buffer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
+    let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Rewrites the request line so that hyper accepts it; returns the bytes to hand on.
+pub fn repair_head(buffered: &[u8]) -> Result<Bytes, &'static str> {
+    let head_end = find_head_end(buffered).ok_or("incomplete request head")?;
+    let line_end = buffered
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or("no request line")?;
+    let line = &buffered[..line_end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let first_space = line
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or("malformed request line")?;
+    let last_space = line
+        .iter()
+        .rposition(|&b| b == b' ')
+        .ok_or("malformed request line")?;
+    if last_space <= first_space {
+        return Err("malformed request line");
+    }
+    let method = &line[..first_space];
+    let version = &line[last_space + 1..];
+    let target = trim_spaces(&line[first_space + 1..last_space]);
+    if method.is_empty() || method.len() > 16 || !method.iter().all(u8::is_ascii_uppercase) {
+        return Err("malformed request line: bad method");
+    }
+    if version != b"HTTP/1.1" && version != b"HTTP/1.0" {
+        return Err("malformed request line: not HTTP/1.x");
+    }
+    let target = strip_origin(target);
+    if !target.starts_with(b"/") {
+        return Err("malformed request line: the target must start with /");
+    }
+    let repaired = encode_target(target);
+    let needs_close = repaired.as_slice() != target || target.starts_with(b"/action/");
+    let mut out = BytesMut::with_capacity(buffered.len() + 64);
+    out.extend_from_slice(method);
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(&repaired);
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(version);
+    out.extend_from_slice(b"\r\n");
+    let headers = &buffered[line_end + 1..head_end];
+    for header in headers.split(|&b| b == b'\n') {
+        let header = header.strip_suffix(b"\r").unwrap_or(header);
+        if header.is_empty() {
+            continue;
+        }
+        if needs_close && header.len() >= 11 && header[..11].eq_ignore_ascii_case(b"connection:") {
+            continue;
+        }
+        out.extend_from_slice(header);
+        out.extend_from_slice(b"\r\n");
+    }
+    if needs_close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&buffered[head_end..]);
+    Ok(out.freeze())
+}
+
+fn trim_spaces(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' '] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// `http://host:port/path` (absolute form, as some phones send through proxies) to `/path`.
+fn strip_origin(target: &[u8]) -> &[u8] {
+    for scheme in [&b"http://"[..], &b"https://"[..]] {
+        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &target[scheme.len()..];
+            return rest
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(b"/", |i| &rest[i..]);
+        }
+    }
+    target
+}
+
+/// Percent-encodes every byte a URI target may not hold. Valid `%XX` escapes stay as they are.
+fn encode_target(target: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(target.len());
+    for (i, &byte) in target.iter().enumerate() {
+        let allowed = byte.is_ascii_alphanumeric()
+            || b"-._~!$&'()*+,;=:@/?".contains(&byte)
+            || (byte == b'%'
+                && target.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && target.get(i + 2).is_some_and(u8::is_ascii_hexdigit));
+        if allowed {
+            out.push(byte);
+        } else {
+            out.extend_from_slice(format!("%{byte:02X}").as_bytes());
+        }
+    }
+    out
+}
+
+async fn respond(stream: &mut TcpStream, status: u16, reason: &str, body: &str) -> io::Result<()> {
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}\n",
+        body.len() + 1
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// A stream with some bytes already read from it put back in front.
+struct Prefixed {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repaired(head: &str) -> String {
+        String::from_utf8(repair_head(head.as_bytes()).unwrap().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn raw_spaces_and_plus_are_repaired() {
+        let out = repaired("GET /action/t/yealink/incoming_call?remote=+4930123456&display_remote=Anna Schmidt&call_id=$call_id HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
+        assert!(out.starts_with("GET /action/t/yealink/incoming_call?remote=+4930123456&display_remote=Anna%20Schmidt&call_id=$call_id HTTP/1.1\r\n"), "{out}");
+        assert!(out.contains("Connection: close\r\n") && !out.contains("keep-alive"));
+    }
+
+    #[test]
+    fn valid_requests_pass_unchanged() {
+        let head = "GET /api/phones?x=%20 HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(repaired(head), head);
+        let out = repaired("GET /a?name=Müller&p=100% HTTP/1.0\n\n");
+        assert!(
+            out.starts_with("GET /a?name=M%C3%BCller&p=100%25 HTTP/1.0\r\n"),
+            "{out}"
+        );
+        assert!(repaired("GET http://10.0.0.1:8080/x HTTP/1.1\r\n\r\n").starts_with("GET /x "));
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        for head in [
+            "\x16\x03\x01 junk\r\n\r\n",
+            "GET\r\n\r\n",
+            "GET /x FTP/1\r\n\r\n",
+            "get /x HTTP/1.1\r\n\r\n",
+            "GET x HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(repair_head(head.as_bytes()).is_err(), "{head:?}");
+        }
+    }
+}

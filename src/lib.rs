@@ -1,0 +1,36 @@
+//! phone2mqtt turns SIP desk phones into MQTT devices.
+//!
+//! Phones report events through their Action URL (an HTTP GET on every call, key press, DND
+//! change...) and take commands through their Action URI (HTTP requests that dial, answer, set
+//! DND...). The agent receives the first and publishes them on MQTT; it subscribes to command
+//! topics and drives the phones with the second.
+//!
+//! # Layout
+//! - [`model`]: the intermediate form between every vendor's wire format and MQTT: `PhoneId`,
+//!   `Event`, `Command`, `CommandResult`, `PhoneState`.
+//! - [`command`]: command payloads into validated commands, and the errors a command ends in.
+//! - [`topics`]: every topic string is built and parsed there and nowhere else.
+//! - [`vendor`]: one file per vendor, declared as data: events, variables, commands, request
+//!   building, reply reading, provisioning. No I/O.
+//! - [`agent`]: receives callbacks, keeps state, runs one command queue per phone.
+//! - [`http_front`]: the HTTP listener, lenient about the request lines phones write.
+//! - [`mqtt`]: the one MQTT session task per component, with reconnect and resubscribe.
+//! - [`broker`]: the embedded rumqttd broker.
+//! - [`web`]: the `/ws` adapter, the REST API and the Manager page.
+//! - [`sim`]: simulated phones, one personality per vendor.
+//! - [`config`]: `phone2mqtt.toml`. [`gateway`]: wires it all together. [`shutdown`]: signals.
+
+pub mod agent;
+pub mod broker;
+pub mod command;
+pub mod config;
+pub mod demo;
+pub mod gateway;
+pub mod http_front;
+pub mod model;
+pub mod mqtt;
+pub mod shutdown;
+pub mod sim;
+pub mod topics;
+pub mod vendor;
+pub mod web;

@@ -1,0 +1,264 @@
+//! The `phone2mqtt` command line: parse, then call into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info};
+
+use phone2mqtt::config::Config;
+use phone2mqtt::gateway::{self, GatewayOptions};
+use phone2mqtt::model::PhoneId;
+use phone2mqtt::vendor::{self, ProvisionCtx};
+use phone2mqtt::{demo, shutdown, sim};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "phone2mqtt",
+    version,
+    about = "SIP desk phones as MQTT devices: Action URL events out, Action URI commands in"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Broker (unless [mqtt] url is set), agent and web, all in one.
+    Serve {
+        /// phone2mqtt.toml; without it, built-in defaults.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Also run simulated phones that get an occasional call.
+        #[arg(long)]
+        demo: bool,
+        /// Seconds between state polls of configured phones (0: never).
+        #[arg(long, default_value_t = 60)]
+        poll: u64,
+    },
+    /// The agent alone, connected to the broker in [mqtt] url.
+    Agent {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[arg(long, default_value_t = 60)]
+        poll: u64,
+    },
+    /// Simulated phones of one vendor, pointed at an agent.
+    Sim {
+        /// yealink
+        vendor: String,
+        /// How many phones.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// The agent's address, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        agent: String,
+        /// The first MAC; the others count up from it. Default: the vendor's prefix, then 5e0001.
+        #[arg(long)]
+        first_mac: Option<String>,
+        /// Address the phones' HTTP servers bind to (each gets its own port).
+        #[arg(long, default_value = "127.0.0.1")]
+        listen: std::net::IpAddr,
+        /// Admin password of the simulated phones.
+        #[arg(long, default_value = "admin")]
+        password: String,
+        /// Give the phones random incoming calls.
+        #[arg(long)]
+        calls: bool,
+    },
+    /// Print the phone config that points a phone of this vendor at the agent.
+    Provision {
+        /// yealink
+        vendor: String,
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn,hyper=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("phone2mqtt: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("phone2mqtt: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(path) => Ok(Config::load(path)?),
+        None => Ok(Config::default()),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config, demo, poll } => {
+            let mut config = load(config.as_ref())?;
+            let pending = demo.then(|| demo::prepare(&mut config)).transpose()?;
+            run_gateway(config, true, poll, pending).await
+        }
+        Command::Agent { config, poll } => {
+            let config = load(Some(&config))?;
+            run_gateway(config, false, poll, None).await
+        }
+        Command::Sim {
+            vendor,
+            count,
+            agent,
+            first_mac,
+            listen,
+            password,
+            calls,
+        } => run_sim(&vendor, count, &agent, first_mac, listen, password, calls).await,
+        Command::Provision { vendor, config } => {
+            let config = load(config.as_ref())?;
+            let spec = vendor::find(&vendor).with_context(|| {
+                format!(
+                    "unknown vendor `{vendor}`; known: {}",
+                    vendor::names().join(", ")
+                )
+            })?;
+            let public_url = config
+                .http
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.http.listen));
+            let token = match &config.http.action_token {
+                Some(token) => token.clone(),
+                None => gateway::load_or_create_token(&config.agent.data_dir)?,
+            };
+            let ctx = ProvisionCtx {
+                agent_host: url::Url::parse(&public_url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_string))
+                    .unwrap_or_default(),
+                public_url,
+                token: token.expose().to_string(),
+            };
+            print!("{}", (spec.provision)(&ctx));
+            Ok(())
+        }
+    }
+}
+
+async fn run_gateway(
+    config: Config,
+    embedded: bool,
+    poll: u64,
+    pending_demo: Option<demo::PendingDemo>,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let gateway = gateway::start(
+        GatewayOptions {
+            config,
+            embedded_broker: embedded,
+            web: embedded,
+            poll_interval: Duration::from_secs(poll),
+        },
+        stop.clone(),
+        &tracker,
+    )
+    .await?;
+    println!(
+        "phone2mqtt is running: Manager {url}/ , MQTT mqtt://{host}:{port} (try: mosquitto_sub -h {host} -p {port} -t 'phone2mqtt/#' -v)",
+        url = gateway.public_url,
+        host = gateway.broker.host,
+        port = gateway.broker.port
+    );
+    if let Some(pending) = pending_demo {
+        let phones = pending.start(&gateway.public_url, stop.clone()).await?;
+        for phone in &phones {
+            info!(mac = %phone.mac(), addr = %phone.addr(), "Demo phone started.");
+        }
+    }
+    shutdown::signal().await;
+    info!("Shutting down.");
+    stop.cancel();
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .is_err()
+    {
+        error!("Some tasks did not stop within 5 s.");
+    }
+    Ok(())
+}
+
+async fn run_sim(
+    vendor: &str,
+    count: usize,
+    agent: &str,
+    first_mac: Option<String>,
+    listen: std::net::IpAddr,
+    password: String,
+    calls: bool,
+) -> anyhow::Result<()> {
+    let personality = sim::personality(vendor).with_context(|| {
+        let known: Vec<&str> = sim::PERSONALITIES.iter().map(|p| p.vendor.id).collect();
+        format!("no simulator for `{vendor}`; known: {}", known.join(", "))
+    })?;
+    let first_mac = match first_mac {
+        Some(mac) => PhoneId::parse(&mac)
+            .with_context(|| format!("--first-mac: `{mac}` is not a MAC address"))?,
+        None => PhoneId::parse(&format!("{}5e0001", personality.vendor.ouis[0]))
+            .expect("OUI plus 6 hex digits"),
+    };
+    let stop = CancellationToken::new();
+    let phones = sim::spawn_many(
+        personality,
+        count,
+        &first_mac,
+        agent,
+        |options| {
+            options.listen = std::net::SocketAddr::new(listen, 0);
+            options.password = password.clone();
+            options.random_calls = calls;
+        },
+        stop.clone(),
+    )
+    .await?;
+    println!(
+        "# {count} simulated {} phone(s). Add them to phone2mqtt.toml to control them:",
+        personality.vendor.name
+    );
+    for phone in &phones {
+        let options = phone.options();
+        println!(
+            "[[phone]]\nmac = \"{}\"\nvendor = \"{}\"\naddress = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\nline = \"{}@{}\"\n",
+            phone.mac().colon_mac(),
+            personality.vendor.id,
+            phone.addr(),
+            options.username,
+            options.password,
+            options.line_user,
+            options.pbx_host
+        );
+    }
+    println!("# Control endpoints per phone: POST http://<address>/sim/ring?number=...&name=..., /sim/answer, /sim/remote_answer, /sim/remote_hangup, /sim/confirm; GET /sim/state");
+    shutdown::signal().await;
+    stop.cancel();
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! The one MQTT session of a component (agent, web adapter, terminal client).
+//!
+//! A single task owns the rumqttc `EventLoop` and does nothing but poll it: it resubscribes on
+//! every ConnAck (rumqttc does not restore subscriptions), tells the owner to republish its
+//! retained state (the embedded broker keeps nothing across restarts), backs off between
+//! reconnects, and forwards incoming publishes. Everyone else publishes through the cloneable
+//! [`Mqtt`] handle, never from the polling task, so the two can't deadlock.
+
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, Transport,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Where the broker is, parsed from `mqtt://`, `mqtts://`, `ws://` or `wss://` URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+    /// For websocket URLs, the whole URL as rumqttc wants it.
+    pub full: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl BrokerUrl {
+    pub fn parse(text: &str) -> Result<BrokerUrl, String> {
+        let url = url::Url::parse(text).map_err(|err| format!("`{text}` is not a URL: {err}"))?;
+        let scheme = url.scheme().to_string();
+        let default_port = match scheme.as_str() {
+            "mqtt" | "tcp" => 1883,
+            "mqtts" | "ssl" => 8883,
+            "ws" => 80,
+            "wss" => 443,
+            other => {
+                return Err(format!(
+                    "unsupported scheme `{other}`; use mqtt://, mqtts://, ws:// or wss://"
+                ))
+            }
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("`{text}` has no host"))?
+            .trim_matches(['[', ']'])
+            .to_string();
+        let username = (!url.username().is_empty()).then(|| url.username().to_string());
+        let password = url.password().map(str::to_string);
+        let mut without_credentials = url.clone();
+        let _ = without_credentials.set_username("");
+        let _ = without_credentials.set_password(None);
+        Ok(BrokerUrl {
+            scheme,
+            host,
+            port: url.port().unwrap_or(default_port),
+            full: without_credentials.to_string(),
+            username,
+            password,
+        })
+    }
+}
+
+/// How to open a session.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    pub broker: BrokerUrl,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Published retained by the broker if this session dies without saying goodbye.
+    pub last_will: Option<(String, String)>,
+    /// Published retained by the session itself on a clean shutdown.
+    pub goodbye: Option<(String, String)>,
+    pub subscriptions: Vec<String>,
+}
+
+/// An incoming message.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub topic: String,
+    pub payload: bytes::Bytes,
+    pub retained: bool,
+}
+
+/// The publishing handle. Cloneable; every publish is QoS 1.
+#[derive(Debug, Clone)]
+pub struct Mqtt {
+    client: AsyncClient,
+    connected: watch::Receiver<u64>,
+}
+
+impl Mqtt {
+    pub async fn publish(&self, topic: String, payload: impl Into<Vec<u8>>, retain: bool) {
+        if let Err(err) = self
+            .client
+            .publish(topic.clone(), QoS::AtLeastOnce, retain, payload.into())
+            .await
+        {
+            warn!(%topic, cause = %err, "Publish could not be queued.");
+        }
+    }
+
+    pub async fn publish_json(&self, topic: String, value: &impl serde::Serialize, retain: bool) {
+        match serde_json::to_vec(value) {
+            Ok(payload) => self.publish(topic, payload, retain).await,
+            Err(err) => warn!(%topic, cause = %err, "Payload could not be serialised."),
+        }
+    }
+
+    pub async fn subscribe(&self, filter: String) {
+        if let Err(err) = self
+            .client
+            .subscribe(filter.clone(), QoS::AtLeastOnce)
+            .await
+        {
+            warn!(%filter, cause = %err, "Subscribe could not be queued.");
+        }
+    }
+
+    /// Changes every time the session (re)connects: owners republish their retained state.
+    pub fn connections(&self) -> watch::Receiver<u64> {
+        self.connected.clone()
+    }
+
+    /// Waits until the session has connected once, or the timeout passes.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let mut connected = self.connected.clone();
+        tokio::time::timeout(timeout, connected.wait_for(|n| *n > 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// Starts the session task. Incoming publishes arrive on the returned receiver (unbounded, so
+/// the polling task never waits on a slow consumer).
+pub fn start(
+    options: SessionOptions,
+    shutdown: CancellationToken,
+    tracker: &tokio_util::task::TaskTracker,
+) -> (Mqtt, mpsc::UnboundedReceiver<Message>) {
+    let mut mqtt_options = MqttOptions::new(
+        options.client_id.clone(),
+        match options.broker.scheme.as_str() {
+            "ws" | "wss" => options.broker.full.clone(),
+            _ => options.broker.host.clone(),
+        },
+        options.broker.port,
+    );
+    mqtt_options.set_keep_alive(Duration::from_secs(30));
+    mqtt_options.set_max_packet_size(256 * 1024, 256 * 1024);
+    mqtt_options.set_clean_session(true);
+    match options.broker.scheme.as_str() {
+        "mqtts" | "ssl" => {
+            mqtt_options.set_transport(Transport::tls_with_default_config());
+        }
+        "ws" => {
+            mqtt_options.set_transport(Transport::Ws);
+        }
+        "wss" => {
+            mqtt_options.set_transport(Transport::wss_with_default_config());
+        }
+        _ => {}
+    }
+    let username = options.username.clone().or(options.broker.username.clone());
+    let password = options.password.clone().or(options.broker.password.clone());
+    if let Some(user) = username {
+        mqtt_options.set_credentials(user, password.unwrap_or_default());
+    }
+    if let Some((topic, payload)) = &options.last_will {
+        mqtt_options.set_last_will(LastWill::new(
+            topic,
+            payload.clone(),
+            QoS::AtLeastOnce,
+            true,
+        ));
+    }
+    let (client, eventloop) = AsyncClient::new(mqtt_options, 1024);
+    let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
+    let (connected_tx, connected_rx) = watch::channel(0u64);
+    let handle = Mqtt {
+        client: client.clone(),
+        connected: connected_rx,
+    };
+    tracker.spawn(run(
+        eventloop,
+        client,
+        options,
+        incoming_tx,
+        connected_tx,
+        shutdown,
+    ));
+    (handle, incoming_rx)
+}
+
+async fn run(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    options: SessionOptions,
+    incoming: mpsc::UnboundedSender<Message>,
+    connected: watch::Sender<u64>,
+    shutdown: CancellationToken,
+) {
+    let broker = format!("{}:{}", options.broker.host, options.broker.port);
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let event = tokio::select! {
+            event = eventloop.poll() => event,
+            () = shutdown.cancelled() => break,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                info!(client_id = %options.client_id, %broker, "Connected to the MQTT broker.");
+                backoff = Duration::from_millis(250);
+                for filter in &options.subscriptions {
+                    if let Err(err) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                        warn!(%filter, cause = %err, "Subscribe could not be queued.");
+                    }
+                }
+                connected.send_modify(|n| *n += 1);
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let _ = incoming.send(Message {
+                    topic: publish.topic,
+                    payload: publish.payload,
+                    retained: publish.retain,
+                });
+            }
+            Ok(_) => {}
+            Err(err) => {
+                warn!(client_id = %options.client_id, %broker, cause = %describe(&err), retry_in = ?backoff, "MQTT connection lost.");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    // A clean goodbye: the retained offline state first (the will covers only crashes).
+    if let Some((topic, payload)) = options.goodbye {
+        let _ = client.try_publish(topic, QoS::AtLeastOnce, true, payload);
+    }
+    let _ = client.try_disconnect();
+    let drain = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(2), drain)
+        .await
+        .is_err()
+    {
+        debug!(client_id = %options.client_id, "MQTT session did not close in time.");
+    }
+}
+
+fn describe(err: &ConnectionError) -> String {
+    match err {
+        ConnectionError::Io(io) => io.to_string(),
+        ConnectionError::ConnectionRefused(code) => {
+            format!("the broker refused the connection: {code:?}")
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        let url = BrokerUrl::parse("mqtt://user:pw@broker.example:1884").unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("broker.example", 1884));
+        assert_eq!(url.username.as_deref(), Some("user"));
+        assert_eq!(url.password.as_deref(), Some("pw"));
+        assert_eq!(BrokerUrl::parse("mqtts://b").unwrap().port, 8883);
+        assert_eq!(BrokerUrl::parse("mqtt://127.0.0.1").unwrap().port, 1883);
+        assert!(BrokerUrl::parse("http://b").is_err());
+        assert!(BrokerUrl::parse("nonsense").is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! A Yealink phone on the wire (vendors.md §1): `GET /servlet?key=...` with Basic auth, the
+//! `features.action_uri_limit_ip` allow list (blank means nobody), the "Allow remote control?"
+//! prompt while `features.show_action_uri_option` is not 0, case-sensitive key values.
+
+use std::net::IpAddr;
+
+use crate::model::PhoneId;
+use crate::sim::{
+    basic_auth_ok, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
+    Reply, Request, Snapshot,
+};
+use crate::vendor::yealink::SPEC;
+
+pub static PERSONALITY: Personality = Personality {
+    vendor: &SPEC,
+    default_model: "SIP-T46G",
+    default_firmware: "28.72.0.1",
+    user_agent,
+    provisioning_files,
+    read_provisioning,
+    check_access,
+    parse_request,
+    reply,
+    mac_value: |mac| mac.colon_mac(),
+    remote_value: |user, host| format!("sip:{user}@{host}"),
+};
+
+fn user_agent(identity: &Identity) -> String {
+    format!(
+        "Yealink {} {} {}",
+        identity.model,
+        identity.firmware,
+        identity.mac.colon_mac()
+    )
+}
+
+/// The common file for the model (28 is the T46G's hardware id), then the phone's own.
+fn provisioning_files(mac: &PhoneId) -> Vec<String> {
+    vec!["y000000000028.cfg".into(), format!("{mac}.cfg")]
+}
+
+/// `key = value` lines; `#` starts a comment.
+fn read_provisioning(text: &str, provisioned: &mut Provisioned) {
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if let Some(event) = key.strip_prefix("action_url.") {
+            provisioned
+                .action_urls
+                .insert(event.to_string(), value.to_string());
+        } else if key == "features.action_uri_limit_ip" {
+            provisioned.allow_list = Some(value.to_string());
+        } else if key == "features.show_action_uri_option" {
+            provisioned.prompt = Some(value != "0");
+        }
+    }
+}
+
+/// Whether an address is in a Yealink allow list: blank is nobody, `any` is everybody,
+/// otherwise a comma list of addresses with `*` per octet.
+pub fn allowed(list: &str, ip: IpAddr) -> bool {
+    let ip = ip.to_string();
+    list.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .any(|entry| {
+            if entry.eq_ignore_ascii_case("any") {
+                return true;
+            }
+            let pattern: Vec<&str> = entry.split('.').collect();
+            let octets: Vec<&str> = ip.split('.').collect();
+            pattern.len() == octets.len()
+                && pattern
+                    .iter()
+                    .zip(&octets)
+                    .all(|(p, o)| *p == "*" || p == o)
+        })
+}
+
+fn check_access(ctx: &AccessCtx<'_>) -> Result<(), Reply> {
+    let list = ctx.provisioned.allow_list.as_deref().unwrap_or("");
+    if !allowed(list, ctx.peer.ip()) {
+        return Err(Reply::new(
+            403,
+            "Forbidden: this address is not in the Action URI allow list",
+        ));
+    }
+    if !basic_auth_ok(
+        ctx.request.authorization.as_deref(),
+        ctx.username,
+        ctx.password,
+    ) {
+        return Err(Reply::new(401, "Unauthorized")
+            .with_header("www-authenticate", "Basic realm=\"Yealink\""));
+    }
+    if ctx.provisioned.prompt.unwrap_or(true) && !ctx.confirmed {
+        return Err(Reply::new(
+            403,
+            "Remote control forbidden: confirm the prompt on the phone",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_request(request: &Request) -> Result<Vec<Action>, Reply> {
+    let (path, query) = request
+        .target
+        .split_once('?')
+        .unwrap_or((&request.target, ""));
+    if !matches!(
+        path,
+        "/servlet" | "/cgi-bin/ConfigManApp.com" | "/cgi-bin/cgiServer.exx"
+    ) {
+        return Err(Reply::new(404, "Not Found"));
+    }
+    let pairs = query_pairs(query);
+    let first = pairs.first().copied();
+    match first {
+        Some(("key", value)) if value.starts_with("number=") => {
+            let number = decode(&value["number=".len()..]);
+            if number.is_empty() || number.contains(' ') {
+                return Err(Reply::new(400, "Bad Request: invalid number"));
+            }
+            Ok(vec![Action::Dial(number)])
+        }
+        Some(("key", value)) => value.split(';').map(key_action).collect(),
+        Some(("phonecfg", "get")) => Ok(vec![Action::Status]),
+        Some(("push", "xml")) if request.method == axum::http::Method::POST => {
+            let text = between(&request.body, "<Text>", "</Text>")
+                .ok_or_else(|| Reply::new(400, "Bad Request: no <Text> in the XML"))?;
+            Ok(vec![Action::Message(xml_unescape(text))])
+        }
+        _ => Err(Reply::new(400, "Bad Request")),
+    }
+}
+
+/// One documented key value; anything else is refused, so a driver that drifts from vendors.md
+/// fails in tests (key values are case-sensitive: `REBOOT` is not `Reboot`).
+fn key_action(value: &str) -> Result<Action, Reply> {
+    let action = match value {
+        "ANSWER" | "OK" | "ASW" | "OFFHOOK" | "ENTER" => Action::Answer,
+        v if v.starts_with("ASW:") => Action::Answer,
+        "CALLEND" | "CallEnd" | "ONHOOK" => Action::Hangup,
+        v if v.starts_with("CANCEL:") => Action::Hangup,
+        "X" => Action::Reject,
+        "F_HOLD" | "HOLD" => Action::ToggleHold,
+        v if v.starts_with("HOLD:") => Action::Hold,
+        v if v.starts_with("UNHOLD:") => Action::Resume,
+        v if v.starts_with("BTrans=") || v.starts_with("ATrans=") => {
+            Action::Transfer(decode(&v[7..]))
+        }
+        "DNDOn" => Action::Dnd(true),
+        "DNDOff" => Action::Dnd(false),
+        "VOLUME_UP" => Action::VolumeUp,
+        "VOLUME_DOWN" => Action::VolumeDown,
+        "MUTE" => Action::Mute,
+        "Reboot" | "Reset" => Action::Reboot,
+        "AutoP" => Action::Reprovision,
+        v if is_plain_key(v) => Action::Key(v.to_string()),
+        other => {
+            return Err(Reply::new(
+                400,
+                format!("Bad Request: unknown key value `{other}`"),
+            ))
+        }
+    };
+    Ok(action)
+}
+
+fn is_plain_key(value: &str) -> bool {
+    const NAMED: &[&str] = &[
+        "SPEAKER",
+        "HEADSET",
+        "MSG",
+        "RD",
+        "POUND",
+        "STAR",
+        "UP",
+        "DOWN",
+        "LEFT",
+        "RIGHT",
+        "F_TRANSFER",
+        "F_CONFERENCE",
+        "CONFERENCE",
+    ];
+    let numbered = |prefix: &str| {
+        value
+            .strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    };
+    NAMED.contains(&value)
+        || (value.len() == 1 && (value.chars().all(|c| c.is_ascii_digit()) || value == "*"))
+        || numbered("F")
+        || numbered("L")
+        || numbered("D")
+}
+
+fn reply(_request: &Request, actions: &[Action], snapshot: &Snapshot) -> Reply {
+    if actions.contains(&Action::Status) {
+        // The undocumented `phonecfg=get` reply, in the shape its readers expect (vendors.md §1.3).
+        let status = if snapshot.registered {
+            "Registered"
+        } else {
+            "Unregistered"
+        };
+        return Reply::new(
+            200,
+            format!(
+                "FirmwareVersion={}\nDND={}\nAccount|1|{}|{}|{}|{}@pbx.example.com\n",
+                snapshot.firmware,
+                u8::from(snapshot.dnd),
+                snapshot.line_user,
+                snapshot.line_user,
+                status,
+                snapshot.line_user
+            ),
+        );
+    }
+    Reply::new(200, "OK")
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let end = text[start..].find(close)? + start;
+    Some(&text[start..end])
+}
+
+fn xml_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_lists() {
+        let ip: IpAddr = "10.10.3.4".parse().unwrap();
+        assert!(!allowed("", ip));
+        assert!(allowed("any", ip));
+        assert!(allowed("192.168.1.1, 10.10.*.*", ip));
+        assert!(!allowed("10.10.3.5", ip));
+    }
+
+    #[test]
+    fn key_values_are_case_sensitive() {
+        assert_eq!(key_action("Reboot"), Ok(Action::Reboot));
+        assert!(key_action("REBOOT").is_err());
+        assert!(key_action("dndon").is_err());
+        assert_eq!(key_action("L2"), Ok(Action::Key("L2".into())));
+    }
+}

@@ -1,0 +1,547 @@
+//! Vendors, declared as data.
+//!
+//! Each vendor file exports one [`VendorSpec`]: the events its phones send (with their variable
+//! spellings), the commands it can do, and pure functions that build Action URI requests, read
+//! the replies and write provisioning files. Nothing here does I/O or knows a topic. The README
+//! matrix, `GET /api/vendors` (the Manager's buttons) and the simulator all read these tables.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::command::CommandError;
+use crate::model::{Command, CommandKind, PhoneId};
+
+pub mod yealink;
+
+/// Every vendor phone2mqtt knows. Adding a vendor adds one line here.
+pub static VENDORS: &[&VendorSpec] = &[&yealink::SPEC];
+
+pub fn find(id: &str) -> Option<&'static VendorSpec> {
+    VENDORS
+        .iter()
+        .copied()
+        .find(|spec| spec.id.eq_ignore_ascii_case(id))
+}
+
+pub fn names() -> Vec<&'static str> {
+    VENDORS.iter().map(|spec| spec.id).collect()
+}
+
+/// One vendor's declaration.
+#[derive(Debug)]
+pub struct VendorSpec {
+    pub id: &'static str,
+    pub name: &'static str,
+    /// MAC prefixes (6 lowercase hex digits) of this vendor's phones.
+    pub ouis: &'static [&'static str],
+    /// Action URL events: the vendor's own name, the normalised one, what it carries.
+    pub events: &'static [EventSpec],
+    /// How this vendor spells the Action URL variables.
+    pub vars: VarNames,
+    /// The normalised commands it can do.
+    pub commands: &'static [CommandKind],
+    /// What to tell the user when the phone answers 401 or 403.
+    pub auth_hints: AuthHints,
+    /// Reads model, firmware and MAC from a User-Agent, or `None` if it is not this vendor's.
+    pub recognise: fn(&str) -> Option<Identity>,
+    /// Builds the Action URI request for a command this vendor declared.
+    pub build: fn(&Command, &Target) -> Result<PhoneRequest, CommandError>,
+    /// Reads a 2xx/3xx reply; may refuse it (a JSON error body) or extract state.
+    pub read_reply: fn(&Command, &PhoneReply) -> Result<ReplyOutcome, CommandError>,
+    /// Writes the provisioning file that points a phone at the agent.
+    pub provision: fn(&ProvisionCtx) -> String,
+    /// Whether a provisioning path (`0015654aa937.cfg`) is one this vendor's phones request;
+    /// with the MAC it names, if any.
+    pub provision_file: fn(&str) -> Option<Option<PhoneId>>,
+}
+
+impl VendorSpec {
+    pub fn supports(&self, kind: CommandKind) -> bool {
+        self.commands.contains(&kind)
+    }
+
+    pub fn event(&self, wire: &str) -> Option<&EventSpec> {
+        self.events.iter().find(|spec| spec.wire == wire)
+    }
+}
+
+/// One Action URL event.
+#[derive(Debug)]
+pub struct EventSpec {
+    /// The vendor's name for it, used in the Action URL path (`incoming_call`).
+    pub wire: &'static str,
+    /// The normalised name published on MQTT.
+    pub event: &'static str,
+    /// Which variables the provisioned URL asks the phone to fill in.
+    pub carries: Carries,
+    /// For forward events: `always`, `busy` or `no_answer`.
+    pub forward: Option<&'static str>,
+    /// The vendor's config key or label for this event, for docs.
+    pub setting: &'static str,
+}
+
+/// Variable sets an event's URL carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carries {
+    /// mac, ip, model, firmware.
+    Device,
+    /// Device plus the account (active_user, active_host).
+    Account,
+    /// Account plus the call (local, remote, display names, call id).
+    Call,
+}
+
+/// A vendor's spelling of each variable; `None` where it has no such variable.
+#[derive(Debug)]
+pub struct VarNames {
+    pub mac: &'static str,
+    pub ip: Option<&'static str>,
+    pub model: Option<&'static str>,
+    pub firmware: Option<&'static str>,
+    pub active_user: Option<&'static str>,
+    pub active_host: Option<&'static str>,
+    pub local: Option<&'static str>,
+    pub remote: Option<&'static str>,
+    pub display_local: Option<&'static str>,
+    pub display_remote: Option<&'static str>,
+    pub call_id: Option<&'static str>,
+}
+
+impl VarNames {
+    /// The variables an event carries, in URL order.
+    pub fn for_event(&self, carries: Carries) -> Vec<&'static str> {
+        let mut names = vec![Some(self.mac), self.ip, self.model, self.firmware];
+        if carries != Carries::Device {
+            names.extend([self.active_user, self.active_host]);
+        }
+        if carries == Carries::Call {
+            names.extend([
+                self.local,
+                self.remote,
+                self.display_local,
+                self.display_remote,
+                self.call_id,
+            ]);
+        }
+        names.into_iter().flatten().collect()
+    }
+}
+
+#[derive(Debug)]
+pub struct AuthHints {
+    pub unauthorized: &'static str,
+    pub forbidden: &'static str,
+}
+
+/// Model, firmware and MAC as a phone announces them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub model: Option<String>,
+    pub firmware: Option<String>,
+    pub mac: Option<PhoneId>,
+}
+
+/// What a command needs to know about its phone beyond the command itself.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// The configured SIP identity (`1001@pbx.example.com`).
+    pub line: Option<String>,
+    /// The current call's id, when the phone told us.
+    pub call_id: Option<String>,
+    /// The agent's own address, for commands that make the phone fetch something from it.
+    pub agent_url: Option<String>,
+}
+
+/// An Action URI request, exact to the byte: `path_and_query` is sent as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneRequest {
+    pub method: Method,
+    pub path_and_query: String,
+    pub body: Option<(&'static str, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+impl PhoneRequest {
+    pub fn get(path_and_query: String) -> PhoneRequest {
+        PhoneRequest {
+            method: Method::Get,
+            path_and_query,
+            body: None,
+        }
+    }
+}
+
+/// A phone's answer, as the agent received it.
+#[derive(Debug, Clone)]
+pub struct PhoneReply {
+    pub status: u16,
+    pub body: String,
+}
+
+/// What a successful reply tells us.
+#[derive(Debug, Clone, Default)]
+pub struct ReplyOutcome {
+    /// Returned to the caller in the result's `data`.
+    pub data: Option<Value>,
+    /// State read from the phone (`refresh`).
+    pub refreshed: Option<Refreshed>,
+}
+
+/// Phone state read back with `refresh`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Refreshed {
+    pub dnd: Option<bool>,
+    pub firmware: Option<String>,
+    pub lines: Vec<crate::model::Line>,
+}
+
+/// What provisioning needs to know.
+#[derive(Debug, Clone)]
+pub struct ProvisionCtx {
+    /// `http://192.168.1.10:8080`, how phones reach the agent.
+    pub public_url: String,
+    pub token: String,
+    /// The agent's address as phones see it, for Action URI allow lists.
+    pub agent_host: String,
+}
+
+impl ProvisionCtx {
+    /// The Action URL for one event, with the vendor's variables.
+    pub fn action_url(&self, spec: &VendorSpec, event: &EventSpec) -> String {
+        let query: Vec<String> = spec
+            .vars
+            .for_event(event.carries)
+            .iter()
+            .map(|name| format!("{}=${name}", query_key(name)))
+            .collect();
+        format!(
+            "{}/action/{}/{}/{}?{}",
+            self.public_url.trim_end_matches('/'),
+            self.token,
+            spec.id,
+            event.wire,
+            query.join("&")
+        )
+    }
+}
+
+/// The query key a variable is sent under: its own name, hyphens kept.
+fn query_key(var: &str) -> &str {
+    var
+}
+
+/// Percent-encodes a query value as vendors.md §0.1 says: `+` is `%2B`, `#` is `%23`; `*` and `@`
+/// stay literal, as the clients that work with real phones send them.
+pub fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'*' | b'@' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// Escapes text for XML element content and attribute values.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Parses a User-Agent of the common form `<Vendor> <model...> <firmware> [<mac>]`, as Yealink,
+/// Fanvil and Htek send it. Tolerates a lower-case vendor, double spaces, spaces inside the
+/// model, `Vendor-Model` run together, a missing vendor word and a missing MAC.
+pub fn parse_plain_user_agent(user_agent: &str, vendor_word: &str) -> Identity {
+    let tokens: Vec<&str> = user_agent.split_whitespace().collect();
+    let mut start = 0;
+    let mut first_model: Option<String> = None;
+    if let Some(first) = tokens.first() {
+        if first.eq_ignore_ascii_case(vendor_word) {
+            start = 1;
+        } else if first.len() > vendor_word.len()
+            && first[..vendor_word.len()].eq_ignore_ascii_case(vendor_word)
+            && first.as_bytes()[vendor_word.len()] == b'-'
+        {
+            first_model = Some(first[vendor_word.len() + 1..].to_string());
+            start = 1;
+        }
+    }
+    let is_firmware = |t: &str| {
+        t.split('.').count() >= 3
+            && t.split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    };
+    let Some(fw_index) = tokens
+        .iter()
+        .skip(start)
+        .position(|t| is_firmware(t))
+        .map(|i| i + start)
+    else {
+        return Identity::default();
+    };
+    let mut model_parts: Vec<String> = first_model.into_iter().collect();
+    model_parts.extend(tokens[start..fw_index].iter().map(|t| t.to_string()));
+    let model = (!model_parts.is_empty()).then(|| model_parts.join(" "));
+    let mac = tokens
+        .get(fw_index + 1)
+        .and_then(|t| t.contains(':').then_some(*t).or(Some(*t)))
+        .filter(|t| t.len() == 12 || t.len() == 17)
+        .and_then(PhoneId::parse);
+    Identity {
+        model,
+        firmware: Some(tokens[fw_index].to_string()),
+        mac,
+    }
+}
+
+/// The vendor that owns a MAC prefix.
+pub fn by_oui(id: &PhoneId) -> Option<&'static VendorSpec> {
+    VENDORS
+        .iter()
+        .copied()
+        .find(|spec| spec.ouis.contains(&id.oui()))
+}
+
+/// Which vendor serves a provisioning path, and for which MAC. When two vendors use the same
+/// file name, the configured phone's vendor, then the User-Agent, then the MAC prefix decide.
+pub fn provision_lookup(
+    path: &str,
+    user_agent: Option<&str>,
+    configured: impl Fn(&PhoneId) -> Option<&'static VendorSpec>,
+) -> Option<(&'static VendorSpec, Option<PhoneId>)> {
+    let candidates: Vec<(&'static VendorSpec, Option<PhoneId>)> = VENDORS
+        .iter()
+        .copied()
+        .filter_map(|spec| (spec.provision_file)(path).map(|mac| (spec, mac)))
+        .collect();
+    if candidates.len() <= 1 {
+        return candidates.into_iter().next();
+    }
+    let mac = candidates.iter().find_map(|(_, mac)| mac.clone());
+    let chosen = mac
+        .as_ref()
+        .and_then(&configured)
+        .or_else(|| {
+            user_agent.and_then(|ua| {
+                VENDORS
+                    .iter()
+                    .copied()
+                    .find(|s| (s.recognise)(ua).is_some())
+            })
+        })
+        .or_else(|| mac.as_ref().and_then(by_oui))?;
+    candidates
+        .into_iter()
+        .find(|(spec, _)| spec.id == chosen.id)
+}
+
+/// A callback as the receiver decoded it.
+#[derive(Debug, Clone, Default)]
+pub struct Callback {
+    /// The event name from the Action URL path.
+    pub event: String,
+    /// Variables, `%XX`-decoded, `+` kept, unfilled `$tokens` already removed.
+    pub vars: BTreeMap<String, String>,
+    pub user_agent: Option<String>,
+}
+
+/// A callback turned into its normalised parts; the agent adds the phone id and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedEvent {
+    pub event: &'static str,
+    pub forward: Option<&'static str>,
+    pub mac: Option<PhoneId>,
+    pub identity: Identity,
+    pub ip: Option<String>,
+    pub remote: Option<String>,
+    pub remote_name: Option<String>,
+    pub local: Option<String>,
+    pub call_id: Option<String>,
+    pub line: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("{vendor} has no Action URL event `{event}`")]
+    UnknownEvent { vendor: &'static str, event: String },
+    #[error("cannot tell which phone sent this: no MAC in the variables or the User-Agent")]
+    NoMac,
+}
+
+impl VendorSpec {
+    /// Turns a callback into an event, using this vendor's event table and variable names.
+    pub fn parse(&self, callback: &Callback) -> Result<ParsedEvent, ParseError> {
+        let spec = self
+            .event(&callback.event)
+            .ok_or_else(|| ParseError::UnknownEvent {
+                vendor: self.name,
+                event: callback.event.clone(),
+            })?;
+        let var = |name: Option<&str>| name.and_then(|n| callback.vars.get(n)).cloned();
+        let identity = callback
+            .user_agent
+            .as_deref()
+            .and_then(self.recognise)
+            .unwrap_or_default();
+        let mac = var(Some(self.vars.mac))
+            .and_then(|m| PhoneId::parse(&m))
+            .or_else(|| identity.mac.clone());
+        let Some(mac) = mac else {
+            return Err(ParseError::NoMac);
+        };
+        let identity = Identity {
+            model: var(self.vars.model).or(identity.model),
+            firmware: var(self.vars.firmware).or(identity.firmware),
+            mac: Some(mac.clone()),
+        };
+        Ok(ParsedEvent {
+            event: spec.event,
+            forward: spec.forward,
+            mac: Some(mac),
+            identity,
+            ip: var(self.vars.ip),
+            remote: var(self.vars.remote).map(|r| sip_number(&r)),
+            remote_name: var(self.vars.display_remote),
+            local: var(self.vars.local).map(|l| sip_number(&l)),
+            call_id: var(self.vars.call_id),
+            line: var(self.vars.active_user),
+        })
+    }
+}
+
+/// `sip:+4930123456@pbx.example.com;user=phone` is `+4930123456`; a plain number stays as it is.
+pub fn sip_number(value: &str) -> String {
+    let trimmed = value.trim();
+    let inner = match (trimmed.find('<'), trimmed.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &trimmed[open + 1..close],
+        _ => trimmed,
+    };
+    let lower = inner.to_ascii_lowercase();
+    let without_scheme = ["sips:", "sip:", "tel:"]
+        .iter()
+        .find(|scheme| lower.starts_with(*scheme))
+        .map_or(inner, |scheme| &inner[scheme.len()..]);
+    let user = without_scheme
+        .split(['@', ';'])
+        .next()
+        .unwrap_or(without_scheme);
+    user.to_string()
+}
+
+/// The capability table as JSON, for `GET /api/vendors` and the Manager's buttons.
+#[derive(Debug, Serialize)]
+pub struct VendorDoc {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub commands: Vec<CommandDoc>,
+    pub events: Vec<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CommandDoc {
+    pub name: &'static str,
+    pub arg: crate::model::ArgKind,
+    pub description: &'static str,
+    pub confirm: bool,
+}
+
+pub fn docs() -> Vec<VendorDoc> {
+    VENDORS
+        .iter()
+        .map(|spec| {
+            let mut events: Vec<&'static str> = Vec::new();
+            for event in spec.events {
+                if !events.contains(&event.event) {
+                    events.push(event.event);
+                }
+            }
+            VendorDoc {
+                id: spec.id,
+                name: spec.name,
+                commands: spec
+                    .commands
+                    .iter()
+                    .map(|kind| CommandDoc {
+                        name: kind.name(),
+                        arg: kind.arg(),
+                        description: kind.description(),
+                        confirm: kind.needs_confirmation(),
+                    })
+                    .collect(),
+                events,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_encoded_per_vendors_md() {
+        assert_eq!(encode_query_value("+49301234"), "%2B49301234");
+        assert_eq!(encode_query_value("*21#"), "*21%23");
+        assert_eq!(
+            encode_query_value("1001@pbx.example.com"),
+            "1001@pbx.example.com"
+        );
+        assert_eq!(encode_query_value("a&b;c d"), "a%26b%3Bc%20d");
+        assert_eq!(encode_query_value("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn sip_uris_reduce_to_numbers() {
+        assert_eq!(sip_number("sip:+4930123456@pbx.example.com"), "+4930123456");
+        assert_eq!(sip_number("+4930123456"), "+4930123456");
+        assert_eq!(sip_number("1001@10.0.0.1"), "1001");
+        assert_eq!(sip_number("<sip:1001@pbx;user=phone>"), "1001");
+    }
+
+    #[test]
+    fn plain_user_agents() {
+        let id = parse_plain_user_agent("Yealink SIP-T46G 28.72.0.1 00:15:65:4a:a9:37", "Yealink");
+        assert_eq!(id.model.as_deref(), Some("SIP-T46G"));
+        assert_eq!(id.firmware.as_deref(), Some("28.72.0.1"));
+        assert_eq!(id.mac.unwrap().as_str(), "0015654aa937");
+        let id = parse_plain_user_agent(
+            "Yealink SIP VP-T49G 51.80.0.10 00:15:65:9b:5a:44",
+            "Yealink",
+        );
+        assert_eq!(id.model.as_deref(), Some("SIP VP-T49G"));
+        let id =
+            parse_plain_user_agent("yealink SIP-T38G  38.70.0.125 00:15:65:00:00:01", "Yealink");
+        assert_eq!(id.model.as_deref(), Some("SIP-T38G"));
+        let id = parse_plain_user_agent("W52P 25.30.0.2 00:15:65:44:b3:7c", "Yealink");
+        assert_eq!(id.model.as_deref(), Some("W52P"));
+        assert_eq!(id.mac.unwrap().as_str(), "00156544b37c");
+        let id = parse_plain_user_agent("Yealink-T46G 28.71.0.81 28.1.0.128.0.0.0", "Yealink");
+        assert_eq!(id.model.as_deref(), Some("T46G"));
+        assert_eq!(id.firmware.as_deref(), Some("28.71.0.81"));
+        assert!(id.mac.is_none());
+        let id = parse_plain_user_agent("Fanvil X6U Pro 0.0.10 0c383e2cd782", "Fanvil");
+        assert_eq!(id.model.as_deref(), Some("X6U Pro"));
+        assert_eq!(id.mac.unwrap().as_str(), "0c383e2cd782");
+    }
+}
