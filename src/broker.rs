@@ -105,13 +105,34 @@ pub fn start(
         .expect("spawn the broker thread");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&connect_addr(mqtt_addr), Duration::from_millis(200)).is_ok()
-        {
+        if mqtt_handshake(connect_addr(mqtt_addr)).is_ok() {
             return Ok(mqtt_addr);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     Err(BrokerError::NotListening(mqtt_addr))
+}
+
+/// A complete MQTT 3.1.1 CONNECT, CONNACK, DISCONNECT exchange: proof that the broker serves,
+/// and (unlike a bare TCP connect) nothing rumqttd logs as an error.
+fn mqtt_handshake(addr: SocketAddr) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    const CLIENT_ID: &[u8] = b"phone2mqtt-probe";
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut packet = vec![0x10, (12 + CLIENT_ID.len()) as u8];
+    packet.extend_from_slice(&[0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x0a]);
+    packet.extend_from_slice(&[0x00, CLIENT_ID.len() as u8]);
+    packet.extend_from_slice(CLIENT_ID);
+    stream.write_all(&packet)?;
+    let mut connack = [0u8; 4];
+    stream.read_exact(&mut connack)?;
+    stream.write_all(&[0xe0, 0x00])?;
+    if connack[0] == 0x20 && connack[3] == 0x00 {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("the broker refused the probe"))
+    }
 }
 
 /// The address a client on this machine connects to for a listener address.
