@@ -149,8 +149,12 @@ enum HeadError {
 async fn read_head(stream: &mut TcpStream) -> Result<BytesMut, HeadError> {
     let mut buffer = BytesMut::with_capacity(1024);
     loop {
-        if find_head_end(&buffer).is_some() {
-            return Ok(buffer);
+        if let Some(end) = find_head_end(&buffer) {
+            return if end > MAX_HEAD {
+                Err(HeadError::TooLarge)
+            } else {
+                Ok(buffer)
+            };
         }
         if buffer.len() > MAX_HEAD {
             return Err(HeadError::TooLarge);

@@ -43,7 +43,7 @@ impl Queues {
         shared: &Arc<Shared>,
         id: &PhoneId,
         job: Job,
-    ) -> Result<(), (Job, CommandError)> {
+    ) -> Result<(), Box<(Job, CommandError)>> {
         let sender = {
             let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
             senders
@@ -61,8 +61,8 @@ impl Queues {
                 .clone()
         };
         sender.try_send(job).map_err(|err| match err {
-            mpsc::error::TrySendError::Full(job) => (job, CommandError::QueueFull),
-            mpsc::error::TrySendError::Closed(job) => (job, CommandError::ShuttingDown),
+            mpsc::error::TrySendError::Full(job) => Box::new((job, CommandError::QueueFull)),
+            mpsc::error::TrySendError::Closed(job) => Box::new((job, CommandError::ShuttingDown)),
         })
     }
 }

@@ -228,7 +228,8 @@ async fn dispatch_commands(shared: Arc<Shared>, mut incoming: mpsc::UnboundedRec
             transaction,
             internal: false,
         };
-        if let Err((job, err)) = shared.queues.submit(&shared, &id, job) {
+        if let Err(refused) = shared.queues.submit(&shared, &id, job) {
+            let (job, err) = *refused;
             let result = CommandResult::error(&job.reply_to, name, job.transaction, err);
             shared.publish_result(phone, &result).await;
         }

@@ -144,14 +144,26 @@ fn split_action_target(raw: &str) -> Option<ActionTarget<'_>> {
 
 /// Splits on `&` and the first `=`, decodes `%XX` only (`+` stays `+`, a malformed `%` stays
 /// literal), and drops values the phone left as `$name`.
+///
+/// A raw `&` inside a value (`display_remote=Smith & Co`) leaves a piece without `=`; it is
+/// joined back to the value before it rather than lost.
 pub fn parse_vars(query: &str) -> BTreeMap<String, String> {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    for piece in query.split(['&', '?']) {
+        match piece.split_once('=') {
+            Some((name, value)) => pairs.push((name, value.to_string())),
+            None => {
+                if let Some((_, value)) = pairs.last_mut() {
+                    value.push('&');
+                    value.push_str(piece);
+                }
+            }
+        }
+    }
     let mut vars = BTreeMap::new();
-    for pair in query.split(['&', '?']) {
-        let Some((name, value)) = pair.split_once('=') else {
-            continue;
-        };
+    for (name, value) in pairs {
         let name = percent_decode(name);
-        let value = percent_decode(value);
+        let value = percent_decode(&value).trim().to_string();
         if name.is_empty() || value.is_empty() || is_unfilled(&value) {
             continue;
         }
@@ -235,6 +247,9 @@ mod tests {
         assert_eq!(vars["pct"], "100%");
         assert_eq!(vars["x"], "a=b");
         assert!(!vars.contains_key("empty"));
+        let vars = parse_vars("display_remote=Smith & Co&remote=+1");
+        assert_eq!(vars["display_remote"], "Smith & Co");
+        assert_eq!(vars["remote"], "+1");
         assert_eq!(percent_decode("M%C3%BCller"), "Müller");
     }
 

@@ -1,0 +1,354 @@
+//! One helper file, so that each test reads as a transcript: start a gateway on port 0 with
+//! its embedded broker, start simulated phones pointed at it, watch MQTT and the websocket.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use phone2mqtt::config::{Config, PhoneConfig, Secret};
+use phone2mqtt::gateway::{self, Gateway, GatewayOptions};
+use phone2mqtt::model::PhoneId;
+use phone2mqtt::sim::{self, SimOptions, SimPhone};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+pub const PASSWORD: &str = "s3cret-admin-pw";
+
+/// A port nobody listens on right now.
+pub fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+pub struct TestGateway {
+    pub gateway: Gateway,
+    pub stop: CancellationToken,
+    pub tracker: TaskTracker,
+    pub data_dir: tempdir::TempDir,
+}
+
+pub mod tempdir {
+    /// A directory removed when dropped.
+    pub struct TempDir(pub std::path::PathBuf);
+
+    impl TempDir {
+        pub fn new() -> TempDir {
+            let path = std::env::temp_dir().join(format!(
+                "phone2mqtt-test-{}-{}",
+                std::process::id(),
+                rand_suffix()
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+    }
+
+    fn rand_suffix() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl TestGateway {
+    pub fn http(&self) -> String {
+        format!("http://{}", self.gateway.http_addr)
+    }
+
+    pub fn mqtt_port(&self) -> u16 {
+        self.gateway.broker.port
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
+    }
+}
+
+/// A config for tests: everything on port 0, a known token, no polling.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.broker.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.http.action_token = Some(Secret::new(TOKEN));
+    config.agent.name = Some("test".into());
+    config.agent.command_timeout = 3.0;
+    config
+}
+
+pub async fn start_gateway(config: Config) -> TestGateway {
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let data_dir = tempdir::TempDir::new();
+    let mut config = config;
+    config.agent.data_dir = data_dir.0.clone();
+    let gateway = gateway::start(
+        GatewayOptions {
+            config,
+            embedded_broker: true,
+            web: true,
+            poll_interval: Duration::ZERO,
+        },
+        stop.clone(),
+        &tracker,
+    )
+    .await
+    .expect("the gateway starts");
+    TestGateway {
+        gateway,
+        stop,
+        tracker,
+        data_dir,
+    }
+}
+
+/// A phone entry for a simulated phone that will listen on `addr`.
+pub fn phone_entry(vendor: &str, mac: &str, addr: SocketAddr, name: &str) -> PhoneConfig {
+    PhoneConfig {
+        mac: mac.into(),
+        vendor: vendor.into(),
+        address: addr.to_string(),
+        username: "admin".into(),
+        password: Secret::new(PASSWORD),
+        name: Some(name.into()),
+        line: Some("1001@pbx.example.com".into()),
+    }
+}
+
+/// Starts a simulated phone on `addr`, pointed at the gateway, and waits until it has booted.
+pub async fn start_phone(gw: &TestGateway, vendor: &str, mac: &str, addr: SocketAddr) -> SimPhone {
+    let personality = sim::personality(vendor).expect("a simulator for this vendor");
+    let mut options = SimOptions::new(
+        personality,
+        PhoneId::parse(mac).unwrap(),
+        &gw.gateway.public_url,
+    );
+    options.listen = addr;
+    options.password = PASSWORD.into();
+    options.remote_answers_after = None;
+    let phone = SimPhone::spawn(options, gw.stop.clone()).await.unwrap();
+    assert!(
+        phone.wait_booted(TIMEOUT).await,
+        "the simulated phone booted"
+    );
+    phone
+}
+
+/// A gateway with one configured, booted simulated phone.
+pub async fn gateway_with_phone(vendor: &str, mac: &str) -> (TestGateway, SimPhone) {
+    let addr = free_port();
+    let mut config = test_config();
+    config
+        .phones
+        .push(phone_entry(vendor, mac, addr, "Reception"));
+    let gw = start_gateway(config).await;
+    let phone = start_phone(&gw, vendor, mac, addr).await;
+    (gw, phone)
+}
+
+/// An MQTT client that records everything under `phone2mqtt/#`.
+pub struct MqttProbe {
+    pub client: AsyncClient,
+    messages: mpsc::UnboundedReceiver<(String, Vec<u8>, bool)>,
+    pub seen: Vec<(String, String)>,
+}
+
+impl MqttProbe {
+    pub async fn connect(port: u16) -> MqttProbe {
+        Self::connect_filter(port, "phone2mqtt/#").await
+    }
+
+    pub async fn connect_filter(port: u16, filter: &str) -> MqttProbe {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let id = format!(
+            "probe-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut options = MqttOptions::new(id, "127.0.0.1", port);
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(options, 100);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (subscribed_tx, mut subscribed_rx) = mpsc::unbounded_channel();
+        let filter = filter.to_string();
+        let sub_client = client.clone();
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = sub_client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = subscribed_tx.send(());
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if tx.send((p.topic, p.payload.to_vec(), p.retain)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        tokio::time::timeout(TIMEOUT, subscribed_rx.recv())
+            .await
+            .expect("the probe subscribed");
+        MqttProbe {
+            client,
+            messages: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a message on `topic` whose payload satisfies `check`; returns it as JSON
+    /// (a non-JSON payload comes back as a JSON string).
+    pub async fn expect(&mut self, topic: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.messages.recv()).await;
+            let Ok(Some((got, payload, _))) = next else {
+                panic!(
+                    "no message on {topic} matching the check within {TIMEOUT:?}; seen: {:#?}",
+                    self.seen
+                );
+            };
+            let text = String::from_utf8_lossy(&payload).into_owned();
+            self.seen.push((got.clone(), text.clone()));
+            if got == topic {
+                let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                if check(&value) {
+                    return value;
+                }
+            }
+        }
+    }
+
+    /// The next message on any topic matching `wanted`.
+    pub async fn next_on(&mut self, wanted: impl Fn(&str) -> bool) -> (String, Value) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let Ok(Some((topic, payload, _))) =
+                tokio::time::timeout_at(deadline, self.messages.recv()).await
+            else {
+                panic!(
+                    "no matching message within {TIMEOUT:?}; seen: {:#?}",
+                    self.seen
+                );
+            };
+            let text = String::from_utf8_lossy(&payload).into_owned();
+            self.seen.push((topic.clone(), text.clone()));
+            if wanted(&topic) {
+                return (
+                    topic,
+                    serde_json::from_str(&text).unwrap_or(Value::String(text)),
+                );
+            }
+        }
+    }
+
+    pub async fn publish(&self, topic: &str, payload: &str) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+
+    /// Everything received so far, including what is still queued.
+    pub fn drain(&mut self) -> Vec<(String, String)> {
+        while let Ok((topic, payload, _)) = self.messages.try_recv() {
+            self.seen
+                .push((topic, String::from_utf8_lossy(&payload).into_owned()));
+        }
+        self.seen.clone()
+    }
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn ws_connect(gw: &TestGateway) -> Ws {
+    let url = format!("ws://{}/ws", gw.gateway.http_addr);
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket connects");
+    ws
+}
+
+/// Waits for a websocket frame satisfying `check`.
+pub async fn ws_expect(ws: &mut Ws, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("a matching websocket frame in time")
+            .expect("the websocket stays open")
+            .expect("a websocket frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
+            let value: Value = serde_json::from_str(text.as_str()).expect("frames are JSON");
+            if check(&value) {
+                return value;
+            }
+        }
+    }
+}
+
+pub async fn ws_send(ws: &mut Ws, frame: Value) {
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        frame.to_string().into(),
+    ))
+    .await
+    .unwrap();
+}
+
+/// Sends raw bytes to the gateway's HTTP port and returns the whole answer.
+pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status code of a raw HTTP answer.
+pub fn status_of(answer: &str) -> u16 {
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until the simulated phone received a request line starting with `prefix`.
+pub async fn phone_got(phone: &SimPhone, line: &str) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let requests = phone.snapshot().requests;
+        if requests.iter().any(|r| r == line) {
+            return requests;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("the phone never got `{line}`; it got {requests:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
