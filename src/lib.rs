@@ -18,6 +18,7 @@
 //! - [`broker`]: the embedded rumqttd broker.
 //! - [`web`]: the `/ws` adapter, the REST API and the Manager page.
 //! - [`sim`]: simulated phones, one personality per vendor.
+//! - [`docs`]: the README and topics.md tables, generated from the vendor tables.
 //! - [`config`]: `phone2mqtt.toml`. [`gateway`]: wires it all together. [`shutdown`]: signals.
 
 pub mod agent;
@@ -25,6 +26,7 @@ pub mod broker;
 pub mod command;
 pub mod config;
 pub mod demo;
+pub mod docs;
 pub mod gateway;
 pub mod http_front;
 pub mod model;

@@ -14,7 +14,7 @@ use phone2mqtt::config::Config;
 use phone2mqtt::gateway::{self, GatewayOptions};
 use phone2mqtt::model::PhoneId;
 use phone2mqtt::vendor::{self, ProvisionCtx};
-use phone2mqtt::{demo, shutdown, sim};
+use phone2mqtt::{demo, docs, shutdown, sim};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +70,12 @@ enum Command {
         /// Give the phones random incoming calls.
         #[arg(long)]
         calls: bool,
+    },
+    /// Print the tables generated from the vendor modules (for README.md and topics.md).
+    Docs {
+        /// Rewrite the generated blocks of README.md and topics.md in this directory.
+        #[arg(long)]
+        write: bool,
     },
     /// Print the phone config that points a phone of this vendor at the agent.
     Provision {
@@ -132,6 +138,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             password,
             calls,
         } => run_sim(&vendor, count, &agent, first_mac, listen, password, calls).await,
+        Command::Docs { write } => {
+            if write {
+                for file in ["README.md", "topics.md"] {
+                    let text = std::fs::read_to_string(file)
+                        .with_context(|| format!("cannot read {file}"))?;
+                    std::fs::write(file, docs::refresh(&text))?;
+                    println!("{file}: generated tables refreshed");
+                }
+            } else {
+                for (name, text) in docs::blocks() {
+                    println!("<!-- generated:{name} -->\n{text}<!-- end:{name} -->\n");
+                }
+            }
+            Ok(())
+        }
         Command::Provision { vendor, config } => {
             let config = load(config.as_ref())?;
             let spec = vendor::find(&vendor).with_context(|| {

@@ -1,0 +1,140 @@
+//! Documentation generated from the vendor tables, so that README.md and topics.md cannot
+//! drift from the code. `phone2mqtt docs` prints every block; a test checks that the committed
+//! files hold the current ones, between `<!-- generated:NAME -->` and `<!-- end:NAME -->`.
+
+use crate::model::CommandKind;
+use crate::vendor::{Carries, VendorSpec, VENDORS};
+
+/// Every generated block: its name and its text.
+pub fn blocks() -> Vec<(String, String)> {
+    let mut blocks = vec![
+        ("commands".to_string(), command_matrix()),
+        ("events".to_string(), event_matrix()),
+    ];
+    for spec in VENDORS {
+        blocks.push((format!("{}-events", spec.id), vendor_events(spec)));
+    }
+    blocks
+}
+
+/// Vendors down, normalised commands across.
+pub fn command_matrix() -> String {
+    let mut out = String::from("| vendor |");
+    for kind in CommandKind::ALL {
+        out.push_str(&format!(" {} |", kind.name()));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(CommandKind::ALL.len()));
+    out.push('\n');
+    for spec in VENDORS {
+        out.push_str(&format!("| {} |", spec.name));
+        for kind in CommandKind::ALL {
+            out.push_str(if spec.supports(kind) {
+                " ✓ |"
+            } else {
+                " – |"
+            });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Normalised events down (too many to fit across), vendors across.
+pub fn event_matrix() -> String {
+    let mut events: Vec<&'static str> = Vec::new();
+    for spec in VENDORS {
+        for event in spec.events {
+            if !events.contains(&event.event) {
+                events.push(event.event);
+            }
+        }
+    }
+    let mut out = String::from("| event |");
+    for spec in VENDORS {
+        out.push_str(&format!(" {} |", spec.name));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(VENDORS.len()));
+    out.push('\n');
+    for event in events {
+        out.push_str(&format!("| `{event}` |"));
+        for spec in VENDORS {
+            out.push_str(if spec.events.iter().any(|e| e.event == event) {
+                " ✓ |"
+            } else {
+                " – |"
+            });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// One vendor's Action URL events: its setting, the normalised name, what the URL carries.
+pub fn vendor_events(spec: &VendorSpec) -> String {
+    let mut out = format!(
+        "| {} setting | event | `forward` | variables sent |\n|---|---|---|---|\n",
+        spec.name
+    );
+    for event in spec.events {
+        let carries = match event.carries {
+            Carries::Device => "device",
+            Carries::Account => "device, account",
+            Carries::Call => "device, account, call",
+        };
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | {} |\n",
+            event.setting,
+            event.event,
+            event.forward.map(|f| format!("`{f}`")).unwrap_or_default(),
+            carries
+        ));
+    }
+    out
+}
+
+/// Replaces each generated block in `text` with its current content.
+pub fn refresh(text: &str) -> String {
+    let mut out = text.to_string();
+    for (name, content) in blocks() {
+        let open = format!("<!-- generated:{name} -->\n");
+        let close = format!("<!-- end:{name} -->");
+        if let (Some(start), Some(end)) = (out.find(&open), out.find(&close)) {
+            if start < end {
+                out.replace_range(start + open.len()..end, &content);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed docs hold the tables the code generates (run `phone2mqtt docs --write`).
+    #[test]
+    fn committed_docs_are_current() {
+        for file in ["README.md", "topics.md"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(
+                refresh(&text),
+                text,
+                "{file} is out of date: run `cargo run -- docs --write`"
+            );
+        }
+        let topics = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topics.md"),
+        )
+        .unwrap();
+        for spec in VENDORS {
+            assert!(
+                topics.contains(&format!("<!-- generated:{}-events -->", spec.id)),
+                "topics.md has no event table for {}",
+                spec.id
+            );
+        }
+    }
+}
