@@ -112,6 +112,13 @@ pub struct PhoneConfig {
     pub name: Option<String>,
     /// SIP identity used to dial, e.g. `1001@pbx.example.com`.
     pub line: Option<String>,
+    /// The phone runs older firmware: use the vendor's older API form where it has one
+    /// (Grandstream `api-make_call` with `account` and `password`).
+    #[serde(default)]
+    pub legacy_api: bool,
+    /// For vendors whose only DND control is a programmable key (Grandstream): the key
+    /// programmed as DND on the phone, e.g. `MPK1`.
+    pub dnd_key: Option<String>,
 }
 
 fn default_username() -> String {

@@ -49,6 +49,8 @@ pub fn prepare(config: &mut Config) -> std::io::Result<PendingDemo> {
             password: Secret::new(options.password.clone()),
             name: Some(name.to_string()),
             line: Some(format!("{}@{}", options.line_user, options.pbx_host)),
+            legacy_api: false,
+            dnd_key: None,
         });
         phones.push((options, addr));
     }

@@ -14,7 +14,7 @@ use crate::agent::Shared;
 use crate::command::CommandError;
 use crate::config::PhoneConfig;
 use crate::model::{Command, CommandResult, PhoneId};
-use crate::vendor::{Method, PhoneReply, PhoneRequest, ReplyOutcome, Target, VendorSpec};
+use crate::vendor::{HttpAuth, Method, PhoneReply, PhoneRequest, ReplyOutcome, Target, VendorSpec};
 
 /// Commands waiting for one phone, at most.
 const QUEUE_DEPTH: usize = 64;
@@ -162,40 +162,112 @@ async fn execute(
         line: config.line.clone(),
         call_id: phone.state.call_id.clone(),
         agent_url: Some(shared.public_url.clone()),
+        password: config.password.expose().to_string(),
+        legacy_api: config.legacy_api,
+        dnd: phone.state.dnd,
+        dnd_key: config.dnd_key.clone(),
     };
     let request = (vendor.build)(command, &target)?;
     let timeout = shared.command_timeout;
-    let reply = tokio::time::timeout(timeout, send(&shared.http, &config, &request))
-        .await
-        .map_err(|_| CommandError::Timeout(timeout.as_secs_f64()))??;
+    let reply = tokio::time::timeout(
+        timeout,
+        send(&shared.http, vendor.http_auth, &config, &request),
+    )
+    .await
+    .map_err(|_| CommandError::Timeout(timeout.as_secs_f64()))??;
     check_status(vendor, &reply)?;
     (vendor.read_reply)(command, &reply)
 }
 
 /// Sends the request exactly as built, with the phone's credentials, following no redirect.
+/// Vendors that use Digest get a Basic attempt first and the Digest answer to the challenge.
 async fn send(
     http: &reqwest::Client,
+    auth: HttpAuth,
     config: &PhoneConfig,
     request: &PhoneRequest,
 ) -> Result<PhoneReply, CommandError> {
+    let basic = match auth {
+        HttpAuth::Basic | HttpAuth::BasicThenDigest => Authorization::Basic,
+        HttpAuth::InQuery => Authorization::None,
+    };
+    let response = attempt(http, config, request, basic).await?;
+    let challenge = response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.trim_start().to_ascii_lowercase().starts_with("digest"))
+        .map(str::to_string);
+    let response = match (auth, response.status().as_u16(), challenge) {
+        (HttpAuth::BasicThenDigest, 401, Some(challenge)) => {
+            let header = digest_answer(&challenge, config, request)?;
+            attempt(http, config, request, Authorization::Digest(header)).await?
+        }
+        _ => response,
+    };
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    Ok(PhoneReply { status, body })
+}
+
+enum Authorization {
+    None,
+    Basic,
+    Digest(String),
+}
+
+async fn attempt(
+    http: &reqwest::Client,
+    config: &PhoneConfig,
+    request: &PhoneRequest,
+    authorization: Authorization,
+) -> Result<reqwest::Response, CommandError> {
     let url = format!("{}{}", config.base_url(), request.path_and_query);
-    let builder = match request.method {
+    let mut builder = match request.method {
         Method::Get => http.get(&url),
         Method::Post => http.post(&url),
     };
-    let mut builder = builder.basic_auth(&config.username, Some(config.password.expose()));
+    builder = match authorization {
+        Authorization::None => builder,
+        Authorization::Basic => {
+            builder.basic_auth(&config.username, Some(config.password.expose()))
+        }
+        Authorization::Digest(header) => builder.header(reqwest::header::AUTHORIZATION, header),
+    };
     if let Some((content_type, body)) = &request.body {
         builder = builder
             .header(reqwest::header::CONTENT_TYPE, *content_type)
             .body(body.clone());
     }
-    let response = builder
+    builder
         .send()
         .await
-        .map_err(|err| describe_send_error(config, &err))?;
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap_or_default();
-    Ok(PhoneReply { status, body })
+        .map_err(|err| describe_send_error(config, &err))
+}
+
+/// The `Authorization: Digest ...` answer to a phone's challenge.
+fn digest_answer(
+    challenge: &str,
+    config: &PhoneConfig,
+    request: &PhoneRequest,
+) -> Result<String, CommandError> {
+    let mut prompt = digest_auth::parse(challenge)
+        .map_err(|err| CommandError::Rejected(format!("unreadable Digest challenge: {err}")))?;
+    let method = match request.method {
+        Method::Get => digest_auth::HttpMethod::GET,
+        Method::Post => digest_auth::HttpMethod::POST,
+    };
+    let context = digest_auth::AuthContext::new_with_method(
+        config.username.as_str(),
+        config.password.expose(),
+        request.path_and_query.as_str(),
+        request.body.as_ref().map(|(_, body)| body.as_bytes()),
+        method,
+    );
+    prompt
+        .respond(&context)
+        .map(|answer| answer.to_header_string())
+        .map_err(|err| CommandError::Rejected(format!("cannot answer the Digest challenge: {err}")))
 }
 
 fn describe_send_error(config: &PhoneConfig, err: &reqwest::Error) -> CommandError {

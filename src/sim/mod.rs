@@ -106,6 +106,8 @@ pub struct AccessCtx<'a> {
     pub provisioned: &'a Provisioned,
     /// Someone pressed OK on the remote-control prompt.
     pub confirmed: bool,
+    /// The phone wants HTTP Digest instead of Basic.
+    pub digest: bool,
 }
 
 /// A reply to send.
@@ -199,6 +201,8 @@ pub struct SimOptions {
     pub remote_answers_after: Option<Duration>,
     /// Random incoming calls, for the demo.
     pub random_calls: bool,
+    /// Ask for HTTP Digest instead of Basic (Snom's "Authentication Scheme").
+    pub digest: bool,
 }
 
 impl SimOptions {
@@ -215,6 +219,7 @@ impl SimOptions {
             display_name: "Desk".into(),
             remote_answers_after: Some(Duration::from_secs(2)),
             random_calls: false,
+            digest: false,
         }
     }
 }
@@ -693,6 +698,7 @@ impl SimPhone {
                 password: &self.inner.options.password,
                 provisioned: &state.provisioned,
                 confirmed: state.confirmed,
+                digest: self.inner.options.digest,
             })
         };
         if let Err(reply) = access {
@@ -955,6 +961,95 @@ pub fn basic_auth_ok(authorization: Option<&str>, username: &str, password: &str
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .is_some_and(|pair| pair == format!("{username}:{password}"))
+}
+
+/// The nonce simulated phones put in their Digest challenges.
+pub const DIGEST_NONCE: &str = "5f1d2c3b4a5968778695a4b3c2d1e0f1";
+
+/// Checks credentials the way the phone is set up: Basic, or Digest (RFC 2617, `qop=auth`).
+/// `Err` is the 401 to send, with the challenge the phone's scheme needs.
+pub fn check_credentials(ctx: &AccessCtx<'_>, realm: &str) -> Result<(), Reply> {
+    let authorization = ctx.request.authorization.as_deref();
+    let ok = if ctx.digest {
+        digest_auth_ok(
+            authorization,
+            ctx.request.method.as_str(),
+            ctx.username,
+            ctx.password,
+            realm,
+        )
+    } else {
+        basic_auth_ok(authorization, ctx.username, ctx.password)
+    };
+    if ok {
+        return Ok(());
+    }
+    let challenge = if ctx.digest {
+        format!("Digest realm=\"{realm}\", nonce=\"{DIGEST_NONCE}\", qop=\"auth\", algorithm=MD5")
+    } else {
+        format!("Basic realm=\"{realm}\"")
+    };
+    Err(Reply::new(401, "Unauthorized").with_header("www-authenticate", challenge))
+}
+
+/// Verifies a `Digest` Authorization header against the phone's account.
+pub fn digest_auth_ok(
+    authorization: Option<&str>,
+    method: &str,
+    username: &str,
+    password: &str,
+    realm: &str,
+) -> bool {
+    use md5::{Digest, Md5};
+    let hex = |text: String| format!("{:x}", Md5::digest(text.as_bytes()));
+    let Some(fields) = authorization.and_then(|a| a.strip_prefix("Digest ")) else {
+        return false;
+    };
+    let mut params = HashMap::new();
+    for part in split_header_params(fields) {
+        if let Some((key, value)) = part.split_once('=') {
+            params.insert(
+                key.trim().to_ascii_lowercase(),
+                value.trim().trim_matches('"').to_string(),
+            );
+        }
+    }
+    let get = |key: &str| params.get(key).map(String::as_str).unwrap_or("");
+    if get("username") != username || get("realm") != realm || get("nonce") != DIGEST_NONCE {
+        return false;
+    }
+    let ha1 = hex(format!("{username}:{realm}:{password}"));
+    let ha2 = hex(format!("{method}:{}", get("uri")));
+    let expected = if get("qop").is_empty() {
+        hex(format!("{ha1}:{DIGEST_NONCE}:{ha2}"))
+    } else {
+        hex(format!(
+            "{ha1}:{DIGEST_NONCE}:{}:{}:{}:{ha2}",
+            get("nc"),
+            get("cnonce"),
+            get("qop")
+        ))
+    };
+    get("response") == expected
+}
+
+/// Splits `a="x, y", b=z` on the commas outside quotes.
+fn split_header_params(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut quoted = false;
+    for (index, c) in text.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&text[start..index]);
+                start = index + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
 }
 
 /// Decodes `%XX` as a phone's web server does for query values.

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use crate::model::PhoneId;
 use crate::sim::{
-    basic_auth_ok, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
+    check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
     Reply, Request, Snapshot,
 };
 use crate::vendor::yealink::SPEC;
@@ -91,14 +91,7 @@ fn check_access(ctx: &AccessCtx<'_>) -> Result<(), Reply> {
             "Forbidden: this address is not in the Action URI allow list",
         ));
     }
-    if !basic_auth_ok(
-        ctx.request.authorization.as_deref(),
-        ctx.username,
-        ctx.password,
-    ) {
-        return Err(Reply::new(401, "Unauthorized")
-            .with_header("www-authenticate", "Basic realm=\"Yealink\""));
-    }
+    check_credentials(ctx, "Yealink")?;
     if ctx.provisioned.prompt.unwrap_or(true) && !ctx.confirmed {
         return Err(Reply::new(
             403,

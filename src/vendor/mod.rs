@@ -42,6 +42,8 @@ pub struct VendorSpec {
     pub vars: VarNames,
     /// The normalised commands it can do.
     pub commands: &'static [CommandKind],
+    /// How the Action URI authenticates.
+    pub http_auth: HttpAuth,
     /// What to tell the user when the phone answers 401 or 403.
     pub auth_hints: AuthHints,
     /// Reads model, firmware and MAC from a User-Agent, or `None` if it is not this vendor's.
@@ -152,6 +154,26 @@ pub struct Target {
     pub call_id: Option<String>,
     /// The agent's own address, for commands that make the phone fetch something from it.
     pub agent_url: Option<String>,
+    /// The phone's admin password, for vendors that take it in the query (Grandstream
+    /// `passcode`). Vendors with HTTP auth never put it in a request they build.
+    pub password: String,
+    /// The phone runs older firmware that wants the vendor's older API form.
+    pub legacy_api: bool,
+    /// Whether DND is on now, for vendors whose only DND control is a toggle.
+    pub dnd: bool,
+    /// The key programmed as DND on the phone (`[[phone]] dnd_key`), for those vendors.
+    pub dnd_key: Option<String>,
+}
+
+/// How a vendor's Action URI authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpAuth {
+    /// HTTP Basic with the phone's admin account.
+    Basic,
+    /// Basic first; Digest when the phone answers 401 with a Digest challenge.
+    BasicThenDigest,
+    /// None on the HTTP level: the vendor takes the password in the query.
+    InQuery,
 }
 
 /// An Action URI request, exact to the byte: `path_and_query` is sent as it is.

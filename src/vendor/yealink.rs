@@ -8,8 +8,8 @@ use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, Line, PhoneId};
 use crate::vendor::{
     encode_query_value, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
-    Identity, Method, PhoneReply, PhoneRequest, ProvisionCtx, Refreshed, ReplyOutcome, Target,
-    VarNames, VendorSpec,
+    HttpAuth, Identity, Method, PhoneReply, PhoneRequest, ProvisionCtx, Refreshed, ReplyOutcome,
+    Target, VarNames, VendorSpec,
 };
 
 pub static SPEC: VendorSpec = VendorSpec {
@@ -48,6 +48,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         CommandKind::Refresh,
         CommandKind::Provision,
     ],
+    http_auth: HttpAuth::Basic,
     auth_hints: AuthHints {
         unauthorized: "the phone refused the credentials (401): check username and password of this phone; repeated failures lock the phone's web login for some minutes",
         forbidden: "the phone refused remote control (403): add the agent's IP to features.action_uri_limit_ip (blank means nobody), and set features.show_action_uri_option = 0 or press OK on the phone's \"Allow remote control?\" prompt",

@@ -127,6 +127,8 @@ pub fn phone_entry(vendor: &str, mac: &str, addr: SocketAddr, name: &str) -> Pho
         password: Secret::new(PASSWORD),
         name: Some(name.into()),
         line: Some("1001@pbx.example.com".into()),
+        legacy_api: false,
+        dnd_key: None,
     }
 }
 
