@@ -83,6 +83,9 @@ enum Command {
         vendor: String,
         #[arg(short, long)]
         config: Option<PathBuf>,
+        /// The vendor's alternative file format, where it has one (grandstream: v2).
+        #[arg(long)]
+        format: Option<String>,
     },
 }
 
@@ -153,7 +156,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Provision { vendor, config } => {
+        Command::Provision {
+            vendor,
+            config,
+            format,
+        } => {
             let config = load(config.as_ref())?;
             let spec = vendor::find(&vendor).with_context(|| {
                 format!(
@@ -177,6 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .unwrap_or_default(),
                 public_url,
                 token: token.expose().to_string(),
+                format,
             };
             print!("{}", (spec.provision)(&ctx));
             Ok(())

@@ -102,6 +102,7 @@ impl Agent {
                 public_url: options.public_url.clone(),
                 token: options.token.expose().to_string(),
                 agent_host,
+                format: None,
             },
             token: options.token,
             public_url: options.public_url,

@@ -232,6 +232,9 @@ pub struct ProvisionCtx {
     pub token: String,
     /// The agent's address as phones see it, for Action URI allow lists.
     pub agent_host: String,
+    /// A vendor's alternative file format, when it has one (Grandstream `v2` aliases);
+    /// `None` for the default.
+    pub format: Option<String>,
 }
 
 impl ProvisionCtx {

@@ -546,6 +546,7 @@ mod tests {
             public_url: "http://192.168.1.10:8080".into(),
             token: "tok".into(),
             agent_host: "192.168.1.10".into(),
+            format: None,
         };
         let text = provision(&ctx);
         assert!(text.starts_with("#!version:1.0.0.1\n"));
