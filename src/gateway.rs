@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::agent::{Agent, AgentOptions};
 use crate::config::{Config, Secret};
 use crate::mqtt::{BrokerUrl, SessionOptions};
+use crate::shutdown::Lifecycle;
 use crate::{broker, http_front, web};
 
 /// What to run.
@@ -76,6 +77,7 @@ pub async fn start(
         None => load_or_create_token(&config.agent.data_dir)?,
     };
     let name = config.agent.name.clone().unwrap_or_else(host_name);
+    let lifecycle = Lifecycle::new(&shutdown, tracker);
     let agent = Agent::start(
         config,
         AgentOptions {
@@ -85,8 +87,7 @@ pub async fn start(
             token: token.clone(),
             poll_interval: options.poll_interval,
         },
-        shutdown.clone(),
-        tracker,
+        &lifecycle,
     );
     let mut router = agent.router();
     let mut sessions = vec![agent.mqtt().clone()];
@@ -106,17 +107,16 @@ pub async fn start(
                 goodbye: None,
                 subscriptions: Vec::new(),
             },
-            shutdown.clone(),
-            tracker,
+            &lifecycle,
         );
         sessions.push(web_state.mqtt.clone());
         router = router.merge(web::router(web_state));
     }
-    tracker.spawn(http_front::serve(
+    lifecycle.work_tracker.spawn(http_front::serve(
         listener,
         router,
-        shutdown.clone(),
-        tracker.clone(),
+        lifecycle.work.clone(),
+        lifecycle.work_tracker.clone(),
     ));
     info!(%http_addr, %public_url, agent = %name, "HTTP listening.");
     for session in sessions {

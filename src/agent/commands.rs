@@ -76,8 +76,9 @@ async fn worker(
     loop {
         // Stop only between commands: the one in flight finishes or times out.
         let job = tokio::select! {
-            job = jobs.recv() => match job { Some(job) => job, None => return },
+            biased;
             () = shutdown.cancelled() => break,
+            job = jobs.recv() => match job { Some(job) => job, None => return },
         };
         run_job(&shared, &id, job).await;
     }

@@ -23,6 +23,7 @@ use crate::command::{self, CommandError};
 use crate::config::{Config, Secret};
 use crate::model::{Command, CommandArg, CommandKind, CommandResult, Event};
 use crate::mqtt::{self, Message, Mqtt};
+use crate::shutdown::Lifecycle;
 use crate::topics::{Topic, Topics};
 use crate::vendor::ProvisionCtx;
 
@@ -65,12 +66,7 @@ pub struct AgentOptions {
 }
 
 impl Agent {
-    pub fn start(
-        config: &Config,
-        options: AgentOptions,
-        shutdown: CancellationToken,
-        tracker: &TaskTracker,
-    ) -> Agent {
+    pub fn start(config: &Config, options: AgentOptions, lifecycle: &Lifecycle) -> Agent {
         let topics = Topics::new(&config.mqtt.base_topic);
         let bridge = topics.bridge_state(&options.name);
         let (mqtt, incoming) = mqtt::start(
@@ -87,8 +83,8 @@ impl Agent {
                 goodbye: Some((bridge, "offline".into())),
                 subscriptions: vec![topics.command_filter()],
             },
-            shutdown.clone(),
-            tracker,
+            lifecycle.sessions.clone(),
+            &lifecycle.session_tracker,
         );
         let agent_host = host_of(&options.public_url);
         let shared = Arc::new(Shared {
@@ -108,9 +104,10 @@ impl Agent {
             public_url: options.public_url,
             command_timeout: Duration::from_secs_f64(config.agent.command_timeout),
             answer_unknown_phones: config.agent.answer_unknown_phones,
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
+            shutdown: lifecycle.work.clone(),
+            tracker: lifecycle.work_tracker.clone(),
         });
+        let tracker = &lifecycle.work_tracker;
         tracker.spawn(dispatch_commands(shared.clone(), incoming));
         tracker.spawn(republish_on_connect(shared.clone()));
         if !options.poll_interval.is_zero() {
@@ -176,7 +173,11 @@ impl Shared {
 
 /// Turns messages on `<base>/+/cmd/+` into jobs; every one ends in a result.
 async fn dispatch_commands(shared: Arc<Shared>, mut incoming: mpsc::UnboundedReceiver<Message>) {
-    while let Some(message) = incoming.recv().await {
+    loop {
+        let message = tokio::select! {
+            message = incoming.recv() => match message { Some(message) => message, None => return },
+            () = shared.shutdown.cancelled() => return,
+        };
         let Some(Topic::Command {
             phone,
             command: name,

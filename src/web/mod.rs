@@ -17,9 +17,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::mqtt::{self, Message, Mqtt};
+use crate::shutdown::Lifecycle;
 use crate::topics::Topics;
 
 const MANAGER_HTML: &str = include_str!("manager.html");
@@ -58,18 +58,17 @@ pub struct WebState {
 }
 
 /// Starts the web adapter's MQTT session and returns the state its routes need.
-pub fn start(
-    base_topic: &str,
-    session: mqtt::SessionOptions,
-    shutdown: CancellationToken,
-    tracker: &TaskTracker,
-) -> WebState {
+pub fn start(base_topic: &str, session: mqtt::SessionOptions, lifecycle: &Lifecycle) -> WebState {
     let topics = Topics::new(base_topic);
     let session = mqtt::SessionOptions {
         subscriptions: vec![topics.all_filter()],
         ..session
     };
-    let (mqtt, incoming) = mqtt::start(session, shutdown, tracker);
+    let (mqtt, incoming) = mqtt::start(
+        session,
+        lifecycle.sessions.clone(),
+        &lifecycle.session_tracker,
+    );
     let (live, _) = broadcast::channel(4096);
     let state = WebState {
         topics,
@@ -77,13 +76,23 @@ pub fn start(
         retained: Arc::default(),
         live,
     };
-    tracker.spawn(mirror(state.clone(), incoming));
+    lifecycle
+        .work_tracker
+        .spawn(mirror(state.clone(), incoming, lifecycle.work.clone()));
     state
 }
 
 /// Keeps the retained mirror and fans every message out to websocket clients.
-async fn mirror(state: WebState, mut incoming: mpsc::UnboundedReceiver<Message>) {
-    while let Some(message) = incoming.recv().await {
+async fn mirror(
+    state: WebState,
+    mut incoming: mpsc::UnboundedReceiver<Message>,
+    stop: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            message = incoming.recv() => match message { Some(message) => message, None => return },
+            () = stop.cancelled() => return,
+        };
         let retained = state.topics.is_retained(&message.topic);
         let frame = Frame::from_message(&message, retained);
         if retained {

@@ -1,0 +1,199 @@
+//! Invariants over every vendor's declaration, so that a new vendor file cannot half-fit:
+//! it has a simulator personality, its events use the shared vocabulary, every command it
+//! declares builds a request, every command it does not declare is refused by name, and its
+//! provisioning carries every Action URL with the token.
+
+use std::collections::BTreeSet;
+
+use phone2mqtt::command;
+use phone2mqtt::model::CommandKind;
+use phone2mqtt::vendor::{self, ProvisionCtx, Target, VENDORS};
+
+/// A sample value for each command that takes one.
+fn sample_payload(kind: CommandKind) -> &'static str {
+    match kind {
+        CommandKind::Dial | CommandKind::Transfer => "+49 30 1234",
+        CommandKind::Dnd => "on",
+        CommandKind::Message => "Hello",
+        CommandKind::Key => "OK",
+        CommandKind::Logo => "http://127.0.0.1/logo.png",
+        _ => "",
+    }
+}
+
+fn target() -> Target {
+    Target {
+        line: Some("1001@pbx.example.com".into()),
+        call_id: Some("7".into()),
+        agent_url: Some("http://192.168.1.10:8080".into()),
+        password: "pw".into(),
+        legacy_api: false,
+        dnd: false,
+        dnd_key: Some("MPK1".into()),
+    }
+}
+
+#[test]
+fn every_vendor_has_a_simulator_and_a_unique_id() {
+    let mut ids = BTreeSet::new();
+    for spec in VENDORS {
+        assert!(ids.insert(spec.id), "{} is listed twice", spec.id);
+        assert!(
+            phone2mqtt::sim::personality(spec.id).is_some(),
+            "{} has no simulator personality",
+            spec.id
+        );
+        assert!(!spec.ouis.is_empty(), "{} has no MAC prefix", spec.id);
+        for oui in spec.ouis {
+            assert!(
+                oui.len() == 6
+                    && oui
+                        .chars()
+                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            );
+        }
+    }
+}
+
+#[test]
+fn events_use_one_vocabulary() {
+    // The names every vendor shares must mean the same everywhere: the core call and DND events
+    // are spelled as Yealink spells them.
+    let yealink: BTreeSet<&str> = vendor::find("yealink")
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.event)
+        .collect();
+    for spec in VENDORS {
+        let mut wires = BTreeSet::new();
+        for event in spec.events {
+            assert!(
+                wires.insert(event.wire),
+                "{}: wire name {} twice",
+                spec.id,
+                event.wire
+            );
+            assert!(
+                event
+                    .event
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{}: `{}` is not snake_case",
+                spec.id,
+                event.event
+            );
+            assert!(
+                event
+                    .wire
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+                "{}: wire name `{}` must be URL-safe",
+                spec.id,
+                event.wire
+            );
+        }
+        for core in [
+            "incoming_call",
+            "call_established",
+            "call_terminated",
+            "dnd_on",
+            "dnd_off",
+        ] {
+            assert!(yealink.contains(core));
+            assert!(
+                spec.events.iter().any(|e| e.event == core),
+                "{} has no `{core}` event",
+                spec.id
+            );
+        }
+    }
+}
+
+#[test]
+fn declared_commands_build_and_the_others_are_refused_by_name() {
+    for spec in VENDORS {
+        for kind in CommandKind::ALL {
+            let command = command::parse(kind.name(), sample_payload(kind).as_bytes())
+                .1
+                .unwrap_or_else(|err| panic!("{}: {err}", kind.name()));
+            let built = (spec.build)(&command, &target());
+            if spec.supports(kind) {
+                let request =
+                    built.unwrap_or_else(|err| panic!("{} {}: {err}", spec.id, kind.name()));
+                assert!(
+                    request.path_and_query.starts_with('/'),
+                    "{} {}",
+                    spec.id,
+                    kind.name()
+                );
+                assert!(
+                    !request.path_and_query.contains(' ') && !request.path_and_query.contains('+'),
+                    "{} {}: `{}` must be encoded",
+                    spec.id,
+                    kind.name(),
+                    request.path_and_query
+                );
+            } else {
+                let err = built
+                    .expect_err("an undeclared command must be refused")
+                    .to_string();
+                assert!(
+                    err.contains(spec.name) && err.contains(kind.name()),
+                    "{} {}: `{err}` must name the vendor and command",
+                    spec.id,
+                    kind.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn provisioning_carries_every_action_url_with_the_token() {
+    let ctx = ProvisionCtx {
+        public_url: "http://192.168.1.10:8080".into(),
+        token: "tok3n-0123456789abcdef".into(),
+        agent_host: "192.168.1.10".into(),
+        format: None,
+    };
+    for spec in VENDORS {
+        let text = (spec.provision)(&ctx);
+        for event in spec.events {
+            let url = ctx.action_url(spec, event);
+            let escaped = vendor::xml_escape(&url);
+            assert!(
+                text.contains(&url) || text.contains(&escaped),
+                "{}: the provisioning lacks the Action URL for {}",
+                spec.id,
+                event.wire
+            );
+        }
+    }
+}
+
+#[test]
+fn every_user_agent_sample_is_recognised_by_its_vendor_only() {
+    let samples = [
+        ("yealink", "Yealink SIP-T46G 28.72.0.1 00:15:65:4a:a9:37"),
+        ("grandstream", "Grandstream Model HW GXP1628 SW 1.0.4.138 DevId c074ad2bd859"),
+        ("snom", "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 000413922D24 SXM:0 UXM:0)"),
+        ("fanvil", "Fanvil X4 2.10.2.6887 0c383e07e16c"),
+        ("htek", "Htek UC903 2.0.4.2 00:1f:c1:1c:22:a9"),
+    ];
+    for (vendor, user_agent) in samples {
+        let Some(owner) = vendor::find(vendor) else {
+            continue;
+        };
+        let identity = (owner.recognise)(user_agent)
+            .unwrap_or_else(|| panic!("{vendor} does not recognise {user_agent}"));
+        assert!(identity.mac.is_some(), "{vendor}: no MAC from {user_agent}");
+        for other in VENDORS.iter().filter(|s| s.id != vendor) {
+            assert!(
+                (other.recognise)(user_agent).is_none(),
+                "{} claims {user_agent}",
+                other.id
+            );
+        }
+    }
+}
