@@ -214,11 +214,57 @@ fn build(kind: CommandKind, body: Body) -> Result<Command, CommandError> {
             CommandArg::Url(url)
         }
     };
+    let at = body.when()?;
+    if at.is_some() && kind != CommandKind::Message {
+        return Err(CommandError::BadArgument(format!(
+            "only `message` can be scheduled with `at` or `in`, not `{name}`"
+        )));
+    }
     Ok(Command {
         kind,
         arg,
         line: body.line()?,
+        at,
     })
+}
+
+impl Body {
+    /// `at` (RFC 3339, e.g. `2026-11-26T15:00:00+01:00`) or `in` (`90s`, `10m`, `1h 30m`).
+    fn when(&self) -> Result<Option<time::OffsetDateTime>, CommandError> {
+        let text = |name: &str| match self.fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+            Some(Value::Number(n)) if name == "in" => Ok(Some(format!("{n}s"))),
+            Some(_) => Err(CommandError::BadArgument(format!(
+                "`{name}` must be a string"
+            ))),
+        };
+        match (text("at")?, text("in")?) {
+            (Some(_), Some(_)) => Err(CommandError::BadArgument(
+                "give `at` or `in`, not both".into(),
+            )),
+            (Some(at), None) => {
+                time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+                    .map(Some)
+                    .map_err(|_| {
+                        CommandError::BadArgument(format!(
+                    "`at` must be an RFC 3339 time such as 2026-11-26T15:00:00+01:00, not `{at}`"
+                ))
+                    })
+            }
+            (None, Some(delay)) => {
+                let duration = humantime::parse_duration(&delay).map_err(|_| {
+                    CommandError::BadArgument(format!(
+                        "`in` must be a duration such as 90s, 10m or 1h 30m, not `{delay}`"
+                    ))
+                })?;
+                let duration = time::Duration::try_from(duration)
+                    .map_err(|_| CommandError::BadArgument("`in` is too long".into()))?;
+                Ok(Some(time::OffsetDateTime::now_utc() + duration))
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 fn parse_on_off(raw: &str) -> Option<bool> {
@@ -368,6 +414,22 @@ mod tests {
             CommandArg::Keys(vec!["F1".into(), "OK".into()])
         );
         assert_eq!(ok("dial", "1001").kind, CommandKind::Dial);
+        let reminder = ok("message", r#"{"text": "Stand-up", "in": "10m"}"#);
+        let due = reminder.at.unwrap() - time::OffsetDateTime::now_utc();
+        assert!(due > time::Duration::minutes(9) && due <= time::Duration::minutes(10));
+        let at = ok(
+            "message",
+            r#"{"text": "Lunch", "at": "2030-01-02T12:00:00+01:00"}"#,
+        );
+        assert_eq!(at.at.unwrap().unix_timestamp(), 1893582000);
+        assert!(matches!(
+            err("message", r#"{"text": "x", "at": "noon"}"#),
+            CommandError::BadArgument(_)
+        ));
+        assert!(matches!(
+            err("dial", r#"{"number": "1", "in": "5m"}"#),
+            CommandError::BadArgument(_)
+        ));
     }
 
     #[test]

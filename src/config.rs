@@ -19,8 +19,17 @@ pub struct Config {
     pub broker: BrokerConfig,
     pub http: HttpConfig,
     pub agent: AgentConfig,
+    pub directory: DirectoryConfig,
     #[serde(rename = "phone")]
     pub phones: Vec<PhoneConfig>,
+}
+
+/// The PBX subscriber list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectoryConfig {
+    /// A CSV file (extension, name, department) imported at every start.
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +128,9 @@ pub struct PhoneConfig {
     /// For vendors whose only DND control is a programmable key (Grandstream): the key
     /// programmed as DND on the phone, e.g. `MPK1`.
     pub dnd_key: Option<String>,
+    /// Groups this phone belongs to: `<base>/group/<group>/cmd/<command>` reaches them all.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 fn default_username() -> String {

@@ -51,6 +51,7 @@ pub fn prepare(config: &mut Config) -> std::io::Result<PendingDemo> {
             line: Some(format!("{}@{}", options.line_user, options.pbx_host)),
             legacy_api: false,
             dnd_key: None,
+            groups: Vec::new(),
         });
         phones.push((options, addr));
     }

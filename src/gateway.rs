@@ -88,7 +88,7 @@ pub async fn start(
             poll_interval: options.poll_interval,
         },
         &lifecycle,
-    );
+    )?;
     let mut router = agent.router();
     let mut sessions = vec![agent.mqtt().clone()];
     if options.web {

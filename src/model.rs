@@ -150,6 +150,19 @@ pub struct PhoneInfo {
     pub agent: String,
     /// False for a phone that called in without a `[[phone]]` entry.
     pub configured: bool,
+    /// The groups it belongs to (`[[phone]] groups`).
+    pub groups: Vec<String>,
+    /// The PBX subscriber whose extension this phone registers, from the directory.
+    pub subscriber: Option<Subscriber>,
+}
+
+/// One entry of the PBX subscriber directory.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Subscriber {
+    pub extension: String,
+    pub name: String,
+    #[serde(default)]
+    pub department: String,
 }
 
 /// The normalised commands. Which ones a phone can do is declared by its vendor.
@@ -282,6 +295,8 @@ pub struct Command {
     pub arg: CommandArg,
     /// Account to use for `dial` (1-based), when the caller chose one.
     pub line: Option<u32>,
+    /// For `message`: show it at this time instead of now (a reminder).
+    pub at: Option<time::OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

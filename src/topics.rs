@@ -17,12 +17,35 @@ pub enum Topic<'a> {
     Availability(&'a str),
     Event(&'a str),
     Result(&'a str),
-    Command { phone: &'a str, command: &'a str },
+    Command {
+        phone: &'a str,
+        command: &'a str,
+    },
+    /// A command for every phone of a group (`all`: every configured phone).
+    GroupCommand {
+        group: &'a str,
+        command: &'a str,
+    },
+    GroupResult(&'a str),
     BridgeState(&'a str),
+    /// The PBX subscriber directory, retained.
+    Directory,
+    /// A new directory to import (CSV or JSON).
+    DirectorySet,
+    DirectoryResult,
+    /// An agent's scheduled messages, retained.
+    Reminders(&'a str),
+    RemindersCancel(&'a str),
+    RemindersResult(&'a str),
 }
 
-/// The reserved first level for gateway-wide topics; never a phone.
+/// Reserved first levels for gateway-wide topics; never a phone.
 const BRIDGE: &str = "bridge";
+const GROUP: &str = "group";
+const DIRECTORY: &str = "directory";
+
+/// Words that cannot name a phone, since they start gateway-wide topics.
+pub const RESERVED: [&str; 3] = [BRIDGE, GROUP, DIRECTORY];
 
 impl Topics {
     pub fn new(base: &str) -> Topics {
@@ -70,6 +93,42 @@ impl Topics {
         format!("{}/+/cmd/+", self.base)
     }
 
+    pub fn group_command(&self, group: &str, command: &str) -> String {
+        format!("{}/{GROUP}/{group}/cmd/{command}", self.base)
+    }
+
+    pub fn group_command_filter(&self) -> String {
+        format!("{}/{GROUP}/+/cmd/+", self.base)
+    }
+
+    pub fn group_result(&self, group: &str) -> String {
+        format!("{}/{GROUP}/{group}/result", self.base)
+    }
+
+    pub fn directory(&self) -> String {
+        format!("{}/{DIRECTORY}", self.base)
+    }
+
+    pub fn directory_set(&self) -> String {
+        format!("{}/{DIRECTORY}/set", self.base)
+    }
+
+    pub fn directory_result(&self) -> String {
+        format!("{}/{DIRECTORY}/result", self.base)
+    }
+
+    pub fn reminders(&self, agent: &str) -> String {
+        format!("{}/{BRIDGE}/{agent}/reminders", self.base)
+    }
+
+    pub fn reminders_cancel(&self, agent: &str) -> String {
+        format!("{}/{BRIDGE}/{agent}/reminders/cancel", self.base)
+    }
+
+    pub fn reminders_result(&self, agent: &str) -> String {
+        format!("{}/{BRIDGE}/{agent}/reminders/result", self.base)
+    }
+
     /// Everything under the base, for the web adapter and watchers.
     pub fn all_filter(&self) -> String {
         format!("{}/#", self.base)
@@ -83,7 +142,17 @@ impl Topics {
         }
         match parts.as_slice() {
             [BRIDGE, agent, "state"] => Some(Topic::BridgeState(agent)),
+            [BRIDGE, agent, "reminders"] => Some(Topic::Reminders(agent)),
+            [BRIDGE, agent, "reminders", "cancel"] => Some(Topic::RemindersCancel(agent)),
+            [BRIDGE, agent, "reminders", "result"] => Some(Topic::RemindersResult(agent)),
             [BRIDGE, ..] => None,
+            [GROUP, group, "cmd", command] => Some(Topic::GroupCommand { group, command }),
+            [GROUP, group, "result"] => Some(Topic::GroupResult(group)),
+            [GROUP, ..] => None,
+            [DIRECTORY] => Some(Topic::Directory),
+            [DIRECTORY, "set"] => Some(Topic::DirectorySet),
+            [DIRECTORY, "result"] => Some(Topic::DirectoryResult),
+            [DIRECTORY, ..] => None,
             [phone] => Some(Topic::State(phone)),
             [phone, "info"] => Some(Topic::Info(phone)),
             [phone, "availability"] => Some(Topic::Availability(phone)),
@@ -99,7 +168,14 @@ impl Topics {
     pub fn is_retained(&self, topic: &str) -> bool {
         matches!(
             self.parse(topic),
-            Some(Topic::State(_) | Topic::Info(_) | Topic::Availability(_) | Topic::BridgeState(_))
+            Some(
+                Topic::State(_)
+                    | Topic::Info(_)
+                    | Topic::Availability(_)
+                    | Topic::BridgeState(_)
+                    | Topic::Directory
+                    | Topic::Reminders(_)
+            )
         )
     }
 }
@@ -142,5 +218,23 @@ mod tests {
         assert!(topics.is_retained("phone2mqtt/0015654aa937/availability"));
         assert!(!topics.is_retained("phone2mqtt/0015654aa937/event"));
         assert!(!topics.is_retained("phone2mqtt/0015654aa937/cmd/dial"));
+        assert_eq!(
+            topics.parse(&topics.group_command("sales", "dnd")),
+            Some(Topic::GroupCommand {
+                group: "sales",
+                command: "dnd"
+            })
+        );
+        assert_eq!(
+            topics.parse(&topics.directory_set()),
+            Some(Topic::DirectorySet)
+        );
+        assert_eq!(
+            topics.parse(&topics.reminders_cancel("gw1")),
+            Some(Topic::RemindersCancel("gw1"))
+        );
+        assert!(topics.is_retained(&topics.directory()));
+        assert!(topics.is_retained(&topics.reminders("gw1")));
+        assert_eq!(topics.parse("phone2mqtt/group/sales"), None);
     }
 }

@@ -282,7 +282,8 @@ async fn callbacks_as_phones_really_write_them_are_accepted() {
     assert_eq!(
         info,
         json!({"id": ID, "mac": "00:15:65:4a:a9:37", "name": null, "vendor": "yealink", "model": "SIP-T46G",
-               "firmware": "28.72.0.1", "ip": "10.0.0.5", "agent": "test", "configured": false})
+               "firmware": "28.72.0.1", "ip": "10.0.0.5", "agent": "test", "configured": false,
+               "groups": [], "subscriber": null})
     );
     // Commands to a discovered phone say what is missing.
     probe

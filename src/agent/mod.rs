@@ -4,31 +4,35 @@
 //! - `receiver`: the HTTP routes phones call (Action URLs) and fetch (provisioning).
 //! - `registry` and `state`: phones by id and how events change their state.
 //! - `commands`: one queue per phone, the HTTP exchange, the results.
+//! - `directory`: the PBX subscriber list. `reminders`: scheduled messages.
 
 pub mod commands;
+pub mod directory;
+pub mod dispatch;
 pub mod receiver;
 pub mod registry;
+pub mod reminders;
 pub mod state;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::info;
 
-use crate::command::{self, CommandError};
 use crate::config::{Config, Secret};
 use crate::model::{Command, CommandArg, CommandKind, CommandResult, Event};
-use crate::mqtt::{self, Message, Mqtt};
+use crate::mqtt::{self, Mqtt};
 use crate::shutdown::Lifecycle;
-use crate::topics::{Topic, Topics};
+use crate::topics::Topics;
 use crate::vendor::ProvisionCtx;
 
 use self::commands::{Job, Queues};
 use self::registry::{Registry, Update};
+use self::reminders::Reminders;
 
 /// What the agent's tasks share.
 #[derive(Debug)]
@@ -44,6 +48,8 @@ pub struct Shared {
     pub provision: ProvisionCtx,
     pub command_timeout: Duration,
     pub answer_unknown_phones: bool,
+    pub reminders: Reminders,
+    pub data_dir: PathBuf,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
 }
@@ -65,8 +71,32 @@ pub struct AgentOptions {
     pub poll_interval: Duration,
 }
 
+/// The subscriber directory and reminders kept in the data directory.
+const DIRECTORY_FILE: &str = "directory.csv";
+const REMINDERS_FILE: &str = "reminders.json";
+
 impl Agent {
-    pub fn start(config: &Config, options: AgentOptions, lifecycle: &Lifecycle) -> Agent {
+    pub fn start(
+        config: &Config,
+        options: AgentOptions,
+        lifecycle: &Lifecycle,
+    ) -> anyhow::Result<Agent> {
+        let data_dir = config.agent.data_dir.clone();
+        let reminders = Reminders::load(data_dir.join(REMINDERS_FILE))
+            .map_err(|err| anyhow::anyhow!("agent.data_dir: reminders: {err}"))?;
+        // The directory: the configured file wins at start; otherwise the last import.
+        let directory = match &config.directory.file {
+            Some(file) => Some(
+                directory::load(file).map_err(|err| anyhow::anyhow!("directory.file: {err}"))?,
+            ),
+            None => {
+                let kept = data_dir.join(DIRECTORY_FILE);
+                kept.exists()
+                    .then(|| directory::load(&kept))
+                    .transpose()
+                    .map_err(|err| anyhow::anyhow!("agent.data_dir: {err}"))?
+            }
+        };
         let topics = Topics::new(&config.mqtt.base_topic);
         let bridge = topics.bridge_state(&options.name);
         let (mqtt, incoming) = mqtt::start(
@@ -81,7 +111,12 @@ impl Agent {
                     .map(|p| p.expose().to_string()),
                 last_will: Some((bridge.clone(), "offline".into())),
                 goodbye: Some((bridge, "offline".into())),
-                subscriptions: vec![topics.command_filter()],
+                subscriptions: vec![
+                    topics.command_filter(),
+                    topics.group_command_filter(),
+                    topics.directory_set(),
+                    topics.reminders_cancel(&options.name),
+                ],
             },
             lifecycle.sessions.clone(),
             &lifecycle.session_tracker,
@@ -104,16 +139,26 @@ impl Agent {
             public_url: options.public_url,
             command_timeout: Duration::from_secs_f64(config.agent.command_timeout),
             answer_unknown_phones: config.agent.answer_unknown_phones,
+            reminders,
+            data_dir,
             shutdown: lifecycle.work.clone(),
             tracker: lifecycle.work_tracker.clone(),
         });
+        if let Some(subscribers) = directory {
+            info!(
+                subscribers = subscribers.len(),
+                "Subscriber directory loaded."
+            );
+            shared.registry.set_directory(subscribers);
+        }
         let tracker = &lifecycle.work_tracker;
-        tracker.spawn(dispatch_commands(shared.clone(), incoming));
+        tracker.spawn(dispatch::run(shared.clone(), incoming));
+        tracker.spawn(dispatch::run_reminders(shared.clone()));
         tracker.spawn(republish_on_connect(shared.clone()));
         if !options.poll_interval.is_zero() {
             tracker.spawn(poll_phones(shared.clone(), options.poll_interval));
         }
-        Agent { shared }
+        Ok(Agent { shared })
     }
 
     /// The routes phones use: Action URL callbacks and provisioning files.
@@ -169,72 +214,21 @@ impl Shared {
             .publish_json(self.topics.result(reply_to), result, false)
             .await;
     }
-}
 
-/// Turns messages on `<base>/+/cmd/+` into jobs; every one ends in a result.
-async fn dispatch_commands(shared: Arc<Shared>, mut incoming: mpsc::UnboundedReceiver<Message>) {
-    loop {
-        let message = tokio::select! {
-            message = incoming.recv() => match message { Some(message) => message, None => return },
-            () = shared.shutdown.cancelled() => return,
-        };
-        let Some(Topic::Command {
-            phone,
-            command: name,
-        }) = shared.topics.parse(&message.topic)
-        else {
-            continue;
-        };
-        if message.retained {
-            // A retained command would replay on every reconnect; refuse it loudly, once.
-            warn!(topic = %message.topic, "Retained command ignored; publish commands without the retain flag.");
-            let (transaction, _) = command::parse(name, &message.payload);
-            let result = CommandResult::error(
-                phone,
-                name,
-                transaction,
-                CommandError::BadPayload(
-                    "commands must not be retained (clear it with an empty retained message)"
-                        .into(),
-                ),
-            );
-            shared.publish_result(phone, &result).await;
-            continue;
-        }
-        let (transaction, parsed) = command::parse(name, &message.payload);
-        let Some(id) = shared.registry.resolve(phone) else {
-            if shared.answer_unknown_phones {
-                let result = CommandResult::error(
-                    phone,
-                    name,
-                    transaction,
-                    CommandError::UnknownPhone(phone.to_string()),
-                );
-                shared.publish_result(phone, &result).await;
-            }
-            continue;
-        };
-        let command = match parsed {
-            Ok(command) => command,
-            Err(err) => {
-                debug!(phone = %id, command = name, cause = %err, "Command refused.");
-                shared
-                    .publish_result(phone, &CommandResult::error(phone, name, transaction, err))
-                    .await;
-                continue;
-            }
-        };
-        let job = Job {
-            command,
-            reply_to: phone.to_string(),
-            transaction,
-            internal: false,
-        };
-        if let Err(refused) = shared.queues.submit(&shared, &id, job) {
-            let (job, err) = *refused;
-            let result = CommandResult::error(&job.reply_to, name, job.transaction, err);
-            shared.publish_result(phone, &result).await;
-        }
+    /// The directory with its matches, retained.
+    pub async fn publish_directory(&self) {
+        let report = self.registry.directory_report();
+        self.mqtt
+            .publish_json(self.topics.directory(), &report, true)
+            .await;
+    }
+
+    /// This agent's scheduled messages, retained.
+    pub async fn publish_reminders(&self) {
+        let list = self.reminders.list();
+        self.mqtt
+            .publish_json(self.topics.reminders(&self.name), &list, true)
+            .await;
     }
 }
 
@@ -296,6 +290,7 @@ async fn poll_phones(shared: Arc<Shared>, every: Duration) {
                     kind: CommandKind::Refresh,
                     arg: CommandArg::None,
                     line: None,
+                    at: None,
                 },
                 reply_to: id.to_string(),
                 transaction: None,

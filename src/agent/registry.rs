@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use crate::agent::state;
 use crate::config::PhoneConfig;
-use crate::model::{Event, PhoneId, PhoneInfo, PhoneState};
+use crate::model::{Event, PhoneId, PhoneInfo, PhoneState, Subscriber};
 use crate::vendor::{ParsedEvent, Refreshed, VendorSpec};
 
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub struct Registry {
     phones: Mutex<HashMap<PhoneId, Phone>>,
     /// Configured names, lower-case, for commands addressed by name.
     names: HashMap<String, PhoneId>,
+    /// The PBX subscribers, matched to phones by the extension they register.
+    directory: Mutex<Vec<Subscriber>>,
 }
 
 impl Registry {
@@ -60,6 +62,8 @@ impl Registry {
                         ip: None,
                         agent: agent.to_string(),
                         configured: true,
+                        groups: config.groups.clone(),
+                        subscriber: None,
                     },
                     config: Some(config.clone()),
                     vendor,
@@ -72,7 +76,108 @@ impl Registry {
             agent: agent.to_string(),
             phones: Mutex::new(phones),
             names,
+            directory: Mutex::default(),
         }
+    }
+
+    /// The configured phones of a group; `all` is every configured phone.
+    pub fn members(&self, group: &str) -> Vec<PhoneId> {
+        let mut ids: Vec<PhoneId> = self
+            .lock()
+            .values()
+            .filter(|phone| {
+                phone.config.as_ref().is_some_and(|config| {
+                    group.eq_ignore_ascii_case("all")
+                        || config.groups.iter().any(|g| g.eq_ignore_ascii_case(group))
+                })
+            })
+            .map(|phone| phone.info.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Replaces the directory; returns the phones whose subscriber changed.
+    pub fn set_directory(&self, subscribers: Vec<Subscriber>) -> Vec<Update> {
+        *self.directory.lock().unwrap_or_else(|p| p.into_inner()) = subscribers;
+        let ids: Vec<PhoneId> = self.lock().keys().cloned().collect();
+        ids.iter()
+            .filter_map(|id| self.match_subscriber(id))
+            .collect()
+    }
+
+    pub fn directory(&self) -> Vec<Subscriber> {
+        self.directory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Finds the phone's subscriber by the extensions it registers (its lines, or the user part
+    /// of its configured `line`); returns an update when that changed.
+    fn match_subscriber(&self, id: &PhoneId) -> Option<Update> {
+        let directory = self
+            .directory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut phones = self.lock();
+        let phone = phones.get_mut(id)?;
+        let mut extensions: Vec<String> =
+            phone.state.lines.iter().map(|l| l.user.clone()).collect();
+        if let Some(line) = phone.config.as_ref().and_then(|c| c.line.as_ref()) {
+            extensions.push(crate::vendor::sip_number(line));
+        }
+        let subscriber = extensions
+            .iter()
+            .find_map(|ext| directory.iter().find(|s| &s.extension == ext))
+            .cloned();
+        if subscriber == phone.info.subscriber {
+            return None;
+        }
+        phone.info.subscriber = subscriber;
+        Some(Update {
+            id: id.clone(),
+            info: Some(phone.info.clone()),
+            state: None,
+            online: None,
+        })
+    }
+
+    /// Each subscriber with the phones that register its extension, and the phones without one.
+    pub fn directory_report(&self) -> serde_json::Value {
+        let directory = self.directory();
+        let phones = self.all();
+        let subscribers: Vec<serde_json::Value> = directory
+            .iter()
+            .map(|s| {
+                let matched: Vec<&str> = phones
+                    .iter()
+                    .filter(|p| p.info.subscriber.as_ref() == Some(s))
+                    .map(|p| p.info.id.as_str())
+                    .collect();
+                serde_json::json!({"extension": s.extension, "name": s.name, "department": s.department, "phones": matched})
+            })
+            .collect();
+        let without: Vec<&str> = phones
+            .iter()
+            .filter(|p| p.info.subscriber.is_none())
+            .map(|p| p.info.id.as_str())
+            .collect();
+        let without_phone: Vec<&str> = directory
+            .iter()
+            .filter(|s| {
+                !phones
+                    .iter()
+                    .any(|p| p.info.subscriber.as_ref() == Some(*s))
+            })
+            .map(|s| s.extension.as_str())
+            .collect();
+        serde_json::json!({
+            "subscribers": subscribers,
+            "phones_without_subscriber": without,
+            "subscribers_without_phone": without_phone,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PhoneId, Phone>> {
@@ -135,6 +240,8 @@ impl Registry {
                 ip: None,
                 agent: self.agent.clone(),
                 configured: false,
+                groups: Vec::new(),
+                subscriber: None,
             },
             state: PhoneState::default(),
             online: None,
@@ -152,12 +259,17 @@ impl Registry {
         state::apply(&mut phone.state, event);
         let online = (phone.online != Some(true)).then_some(true);
         phone.online = Some(true);
-        Update {
-            id,
+        let mut update = Update {
+            id: id.clone(),
             info: (phone.info != before).then(|| phone.info.clone()),
             state: Some(phone.state.clone()),
             online,
+        };
+        drop(phones);
+        if let Some(matched) = self.match_subscriber(&id) {
+            update.info = matched.info;
         }
+        update
     }
 
     /// Records what a command taught us: the phone answered (or could not be reached), and
@@ -185,11 +297,16 @@ impl Registry {
                 info = Some(phone.info.clone());
             }
         }
-        Some(Update {
+        let mut update = Update {
             id: id.clone(),
             info,
             state: new_state,
             online,
-        })
+        };
+        drop(phones);
+        if let Some(matched) = self.match_subscriber(id) {
+            update.info = matched.info;
+        }
+        Some(update)
     }
 }

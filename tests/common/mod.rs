@@ -129,6 +129,7 @@ pub fn phone_entry(vendor: &str, mac: &str, addr: SocketAddr, name: &str) -> Pho
         line: Some("1001@pbx.example.com".into()),
         legacy_api: false,
         dnd_key: None,
+        groups: Vec::new(),
     }
 }
 

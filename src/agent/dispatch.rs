@@ -1,0 +1,345 @@
+//! What the agent does with the messages it subscribes to: phone and group commands (each one
+//! ends in a result), directory imports, reminder cancellations; and the reminder scheduler.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::agent::commands::Job;
+use crate::agent::directory;
+use crate::agent::reminders::Reminder;
+use crate::agent::Shared;
+use crate::command::{self, CommandError};
+use crate::model::{Command, CommandArg, CommandKind, CommandResult, PhoneId, Status};
+use crate::mqtt::Message;
+use crate::topics::Topic;
+
+/// Handles incoming messages until the agent stops.
+pub async fn run(shared: Arc<Shared>, mut incoming: mpsc::UnboundedReceiver<Message>) {
+    loop {
+        let message = tokio::select! {
+            message = incoming.recv() => match message { Some(message) => message, None => return },
+            () = shared.shutdown.cancelled() => return,
+        };
+        match shared.topics.parse(&message.topic) {
+            Some(Topic::Command { phone, command }) => {
+                phone_command(&shared, phone, command, &message).await
+            }
+            Some(Topic::GroupCommand { group, command }) => {
+                group_command(&shared, group, command, &message).await
+            }
+            Some(Topic::DirectorySet) if !message.retained => {
+                directory_set(&shared, &message).await
+            }
+            Some(Topic::RemindersCancel(agent)) if agent == shared.name && !message.retained => {
+                cancel_reminder(&shared, &message).await
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A retained command would replay on every reconnect: it is refused, with a result.
+fn refuse_retained(message: &Message) -> Option<CommandError> {
+    message.retained.then(|| {
+        warn!(topic = %message.topic, "Retained command ignored; publish commands without the retain flag.");
+        CommandError::BadPayload(
+            "commands must not be retained (clear it with an empty retained message)".into(),
+        )
+    })
+}
+
+async fn phone_command(shared: &Arc<Shared>, phone: &str, name: &str, message: &Message) {
+    let (transaction, parsed) = command::parse(name, &message.payload);
+    let error = |err: CommandError| CommandResult::error(phone, name, transaction.clone(), err);
+    let Some(id) = shared.registry.resolve(phone) else {
+        if shared.answer_unknown_phones {
+            let result = error(CommandError::UnknownPhone(phone.to_string()));
+            shared.publish_result(phone, &result).await;
+        }
+        return;
+    };
+    if let Some(err) = refuse_retained(message) {
+        shared.publish_result(phone, &error(err)).await;
+        return;
+    }
+    let command = match parsed {
+        Ok(command) => command,
+        Err(err) => {
+            debug!(phone = %id, command = name, cause = %err, "Command refused.");
+            shared.publish_result(phone, &error(err)).await;
+            return;
+        }
+    };
+    if let Some(due) = command.at {
+        let result = schedule(shared, phone, &command, due, transaction).await;
+        shared.publish_result(phone, &result).await;
+        return;
+    }
+    submit(shared, &id, phone, command, transaction).await;
+}
+
+/// Queues a command for one phone; a refusal (queue full, stopping) is published at once.
+async fn submit(
+    shared: &Arc<Shared>,
+    id: &PhoneId,
+    reply_to: &str,
+    command: Command,
+    transaction: Option<String>,
+) {
+    let job = Job {
+        command,
+        reply_to: reply_to.to_string(),
+        transaction,
+        internal: false,
+    };
+    if let Err(refused) = shared.queues.submit(shared, id, job) {
+        let (job, err) = *refused;
+        let result =
+            CommandResult::error(&job.reply_to, job.command.kind.name(), job.transaction, err);
+        shared.publish_result(reply_to, &result).await;
+    }
+}
+
+/// A command for every phone of a group: each phone answers on its own result topic; what is
+/// wrong with the command itself is answered once, on the group's.
+async fn group_command(shared: &Arc<Shared>, group: &str, name: &str, message: &Message) {
+    let (transaction, parsed) = command::parse(name, &message.payload);
+    let members = shared.registry.members(group);
+    let group_error = |err: CommandError| {
+        CommandResult::error(&format!("group/{group}"), name, transaction.clone(), err)
+    };
+    if members.is_empty() {
+        if shared.answer_unknown_phones {
+            let err =
+                CommandError::BadArgument(format!("no configured phone is in group `{group}`"));
+            shared
+                .mqtt
+                .publish_json(shared.topics.group_result(group), &group_error(err), false)
+                .await;
+        }
+        return;
+    }
+    let refused = refuse_retained(message).map(Err);
+    let command = match refused.unwrap_or(parsed) {
+        Ok(command) => command,
+        Err(err) => {
+            shared
+                .mqtt
+                .publish_json(shared.topics.group_result(group), &group_error(err), false)
+                .await;
+            return;
+        }
+    };
+    if let Some(due) = command.at {
+        let target = format!("group:{group}");
+        let result = schedule(shared, &target, &command, due, transaction).await;
+        let mut result = result;
+        result.phone = format!("group/{group}");
+        shared
+            .mqtt
+            .publish_json(shared.topics.group_result(group), &result, false)
+            .await;
+        return;
+    }
+    info!(
+        group,
+        command = name,
+        phones = members.len(),
+        "Group command."
+    );
+    for id in members {
+        submit(
+            shared,
+            &id,
+            id.as_str(),
+            command.clone(),
+            transaction.clone(),
+        )
+        .await;
+    }
+}
+
+/// Keeps a `message` with `at`/`in` for later; the result says when it will be shown.
+async fn schedule(
+    shared: &Arc<Shared>,
+    target: &str,
+    command: &Command,
+    due: OffsetDateTime,
+    transaction: Option<String>,
+) -> CommandResult {
+    let CommandArg::Text(text) = &command.arg else {
+        unreachable!("only messages carry a time");
+    };
+    match shared.reminders.add(target, text, due, transaction.clone()) {
+        Ok(reminder) => {
+            info!(target, id = %reminder.id, due = %rfc3339(reminder.due), "Reminder scheduled.");
+            shared.publish_reminders().await;
+            let mut result = CommandResult::ok(target, "message", transaction);
+            result.data =
+                Some(serde_json::json!({"reminder": reminder.id, "due": rfc3339(reminder.due)}));
+            result
+        }
+        Err(err) => CommandResult::error(
+            target,
+            "message",
+            transaction,
+            CommandError::Rejected(format!("cannot keep the reminder: {err}")),
+        ),
+    }
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Shows each reminder when it is due, and keeps the retained list current.
+pub async fn run_reminders(shared: Arc<Shared>) {
+    loop {
+        let wait = match shared.reminders.next_due() {
+            Some(due) => {
+                let left = due - OffsetDateTime::now_utc();
+                std::time::Duration::try_from(left).unwrap_or_default()
+            }
+            None => std::time::Duration::from_secs(3600),
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shared.reminders.changed.notified() => continue,
+            () = shared.shutdown.cancelled() => return,
+        }
+        let due = shared.reminders.take_due(OffsetDateTime::now_utc());
+        if due.is_empty() {
+            continue;
+        }
+        for reminder in due {
+            show_reminder(&shared, reminder).await;
+        }
+        shared.publish_reminders().await;
+    }
+}
+
+async fn show_reminder(shared: &Arc<Shared>, reminder: Reminder) {
+    let command = Command {
+        kind: CommandKind::Message,
+        arg: CommandArg::Text(reminder.text.clone()),
+        line: None,
+        at: None,
+    };
+    let transaction = reminder
+        .transaction
+        .clone()
+        .or_else(|| Some(format!("reminder-{}", reminder.id)));
+    info!(id = %reminder.id, target = %reminder.target, "Reminder due.");
+    match reminder.target.strip_prefix("group:") {
+        Some(group) => {
+            for id in shared.registry.members(group) {
+                submit(
+                    shared,
+                    &id,
+                    id.as_str(),
+                    command.clone(),
+                    transaction.clone(),
+                )
+                .await;
+            }
+        }
+        None => match shared.registry.resolve(&reminder.target) {
+            Some(id) => submit(shared, &id, &reminder.target, command, transaction).await,
+            None => {
+                let err = CommandError::UnknownPhone(reminder.target.clone());
+                let result = CommandResult::error(&reminder.target, "message", transaction, err);
+                shared.publish_result(&reminder.target, &result).await;
+            }
+        },
+    }
+}
+
+/// `{"id": "...", "transaction": "..."}` or a plain id.
+async fn cancel_reminder(shared: &Arc<Shared>, message: &Message) {
+    let text = String::from_utf8_lossy(&message.payload).trim().to_string();
+    let (id, transaction) = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(fields)) => (
+            fields
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            fields
+                .get("transaction")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+        ),
+        _ => (text.trim_matches('"').to_string(), None),
+    };
+    let (status, error) = match shared.reminders.cancel(&id) {
+        Ok(Some(_)) => {
+            info!(%id, "Reminder cancelled.");
+            shared.publish_reminders().await;
+            (Status::Ok, None)
+        }
+        Ok(None) => (Status::Error, Some(format!("no reminder `{id}`"))),
+        Err(err) => (Status::Error, Some(err)),
+    };
+    let result = serde_json::json!({"command": "cancel", "id": id, "transaction": transaction, "status": status, "error": error});
+    shared
+        .mqtt
+        .publish_json(shared.topics.reminders_result(&shared.name), &result, false)
+        .await;
+}
+
+/// Replaces the subscriber directory; the result counts what was imported and matched.
+async fn directory_set(shared: &Arc<Shared>, message: &Message) {
+    let text = String::from_utf8_lossy(&message.payload).into_owned();
+    // A JSON object may wrap the list: {"csv": "...", "transaction": "..."}.
+    let (body, transaction) = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(fields)) => (
+            fields
+                .get("csv")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .unwrap_or_default(),
+            fields
+                .get("transaction")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+        ),
+        _ => (text, None),
+    };
+    let result = match directory::parse(&body) {
+        Ok(subscribers) => {
+            let count = subscribers.len();
+            let kept = shared.data_dir.join(super::DIRECTORY_FILE);
+            let saved = std::fs::create_dir_all(&shared.data_dir)
+                .and_then(|()| std::fs::write(&kept, directory::to_csv(&subscribers)));
+            if let Err(err) = saved {
+                warn!(file = %kept.display(), cause = %err, "The directory could not be kept.");
+            }
+            for update in shared.registry.set_directory(subscribers) {
+                shared.publish_update(update).await;
+            }
+            shared.publish_directory().await;
+            let report = shared.registry.directory_report();
+            let matched = report["subscribers"].as_array().map_or(0, |list| {
+                list.iter()
+                    .filter(|s| s["phones"].as_array().is_some_and(|p| !p.is_empty()))
+                    .count()
+            });
+            info!(
+                subscribers = count,
+                matched, "Subscriber directory imported."
+            );
+            serde_json::json!({"command": "import", "transaction": transaction, "status": "ok", "subscribers": count, "matched": matched})
+        }
+        Err(err) => {
+            serde_json::json!({"command": "import", "transaction": transaction, "status": "error", "error": err})
+        }
+    };
+    shared
+        .mqtt
+        .publish_json(shared.topics.directory_result(), &result, false)
+        .await;
+}

@@ -1,0 +1,172 @@
+//! Scheduled messages ("reminders"): kept in the data directory as JSON so that they survive a
+//! restart, listed retained on `bridge/<agent>/reminders`, shown on the phones when due.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+/// One scheduled message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Reminder {
+    pub id: String,
+    /// A phone reference, `group:<name>`, or `group:all`.
+    pub target: String,
+    pub text: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub due: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    /// The transaction of the command that scheduled it, echoed when it is shown.
+    pub transaction: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Reminders {
+    path: PathBuf,
+    items: Mutex<Vec<Reminder>>,
+    /// Woken when the list changes, so the scheduler looks at the next due time again.
+    pub changed: Notify,
+}
+
+impl Reminders {
+    /// Loads the kept reminders; a missing file is an empty list.
+    pub fn load(path: PathBuf) -> Result<Reminders, String> {
+        let items = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                serde_json::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))?
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => return Err(format!("{}: {err}", path.display())),
+        };
+        Ok(Reminders {
+            path,
+            items: Mutex::new(items),
+            changed: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Reminder>> {
+        self.items.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The list, soonest first.
+    pub fn list(&self) -> Vec<Reminder> {
+        let mut items = self.lock().clone();
+        items.sort_by_key(|r| r.due);
+        items
+    }
+
+    pub fn add(
+        &self,
+        target: &str,
+        text: &str,
+        due: OffsetDateTime,
+        transaction: Option<String>,
+    ) -> Result<Reminder, String> {
+        let reminder = Reminder {
+            id: crate::gateway::new_token()[..8].to_lowercase(),
+            target: target.to_string(),
+            text: text.to_string(),
+            due,
+            created: OffsetDateTime::now_utc(),
+            transaction,
+        };
+        self.lock().push(reminder.clone());
+        self.save()?;
+        self.changed.notify_one();
+        Ok(reminder)
+    }
+
+    pub fn cancel(&self, id: &str) -> Result<Option<Reminder>, String> {
+        let removed = {
+            let mut items = self.lock();
+            let index = items.iter().position(|r| r.id == id);
+            index.map(|i| items.remove(i))
+        };
+        if removed.is_some() {
+            self.save()?;
+            self.changed.notify_one();
+        }
+        Ok(removed)
+    }
+
+    /// Removes and returns the reminders due by `now`.
+    pub fn take_due(&self, now: OffsetDateTime) -> Vec<Reminder> {
+        let due: Vec<Reminder> = {
+            let mut items = self.lock();
+            let (due, later): (Vec<Reminder>, Vec<Reminder>) =
+                items.drain(..).partition(|r| r.due <= now);
+            *items = later;
+            due
+        };
+        if !due.is_empty() {
+            if let Err(err) = self.save() {
+                tracing::error!(cause = %err, "Reminders could not be saved.");
+            }
+        }
+        due
+    }
+
+    pub fn next_due(&self) -> Option<OffsetDateTime> {
+        self.lock().iter().map(|r| r.due).min()
+    }
+
+    fn save(&self) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(&self.list()).map_err(|e| e.to_string())?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+        }
+        let temporary = self.path.with_extension("json.tmp");
+        std::fs::write(&temporary, text)
+            .map_err(|err| format!("{}: {err}", temporary.display()))?;
+        std::fs::rename(&temporary, &self.path)
+            .map_err(|err| format!("{}: {err}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reminders_survive_a_reload_and_come_due_in_order() {
+        let dir = std::env::temp_dir().join(format!("p2m-rem-{}", std::process::id()));
+        let path = dir.join("reminders.json");
+        let _ = std::fs::remove_file(&path);
+        let now = OffsetDateTime::now_utc();
+        let reminders = Reminders::load(path.clone()).unwrap();
+        let later = reminders
+            .add(
+                "0015654aa937",
+                "later",
+                now + time::Duration::hours(1),
+                None,
+            )
+            .unwrap();
+        let soon = reminders
+            .add(
+                "group:sales",
+                "soon",
+                now + time::Duration::seconds(1),
+                Some("t".into()),
+            )
+            .unwrap();
+        let reloaded = Reminders::load(path.clone()).unwrap();
+        assert_eq!(reloaded.list(), vec![soon.clone(), later.clone()]);
+        assert_eq!(reloaded.next_due(), Some(soon.due));
+        assert_eq!(
+            reloaded.take_due(now + time::Duration::seconds(2)),
+            vec![soon]
+        );
+        assert_eq!(
+            Reminders::load(path.clone()).unwrap().list(),
+            vec![later.clone()]
+        );
+        assert_eq!(reloaded.cancel(&later.id).unwrap(), Some(later));
+        assert!(Reminders::load(path).unwrap().list().is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
