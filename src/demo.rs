@@ -1,5 +1,5 @@
-//! `serve --demo`: the gateway plus simulated phones that get an occasional call, so that a
-//! newcomer sees events on MQTT and in the Manager within seconds.
+//! `serve --demo`: the gateway plus simulated phones of every vendor that get an occasional
+//! call, so that a newcomer sees events on MQTT and in the Manager within seconds.
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -9,24 +9,35 @@ use crate::config::{Config, PhoneConfig, Secret};
 use crate::model::PhoneId;
 use crate::sim::{self, SimOptions, SimPhone};
 
-/// One demo phone: vendor, MAC, name.
-const DEMO_PHONES: &[(&str, &str, &str)] = &[
-    ("yealink", "00:15:65:de:00:01", "Reception"),
-    ("yealink", "00:15:65:de:00:02", "Sales"),
-    ("yealink", "00:15:65:de:00:03", "Support"),
+/// Desks the demo phones stand on, with the groups they belong to.
+const DESKS: &[(&str, &str)] = &[
+    ("Reception", "front-office"),
+    ("Sales", "sales"),
+    ("Support", "support"),
+    ("Accounting", "back-office"),
+    ("Warehouse", "back-office"),
+    ("Meeting Room", "front-office"),
+    ("CEO", "management"),
+    ("Sales Desk", "sales"),
+    ("Support Desk", "support"),
+    ("Lab", "back-office"),
 ];
 
 /// Simulated phones waiting for the gateway; their `[[phone]]` entries are already in the config.
 #[derive(Debug)]
 pub struct PendingDemo {
-    phones: Vec<(SimOptions, SocketAddr)>,
+    phones: Vec<SimOptions>,
 }
 
-/// Reserves a port for each demo phone and adds it to the config, so the agent knows them.
-pub fn prepare(config: &mut Config) -> std::io::Result<PendingDemo> {
+/// Reserves a port for each of `count` demo phones, vendors taken in turn, and adds them to the
+/// config so that the agent knows them.
+pub fn prepare(config: &mut Config, count: usize) -> std::io::Result<PendingDemo> {
     let mut phones = Vec::new();
-    for (index, (vendor, mac, name)) in DEMO_PHONES.iter().enumerate() {
-        let id = PhoneId::parse(mac).expect("demo MACs are valid");
+    for index in 0..count {
+        let personality = sim::PERSONALITIES[index % sim::PERSONALITIES.len()];
+        let vendor = personality.vendor;
+        let mac = format!("{}de{:04x}", vendor.ouis[0], index + 1);
+        let id = PhoneId::parse(&mac).expect("OUI plus 6 hex digits");
         if config
             .phones
             .iter()
@@ -34,28 +45,39 @@ pub fn prepare(config: &mut Config) -> std::io::Result<PendingDemo> {
         {
             continue;
         }
-        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let personality = sim::personality(vendor).expect("demo vendors have personalities");
+        let (desk, group) = DESKS[index % DESKS.len()];
+        let name = if index < DESKS.len() {
+            desk.to_string()
+        } else {
+            format!("{desk} {}", index / DESKS.len() + 1)
+        };
+        let addr: SocketAddr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let mut options = SimOptions::new(personality, id, "");
         options.listen = addr;
         options.line_user = format!("{}", 1001 + index);
-        options.display_name = name.to_string();
+        options.display_name = name.clone();
         options.random_calls = true;
         config.phones.push(PhoneConfig {
-            mac: mac.to_string(),
-            vendor: vendor.to_string(),
+            mac: vendor_mac(&mac),
+            vendor: vendor.id.to_string(),
             address: addr.to_string(),
             username: options.username.clone(),
             password: Secret::new(options.password.clone()),
-            name: Some(name.to_string()),
+            name: Some(name),
             line: Some(format!("{}@{}", options.line_user, options.pbx_host)),
             legacy_api: false,
-            dnd_key: None,
-            groups: Vec::new(),
+            // Grandstream has no DND command; demo phones have MPK1 programmed as DND.
+            dnd_key: (vendor.id == "grandstream").then(|| "MPK1".to_string()),
+            groups: vec![group.to_string()],
         });
-        phones.push((options, addr));
+        phones.push(options);
     }
     Ok(PendingDemo { phones })
+}
+
+/// `00:15:65:de:00:01`, as people write MACs in config files.
+fn vendor_mac(hex: &str) -> String {
+    PhoneId::parse(hex).expect("12 hex digits").colon_mac()
 }
 
 impl PendingDemo {
@@ -66,7 +88,7 @@ impl PendingDemo {
         shutdown: CancellationToken,
     ) -> std::io::Result<Vec<SimPhone>> {
         let mut started = Vec::new();
-        for (mut options, _) in self.phones {
+        for mut options in self.phones {
             options.agent_url = agent_url.trim_end_matches('/').to_string();
             started.push(SimPhone::spawn(options, shutdown.clone()).await?);
         }

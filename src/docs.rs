@@ -13,8 +13,55 @@ pub fn blocks() -> Vec<(String, String)> {
     ];
     for spec in VENDORS {
         blocks.push((format!("{}-events", spec.id), vendor_events(spec)));
+        blocks.push((format!("{}-requests", spec.id), vendor_requests(spec)));
     }
     blocks
+}
+
+/// The value each sample command is shown with.
+fn sample(kind: CommandKind) -> &'static str {
+    match kind {
+        CommandKind::Dial => "+49 30 1234",
+        CommandKind::Transfer => "1002",
+        CommandKind::Dnd => "on",
+        CommandKind::Message => "Lunch is served",
+        CommandKind::Key => "F1 OK",
+        CommandKind::Logo => "http://192.168.1.10/logo.png",
+        _ => "",
+    }
+}
+
+/// The exact request each command sends, built by the vendor's own code from sample values.
+pub fn vendor_requests(spec: &VendorSpec) -> String {
+    let target = crate::vendor::Target {
+        line: Some("1001@pbx.example.com".into()),
+        call_id: Some("7".into()),
+        agent_url: Some("http://192.168.1.10:8080".into()),
+        password: "PASSWORD".into(),
+        legacy_api: false,
+        dnd: false,
+        dnd_key: Some("MPK1".into()),
+    };
+    let mut out = String::from("| command | value | request |\n|---|---|---|\n");
+    for kind in spec.commands {
+        let value = sample(*kind);
+        let Ok(command) = crate::command::parse(kind.name(), value.as_bytes()).1 else {
+            continue;
+        };
+        let request = match (spec.build)(&command, &target) {
+            Ok(request) => {
+                let method = match request.method {
+                    crate::vendor::Method::Get => "GET",
+                    crate::vendor::Method::Post => "POST",
+                };
+                format!("`{method} {}`", request.path_and_query)
+            }
+            Err(err) => format!("error: {err}"),
+        };
+        let value = if value.is_empty() { String::new() } else { format!("`{value}`") };
+        out.push_str(&format!("| `{}` | {value} | {request} |\n", kind.name()));
+    }
+    out
 }
 
 /// Vendors down, normalised commands across.

@@ -18,11 +18,13 @@
 //! - [`broker`]: the embedded rumqttd broker.
 //! - [`web`]: the `/ws` adapter, the REST API and the Manager page.
 //! - [`sim`]: simulated phones, one personality per vendor.
+//! - [`client`]: the terminal client (`phones`, `send`, `watch`), over MQTT to any broker.
 //! - [`docs`]: the README and topics.md tables, generated from the vendor tables.
 //! - [`config`]: `phone2mqtt.toml`. [`gateway`]: wires it all together. [`shutdown`]: signals.
 
 pub mod agent;
 pub mod broker;
+pub mod client;
 pub mod command;
 pub mod config;
 pub mod demo;

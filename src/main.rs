@@ -14,7 +14,7 @@ use phone2mqtt::config::Config;
 use phone2mqtt::gateway::{self, GatewayOptions};
 use phone2mqtt::model::PhoneId;
 use phone2mqtt::vendor::{self, ProvisionCtx};
-use phone2mqtt::{demo, docs, shutdown, sim};
+use phone2mqtt::{client, demo, docs, shutdown, sim};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,9 +34,12 @@ enum Command {
         /// phone2mqtt.toml; without it, built-in defaults.
         #[arg(short, long)]
         config: Option<PathBuf>,
-        /// Also run simulated phones that get an occasional call.
+        /// Also run simulated phones of every vendor that get an occasional call.
         #[arg(long)]
         demo: bool,
+        /// How many simulated phones `--demo` runs.
+        #[arg(long, default_value_t = 5)]
+        demo_phones: usize,
         /// Seconds between state polls of configured phones (0: never).
         #[arg(long, default_value_t = 60)]
         poll: u64,
@@ -87,14 +90,33 @@ enum Command {
         #[arg(long)]
         format: Option<String>,
     },
+    /// List the phones the broker knows: name, id, model, IP, availability, call, DND, groups.
+    Phones(client::PhonesArgs),
+    /// Send a command to a phone, a group or `all`, and wait for the results.
+    Send(client::SendArgs),
+    /// Print live phone events and command results until Ctrl-C.
+    Watch(client::WatchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any thread exists: the only moment the local time zone can be read safely.
+    client::remember_local_offset();
+    // The client commands talk on stdout; their session's own logs stay quiet.
+    let client = matches!(
+        cli.command,
+        Command::Phones(_) | Command::Send(_) | Command::Watch(_)
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn,hyper=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                if client {
+                    "error"
+                } else {
+                    "info,rumqttd=warn,rumqttc=warn,hyper=warn"
+                }
+                .into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -123,9 +145,16 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config, demo, poll } => {
+        Command::Serve {
+            config,
+            demo,
+            demo_phones,
+            poll,
+        } => {
             let mut config = load(config.as_ref())?;
-            let pending = demo.then(|| demo::prepare(&mut config)).transpose()?;
+            let pending = demo
+                .then(|| demo::prepare(&mut config, demo_phones))
+                .transpose()?;
             run_gateway(config, true, poll, pending).await
         }
         Command::Agent { config, poll } => {
@@ -189,6 +218,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", (spec.provision)(&ctx));
             Ok(())
         }
+        Command::Phones(args) => client::phones(args).await,
+        Command::Send(args) => client::send(args).await,
+        Command::Watch(args) => client::watch(args).await,
     }
 }
 

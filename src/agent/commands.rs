@@ -111,10 +111,11 @@ async fn run_job(shared: &Arc<Shared>, id: &PhoneId, job: Job) {
             | CommandError::BadArgument(_))
     );
     let refreshed = outcome.as_ref().ok().and_then(|o| o.refreshed.as_ref());
+    let call_ended = outcome.as_ref().is_ok_and(|o| o.call_ended);
     if attempted {
         if let Some(update) = shared
             .registry
-            .apply_command_outcome(id, reachable, refreshed)
+            .apply_command_outcome(id, reachable, refreshed, call_ended)
         {
             shared.publish_update(update).await;
         }

@@ -245,6 +245,8 @@ async fn republish_on_connect(shared: Arc<Shared>) {
             .mqtt
             .publish(shared.topics.bridge_state(&shared.name), "online", true)
             .await;
+        shared.publish_directory().await;
+        shared.publish_reminders().await;
         let phones = shared.registry.all();
         info!(
             phones = phones.len(),

@@ -123,11 +123,12 @@ impl Registry {
             .clone();
         let mut phones = self.lock();
         let phone = phones.get_mut(id)?;
-        let mut extensions: Vec<String> =
-            phone.state.lines.iter().map(|l| l.user.clone()).collect();
+        // The configured line says who sits there; registered lines come next.
+        let mut extensions: Vec<String> = Vec::new();
         if let Some(line) = phone.config.as_ref().and_then(|c| c.line.as_ref()) {
             extensions.push(crate::vendor::sip_number(line));
         }
+        extensions.extend(phone.state.lines.iter().map(|l| l.user.clone()));
         let subscriber = extensions
             .iter()
             .find_map(|ext| directory.iter().find(|s| &s.extension == ext))
@@ -279,6 +280,7 @@ impl Registry {
         id: &PhoneId,
         reachable: bool,
         refreshed: Option<&Refreshed>,
+        call_ended: bool,
     ) -> Option<Update> {
         let mut phones = self.lock();
         let phone = phones.get_mut(id)?;
@@ -286,6 +288,13 @@ impl Registry {
         phone.online = Some(reachable);
         let mut info = None;
         let mut new_state = None;
+        if call_ended && phone.state.call_state != crate::model::CallState::Idle {
+            let before = phone.state.clone();
+            state::end_call(&mut phone.state);
+            if phone.state != before {
+                new_state = Some(phone.state.clone());
+            }
+        }
         if let Some(refreshed) = refreshed {
             let before = phone.state.clone();
             state::apply_refresh(&mut phone.state, refreshed);

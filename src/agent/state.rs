@@ -76,6 +76,11 @@ pub fn apply(state: &mut PhoneState, event: &Event) {
     }
 }
 
+/// The call ended without the phone saying so (a silent reject).
+pub fn end_call(state: &mut PhoneState) {
+    idle(state);
+}
+
 fn idle(state: &mut PhoneState) {
     state.call_state = CallState::Idle;
     state.remote = None;

@@ -10,6 +10,10 @@
 //! What is the same for every vendor lives here; `sim/<vendor>.rs` holds one personality: how
 //! that vendor's requests, replies, provisioning files and variables look.
 
+pub mod fanvil;
+pub mod grandstream;
+pub mod htek;
+pub mod snom;
 pub mod yealink;
 
 use std::collections::HashMap;
@@ -56,7 +60,13 @@ pub struct Personality {
 }
 
 /// Every vendor personality the simulator has.
-pub static PERSONALITIES: &[&Personality] = &[&yealink::PERSONALITY];
+pub static PERSONALITIES: &[&Personality] = &[
+    &yealink::PERSONALITY,
+    &grandstream::PERSONALITY,
+    &snom::PERSONALITY,
+    &fanvil::PERSONALITY,
+    &htek::PERSONALITY,
+];
 
 pub fn personality(vendor: &str) -> Option<&'static Personality> {
     PERSONALITIES

@@ -13,10 +13,20 @@ use serde_json::Value;
 use crate::command::CommandError;
 use crate::model::{Command, CommandKind, PhoneId};
 
+pub mod fanvil;
+pub mod grandstream;
+pub mod htek;
+pub mod snom;
 pub mod yealink;
 
 /// Every vendor phone2mqtt knows. Adding a vendor adds one line here.
-pub static VENDORS: &[&VendorSpec] = &[&yealink::SPEC];
+pub static VENDORS: &[&VendorSpec] = &[
+    &yealink::SPEC,
+    &grandstream::SPEC,
+    &snom::SPEC,
+    &fanvil::SPEC,
+    &htek::SPEC,
+];
 
 pub fn find(id: &str) -> Option<&'static VendorSpec> {
     VENDORS
@@ -214,6 +224,9 @@ pub struct ReplyOutcome {
     pub data: Option<Value>,
     /// State read from the phone (`refresh`).
     pub refreshed: Option<Refreshed>,
+    /// The command ended the call and the phone reports no event for that (a Snom rejecting a
+    /// ringing call): the agent sets the call state to idle itself.
+    pub call_ended: bool,
 }
 
 /// Phone state read back with `refresh`.

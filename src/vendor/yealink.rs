@@ -372,6 +372,7 @@ fn read_reply(command: &Command, reply: &PhoneReply) -> Result<ReplyOutcome, Com
     Ok(ReplyOutcome {
         data: Some(data),
         refreshed: Some(refreshed),
+        call_ended: false,
     })
 }
 

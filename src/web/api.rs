@@ -5,8 +5,13 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::Query;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::model::PhoneId;
@@ -20,6 +25,86 @@ pub fn router() -> Router<WebState> {
         .route("/api/vendors", get(|| async { Json(vendor::docs()) }))
         .route("/api/phones", get(phones))
         .route("/api/phones/{id}", get(phone))
+        .route("/api/phones/{id}/cmd/{command}", post(send_command))
+}
+
+#[derive(Debug, Deserialize)]
+struct SendQuery {
+    /// Seconds to wait for the result; default 10.
+    timeout: Option<f64>,
+}
+
+/// Publishes a command and waits for its result: 200 when it is `ok`, 502 when it is an
+/// error, 504 when none came in time. The body is the result JSON.
+async fn send_command(
+    State(state): State<WebState>,
+    Path((phone, command)): Path<(String, String)>,
+    Query(query): Query<SendQuery>,
+    body: Bytes,
+) -> Response {
+    let text = String::from_utf8_lossy(&body).trim().to_string();
+    let mut payload = match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(fields)) => fields,
+        _ if text.is_empty() => Map::new(),
+        Ok(Value::String(value)) => Map::from_iter([("value".to_string(), Value::String(value))]),
+        _ if text.starts_with('{') => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "the body is not valid JSON"})),
+            )
+                .into_response()
+        }
+        _ => Map::from_iter([("value".to_string(), Value::String(text.clone()))]),
+    };
+    let transaction = match payload.get("transaction").and_then(Value::as_str) {
+        Some(transaction) => transaction.to_string(),
+        None => {
+            let generated = format!("rest-{}", crate::gateway::new_token()[..12].to_lowercase());
+            payload.insert("transaction".into(), Value::String(generated.clone()));
+            generated
+        }
+    };
+    let wait = Duration::from_secs_f64(query.timeout.unwrap_or(10.0).clamp(0.1, 120.0));
+    let result_topic = state.topics.result(&phone);
+    // Listen before publishing, so the result cannot slip past.
+    let mut live = state.live.subscribe();
+    let payload = Value::Object(payload).to_string();
+    state
+        .mqtt
+        .publish(state.topics.command(&phone, &command), payload, false)
+        .await;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, live.recv()).await {
+            Err(_) => {
+                return (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    Json(json!({"error": format!("no result within {} s", wait.as_secs_f64()), "transaction": transaction})),
+                )
+                    .into_response()
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(_)) => {
+                return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the gateway is stopping"}))).into_response()
+            }
+            Ok(Ok(frame)) => frame,
+        };
+        let Ok(frame) = serde_json::from_str::<Value>(&frame) else {
+            continue;
+        };
+        if frame["topic"] != result_topic.as_str()
+            || frame["payload"]["transaction"] != transaction.as_str()
+        {
+            continue;
+        }
+        let result = frame["payload"].clone();
+        let status = if result["status"] == "ok" {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        return (status, Json(result)).into_response();
+    }
 }
 
 async fn info(State(state): State<WebState>) -> Json<Value> {

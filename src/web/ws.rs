@@ -2,7 +2,8 @@
 //!
 //! On connect a client gets every retained message under the base topic (`"retained": true`),
 //! then live traffic. What it sends is published as if from an MQTT client, but only to command
-//! topics; anything else is answered with an error frame and the connection stays open.
+//! topics (phone and group commands, directory imports, reminder cancellations); anything else
+//! is answered with an error frame and the connection stays open.
 
 use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -83,9 +84,21 @@ async fn handle_frame(state: &WebState, text: &str) -> Option<Value> {
     let Some(topic) = frame.get("topic").and_then(Value::as_str) else {
         return Some(json!({"error": "a frame needs a `topic` string"}));
     };
-    if !matches!(state.topics.parse(topic), Some(Topic::Command { .. })) {
+    let allowed = matches!(
+        state.topics.parse(topic),
+        Some(
+            Topic::Command { .. }
+                | Topic::GroupCommand { .. }
+                | Topic::DirectorySet
+                | Topic::RemindersCancel(_)
+        )
+    );
+    if !allowed {
         return Some(json!({
-            "error": format!("only command topics ({}/<phone>/cmd/<command>) can be published", state.topics.base()),
+            "error": format!(
+                "only command topics can be published: {base}/<phone>/cmd/<command>, {base}/group/<group>/cmd/<command>, {base}/directory/set, {base}/bridge/<agent>/reminders/cancel",
+                base = state.topics.base()
+            ),
             "topic": topic,
         }));
     }

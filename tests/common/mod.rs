@@ -74,9 +74,15 @@ impl TestGateway {
     }
 
     pub async fn stop(self) {
+        self.stop_keeping_data().await;
+    }
+
+    /// Stops the gateway and hands back its data directory.
+    pub async fn stop_keeping_data(self) -> tempdir::TempDir {
         self.stop.cancel();
         self.tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
+        self.data_dir
     }
 }
 
@@ -92,9 +98,13 @@ pub fn test_config() -> Config {
 }
 
 pub async fn start_gateway(config: Config) -> TestGateway {
+    start_gateway_in(config, tempdir::TempDir::new()).await
+}
+
+/// A gateway whose data directory is `data_dir`, to restart one on the same data.
+pub async fn start_gateway_in(config: Config, data_dir: tempdir::TempDir) -> TestGateway {
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let data_dir = tempdir::TempDir::new();
     let mut config = config;
     config.agent.data_dir = data_dir.0.clone();
     let gateway = gateway::start(

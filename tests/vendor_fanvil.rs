@@ -1,0 +1,304 @@
+//! Fanvil through real sockets (vendors.md §2): each command reaches the simulated phone as the
+//! documented `/cgi-bin/ConfigManApp.com?key=...` line and ends in a result; commands Fanvil
+//! does not document are refused by name; a raw callback as a Fanvil writes it becomes an MQTT
+//! event; the phone provisions itself from the agent although Yealink uses the same file name.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const MAC: &str = "0c:38:3e:07:e1:6c";
+const ID: &str = "0c383e07e16c";
+const UA: &str = "Fanvil X4 2.10.2.6887 0c383e07e16c";
+
+/// Publishes a command and waits for its result.
+async fn run(probe: &mut MqttProbe, command: &str, payload: Value) -> Value {
+    let transaction = payload["transaction"].as_str().unwrap().to_string();
+    probe
+        .publish(
+            &format!("phone2mqtt/{ID}/cmd/{command}"),
+            &payload.to_string(),
+        )
+        .await;
+    probe
+        .expect(&format!("phone2mqtt/{ID}/result"), |r| {
+            r["transaction"] == transaction.as_str()
+        })
+        .await
+}
+
+async fn call_state(probe: &mut MqttProbe, state: &str) {
+    probe
+        .expect(&format!("phone2mqtt/{ID}"), |s| s["call_state"] == state)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_is_answered_held_resumed_muted_and_released() {
+    let (gw, phone) = gateway_with_phone("fanvil", MAC).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    phone.ring("1002", Some("Reception")).unwrap();
+    call_state(&mut probe, "ringing").await;
+
+    for (command, line, state) in [
+        ("answer", "GET /cgi-bin/ConfigManApp.com?key=OK", "talking"),
+        ("hold", "GET /cgi-bin/ConfigManApp.com?key=F_HOLD", "held"),
+        (
+            "resume",
+            "GET /cgi-bin/ConfigManApp.com?key=F_HOLD",
+            "talking",
+        ),
+        ("mute", "GET /cgi-bin/ConfigManApp.com?key=MUTE", "talking"),
+        (
+            "hangup",
+            "GET /cgi-bin/ConfigManApp.com?key=RELEASE",
+            "idle",
+        ),
+    ] {
+        let result = run(&mut probe, command, json!({"transaction": command})).await;
+        assert_eq!(
+            result,
+            json!({"phone": ID, "command": command, "transaction": command, "status": "ok"})
+        );
+        phone_got(&phone, line).await;
+        if command == "mute" {
+            let muted = probe
+                .expect(&format!("phone2mqtt/{ID}/event"), |e| e["event"] == "mute")
+                .await;
+            assert_eq!(muted["remote"], "1002");
+        }
+        call_state(&mut probe, state).await;
+    }
+
+    // A second call is rejected while it rings.
+    phone.ring("+4930123456", None).unwrap();
+    call_state(&mut probe, "ringing").await;
+    let result = run(&mut probe, "reject", json!({"transaction": "r-1"})).await;
+    assert_eq!(result["status"], "ok", "{result}");
+    phone_got(&phone, "GET /cgi-bin/ConfigManApp.com?key=X").await;
+    assert_eq!(
+        phone.snapshot().call_state,
+        phone2mqtt::model::CallState::Idle
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fanvil_command_has_its_request_line() {
+    let (gw, phone) = gateway_with_phone("fanvil", MAC).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+
+    // (unverified) dial: the reference's first candidate, Yealink's form.
+    let result = run(
+        &mut probe,
+        "dial",
+        json!({"number": "+49 30 1234", "transaction": "d-1"}),
+    )
+    .await;
+    assert_eq!(result["status"], "ok", "{result}");
+    phone_got(
+        &phone,
+        "GET /cgi-bin/ConfigManApp.com?key=number=%2B49301234&outgoing_uri=1001@pbx.example.com",
+    )
+    .await;
+    let event = probe
+        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
+            e["event"] == "outgoing_call"
+        })
+        .await;
+    assert_eq!(event["remote"], "+49301234");
+    let result = run(&mut probe, "hangup", json!({"transaction": "h-1"})).await;
+    assert_eq!(result["status"], "ok", "{result}");
+    call_state(&mut probe, "idle").await;
+
+    let cases = [
+        ("dnd", "on", "GET /cgi-bin/ConfigManApp.com?key=DNDOn"),
+        ("dnd", "off", "GET /cgi-bin/ConfigManApp.com?key=DNDOff"),
+        (
+            "volume_up",
+            "",
+            "GET /cgi-bin/ConfigManApp.com?key=VOLUME_UP",
+        ),
+        (
+            "volume_down",
+            "",
+            "GET /cgi-bin/ConfigManApp.com?key=VOLUME_DOWN",
+        ),
+        (
+            "key",
+            "D1 5 * #",
+            "GET /cgi-bin/ConfigManApp.com?key=D1;5;*;POUND",
+        ),
+        ("provision", "", "GET /cgi-bin/ConfigManApp.com?key=AutoP"),
+        ("reboot", "", "GET /cgi-bin/ConfigManApp.com?key=Reboot"),
+    ];
+    for (index, (command, value, line)) in cases.iter().enumerate() {
+        let transaction = format!("f-{index}");
+        let result = run(
+            &mut probe,
+            command,
+            json!({"value": value, "transaction": transaction}),
+        )
+        .await;
+        assert_eq!(result["status"], "ok", "{command}: {result}");
+        phone_got(&phone, line).await;
+        if *command == "dnd" {
+            probe
+                .expect(&format!("phone2mqtt/{ID}/event"), |e| {
+                    e["event"] == format!("dnd_{value}").as_str()
+                })
+                .await;
+        }
+    }
+    assert_eq!(phone.snapshot().keys, ["D1", "5", "*", "POUND"]);
+    // The reboot makes the phone boot again, which it reports.
+    probe
+        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
+            e["event"] == "setup_completed"
+        })
+        .await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_fanvil_does_not_document_are_refused_by_name() {
+    let (gw, phone) = gateway_with_phone("fanvil", MAC).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let before = phone.snapshot().requests.len();
+    for (command, value) in [
+        ("transfer", "1002"),
+        ("message", "Lunch"),
+        ("refresh", ""),
+        ("logo", "http://127.0.0.1/logo.png"),
+    ] {
+        let result = run(
+            &mut probe,
+            command,
+            json!({"value": value, "transaction": command}),
+        )
+        .await;
+        assert_eq!(result["status"], "error", "{result}");
+        assert_eq!(
+            result["error"],
+            format!("Fanvil phones cannot do `{command}`")
+        );
+    }
+    assert_eq!(
+        phone.snapshot().requests.len(),
+        before,
+        "nothing reached the phone"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_fanvil_callback_becomes_an_event() {
+    let gw = start_gateway(test_config()).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let addr = gw.gateway.http_addr;
+    // As the phone writes it: raw spaces, a raw `+`, unfilled `$call_id` and `$duration`,
+    // camelCase `callDirection`, Fanvil's User-Agent.
+    let request = format!(
+        "GET /action/{TOKEN}/fanvil/incoming_call?mac=0c383e07e16c&ip=10.0.0.7&model=X4&firmware=2.10.2.6887&active_user=1001&active_host=pbx.example.com&local=sip:1001@pbx.example.com&remote=sip:+4930123456@pbx.example.com&display_local=Front Desk&display_remote=Anna Schmidt&call_id=$call_id&duration=$duration&callDirection=in HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
+    );
+    let answer = raw_http(addr, request.as_bytes()).await;
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    let event = probe
+        .expect(&format!("phone2mqtt/{ID}/event"), |_| true)
+        .await;
+    assert_eq!(event["event"], "incoming_call");
+    assert_eq!(event["phone"], ID);
+    assert_eq!(event["remote"], "+4930123456");
+    assert_eq!(event["remote_name"], "Anna Schmidt");
+    assert_eq!(event["line"], "1001");
+    assert!(event.get("call_id").is_none(), "{event}");
+    assert_eq!(event["vars"]["remote"], "sip:+4930123456@pbx.example.com");
+    assert_eq!(event["vars"]["callDirection"], "in");
+    assert!(event["vars"].get("duration").is_none(), "{event}");
+    let info = probe
+        .expect(&format!("phone2mqtt/{ID}/info"), |_| true)
+        .await;
+    for (field, value) in [
+        ("id", json!(ID)),
+        ("mac", json!(MAC)),
+        ("vendor", json!("fanvil")),
+        ("model", json!("X4")),
+        ("firmware", json!("2.10.2.6887")),
+        ("ip", json!("10.0.0.7")),
+        ("configured", json!(false)),
+    ] {
+        assert_eq!(info[field], value, "{field} in {info}");
+    }
+
+    // `$mac` left unfilled: the MAC comes from the User-Agent.
+    let request = format!(
+        "GET /action/{TOKEN}/fanvil/dnd_on?mac=$mac&ip=10.0.0.7 HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
+    );
+    let answer = raw_http(addr, request.as_bytes()).await;
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    let event = probe
+        .expect(&format!("phone2mqtt/{ID}/event"), |_| true)
+        .await;
+    assert_eq!(event["event"], "dnd_on");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phone_provisions_itself_and_reports_a_call() {
+    let (gw, phone) = gateway_with_phone("fanvil", MAC).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let snapshot = phone.snapshot();
+    assert!(snapshot.provisioned, "the phone read its <mac>.cfg");
+    assert!(snapshot
+        .fired
+        .contains(&("setup_completed".to_string(), 200)));
+    assert!(snapshot.fired.contains(&("registered".to_string(), 200)));
+
+    phone.ring("+4930123456", Some("Anna Schmidt")).unwrap();
+    let event = probe
+        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
+            e["event"] == "incoming_call"
+        })
+        .await;
+    assert_eq!(event["remote"], "+4930123456");
+    assert_eq!(event["remote_name"], "Anna Schmidt");
+    assert_eq!(event["vars"]["mac"], ID);
+    assert_eq!(event["vars"]["remote"], "sip:+4930123456@pbx.example.com");
+    let state = probe
+        .expect(&format!("phone2mqtt/{ID}"), |s| {
+            s["call_state"] == "ringing"
+        })
+        .await;
+    assert_eq!(state["remote"], "+4930123456");
+
+    // `<mac>.cfg` is Yealink's file name too: the configured vendor decides for this MAC; for
+    // an unknown MAC, the User-Agent.
+    let addr = gw.gateway.http_addr;
+    let fetch = |file: &str, ua: &str| {
+        format!("GET /{file} HTTP/1.1\r\nHost: x\r\nUser-Agent: {ua}\r\nConnection: close\r\n\r\n")
+    };
+    let own = raw_http(addr, fetch(&format!("{ID}.cfg"), "curl/8").as_bytes()).await;
+    assert!(own.contains("<sysConf>"), "{own}");
+    assert!(own.contains("<DNDOnUrl>"), "{own}");
+    let other = raw_http(
+        addr,
+        fetch("0c383e000001.cfg", "Fanvil X6U Pro 0.0.10 0c383e000001").as_bytes(),
+    )
+    .await;
+    assert!(other.contains("<sysConf>"), "{other}");
+    let yealink = raw_http(
+        addr,
+        fetch(
+            "0015654aa937.cfg",
+            "Yealink SIP-T46G 28.72.0.1 00:15:65:4a:a9:37",
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(
+        yealink.contains("#!version:1.0.0.1") && !yealink.contains("<sysConf>"),
+        "{yealink}"
+    );
+    gw.stop().await;
+}

@@ -1,0 +1,275 @@
+//! Htek through real sockets (vendors.md §5): each command reaches the simulated phone as the
+//! documented `/Phone_ActionURL&Command=...` path (no `?`, byte for byte) and ends in a result;
+//! commands Htek does not document are refused by name; a raw callback as an Htek writes it
+//! becomes an MQTT event; the phone provisions itself from the agent although Grandstream uses
+//! the same file name.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const MAC: &str = "00:1f:c1:1c:22:a9";
+const ID: &str = "001fc11c22a9";
+const UA: &str = "Htek UC903 2.0.4.2 00:1f:c1:1c:22:a9";
+
+/// Publishes a command and waits for its result.
+async fn run(probe: &mut MqttProbe, command: &str, payload: Value) -> Value {
+    let transaction = payload["transaction"].as_str().unwrap().to_string();
+    probe
+        .publish(
+            &format!("phone2mqtt/{ID}/cmd/{command}"),
+            &payload.to_string(),
+        )
+        .await;
+    probe
+        .expect(&format!("phone2mqtt/{ID}/result"), |r| {
+            r["transaction"] == transaction.as_str()
+        })
+        .await
+}
+
+async fn call_state(probe: &mut MqttProbe, state: &str) {
+    probe
+        .expect(&format!("phone2mqtt/{ID}"), |s| s["call_state"] == state)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_is_answered_and_hung_up() {
+    let (gw, phone) = gateway_with_phone("htek", MAC).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    phone.ring("1002", Some("Reception")).unwrap();
+    call_state(&mut probe, "ringing").await;
+
+    for (command, line, state) in [
+        ("answer", "GET /Phone_ActionURL&Command=3&key=OK", "talking"),
+        ("hangup", "GET /Phone_ActionURL&Command=2", "idle"),
+    ] {
+        let result = run(&mut probe, command, json!({"transaction": command})).await;
+        assert_eq!(
+            result,
+            json!({"phone": ID, "command": command, "transaction": command, "status": "ok"})
+        );
+        phone_got(&phone, line).await;
+        call_state(&mut probe, state).await;
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_htek_command_has_its_request_line() {
+    let (gw, phone) = gateway_with_phone("htek", MAC).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+
+    // Account is the 1-based account number: the command's line, else account 1.
+    for (payload, line) in [
+        (
+            json!({"number": "+49 30 1234", "transaction": "d-1"}),
+            "GET /Phone_ActionURL&Command=1&Number=%2B49301234&Account=1",
+        ),
+        (
+            json!({"number": "*21#", "line": 2, "transaction": "d-2"}),
+            "GET /Phone_ActionURL&Command=1&Number=*21%23&Account=2",
+        ),
+    ] {
+        let result = run(&mut probe, "dial", payload).await;
+        assert_eq!(result["status"], "ok", "{result}");
+        phone_got(&phone, line).await;
+        let event = probe
+            .expect(&format!("phone2mqtt/{ID}/event"), |e| {
+                e["event"] == "outgoing_call"
+            })
+            .await;
+        assert!(event["remote"] == "+49301234" || event["remote"] == "*21#");
+        let result = run(&mut probe, "hangup", json!({"transaction": "h"})).await;
+        assert_eq!(result["status"], "ok", "{result}");
+        call_state(&mut probe, "idle").await;
+    }
+
+    // (unverified) Yealink's key names, as vendors.md guesses them for Htek.
+    let cases = [
+        ("dnd", "on", "GET /Phone_ActionURL&Command=3&key=DNDOn"),
+        ("dnd", "off", "GET /Phone_ActionURL&Command=3&key=DNDOff"),
+        (
+            "volume_up",
+            "",
+            "GET /Phone_ActionURL&Command=3&key=VOLUME_UP",
+        ),
+        (
+            "volume_down",
+            "",
+            "GET /Phone_ActionURL&Command=3&key=VOLUME_DOWN",
+        ),
+        ("key", "OK", "GET /Phone_ActionURL&Command=3&key=OK"),
+        ("reboot", "", "GET /Phone_ActionURL&Command=3&key=Reboot"),
+    ];
+    for (index, (command, value, line)) in cases.iter().enumerate() {
+        let transaction = format!("k-{index}");
+        let result = run(
+            &mut probe,
+            command,
+            json!({"value": value, "transaction": transaction}),
+        )
+        .await;
+        assert_eq!(result["status"], "ok", "{command}: {result}");
+        phone_got(&phone, line).await;
+        if *command == "dnd" {
+            probe
+                .expect(&format!("phone2mqtt/{ID}/event"), |e| {
+                    e["event"] == format!("dnd_{value}").as_str()
+                })
+                .await;
+        }
+    }
+    probe
+        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
+            e["event"] == "setup_completed"
+        })
+        .await;
+
+    // Several keys cannot go in one Htek request.
+    let result = run(
+        &mut probe,
+        "key",
+        json!({"key": "1 2", "transaction": "k-many"}),
+    )
+    .await;
+    assert_eq!(result["status"], "error", "{result}");
+    assert!(result["error"]
+        .as_str()
+        .unwrap()
+        .contains("one key per request"));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_htek_does_not_document_are_refused_by_name() {
+    let (gw, phone) = gateway_with_phone("htek", MAC).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let before = phone.snapshot().requests.len();
+    for (command, value) in [
+        ("reject", ""),
+        ("hold", ""),
+        ("resume", ""),
+        ("transfer", "1002"),
+        ("mute", ""),
+        ("message", "Lunch"),
+        ("refresh", ""),
+        ("provision", ""),
+        ("logo", "http://127.0.0.1/logo.png"),
+    ] {
+        let result = run(
+            &mut probe,
+            command,
+            json!({"value": value, "transaction": command}),
+        )
+        .await;
+        assert_eq!(result["status"], "error", "{result}");
+        assert_eq!(
+            result["error"],
+            format!("Htek phones cannot do `{command}`")
+        );
+    }
+    assert_eq!(
+        phone.snapshot().requests.len(),
+        before,
+        "nothing reached the phone"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_htek_callback_becomes_an_event() {
+    let gw = start_gateway(test_config()).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let addr = gw.gateway.http_addr;
+    // As the phone writes it: raw spaces, a raw `+`, an unfilled `$call_id`, Htek's User-Agent.
+    let request = format!(
+        "GET /action/{TOKEN}/htek/incoming_call?mac=001fc11c22a9&ip=10.0.0.8&model=UC903&firmware=2.0.4.2&active_user=1001&active_host=pbx.example.com&local=sip:1001@pbx.example.com&remote=sip:+4930123456@pbx.example.com&display_local=Front Desk&display_remote=Anna Schmidt&call_id=$call_id HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
+    );
+    let answer = raw_http(addr, request.as_bytes()).await;
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    let event = probe
+        .expect(&format!("phone2mqtt/{ID}/event"), |_| true)
+        .await;
+    assert_eq!(event["event"], "incoming_call");
+    assert_eq!(event["phone"], ID);
+    assert_eq!(event["remote"], "+4930123456");
+    assert_eq!(event["remote_name"], "Anna Schmidt");
+    assert_eq!(event["line"], "1001");
+    assert!(event.get("call_id").is_none(), "{event}");
+    assert_eq!(event["vars"]["remote"], "sip:+4930123456@pbx.example.com");
+    let info = probe
+        .expect(&format!("phone2mqtt/{ID}/info"), |_| true)
+        .await;
+    for (field, value) in [
+        ("id", json!(ID)),
+        ("mac", json!(MAC)),
+        ("vendor", json!("htek")),
+        ("model", json!("UC903")),
+        ("firmware", json!("2.0.4.2")),
+        ("ip", json!("10.0.0.8")),
+        ("configured", json!(false)),
+    ] {
+        assert_eq!(info[field], value, "{field} in {info}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phone_provisions_itself_and_reports_a_call() {
+    let (gw, phone) = gateway_with_phone("htek", MAC).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let snapshot = phone.snapshot();
+    assert!(snapshot.provisioned, "the phone read its cfg<mac>.xml");
+    assert!(snapshot
+        .fired
+        .contains(&("setup_completed".to_string(), 200)));
+    assert!(snapshot.fired.contains(&("registered".to_string(), 200)));
+
+    phone.ring("+4930123456", Some("Anna Schmidt")).unwrap();
+    let event = probe
+        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
+            e["event"] == "incoming_call"
+        })
+        .await;
+    assert_eq!(event["remote"], "+4930123456");
+    assert_eq!(event["remote_name"], "Anna Schmidt");
+    assert_eq!(event["vars"]["mac"], ID);
+    let state = probe
+        .expect(&format!("phone2mqtt/{ID}"), |s| {
+            s["call_state"] == "ringing"
+        })
+        .await;
+    assert_eq!(state["remote"], "+4930123456");
+
+    // The caller gives up: a missed call.
+    phone.remote_hangup().unwrap();
+    probe
+        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
+            e["event"] == "missed_call"
+        })
+        .await;
+
+    // `cfg<mac>.xml` is Grandstream's file name too: the configured vendor decides for this
+    // MAC; for an unknown MAC, the User-Agent.
+    let addr = gw.gateway.http_addr;
+    let fetch = |file: &str, ua: &str| {
+        format!("GET /{file} HTTP/1.1\r\nHost: x\r\nUser-Agent: {ua}\r\nConnection: close\r\n\r\n")
+    };
+    let own = raw_http(addr, fetch(&format!("cfg{ID}.xml"), "curl/8").as_bytes()).await;
+    assert!(own.contains("<hl_provision version=\"1\">"), "{own}");
+    assert!(own.contains("para=\"ActionURL_IncomingCall\""), "{own}");
+    let other = raw_http(
+        addr,
+        fetch(
+            "cfg001fc1000001.xml",
+            "Htek UC926 2.0.4.4 00:1f:c1:00:00:01",
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(other.contains("<hl_provision"), "{other}");
+    gw.stop().await;
+}
