@@ -58,7 +58,11 @@ pub fn vendor_requests(spec: &VendorSpec) -> String {
             }
             Err(err) => format!("error: {err}"),
         };
-        let value = if value.is_empty() { String::new() } else { format!("`{value}`") };
+        let value = if value.is_empty() {
+            String::new()
+        } else {
+            format!("`{value}`")
+        };
         out.push_str(&format!("| `{}` | {value} | {request} |\n", kind.name()));
     }
     out
@@ -177,11 +181,13 @@ mod tests {
         )
         .unwrap();
         for spec in VENDORS {
-            assert!(
-                topics.contains(&format!("<!-- generated:{}-events -->", spec.id)),
-                "topics.md has no event table for {}",
-                spec.id
-            );
+            for table in ["events", "requests"] {
+                assert!(
+                    topics.contains(&format!("<!-- generated:{}-{table} -->", spec.id)),
+                    "topics.md has no {table} table for {}",
+                    spec.id
+                );
+            }
         }
     }
 }

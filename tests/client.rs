@@ -8,6 +8,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use common::*;
+use phone2mqtt::model::PhoneId;
 use phone2mqtt::sim::SimPhone;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -44,13 +45,13 @@ async fn fleet(
     }
     // Every configured phone's info is retained before the client looks.
     let mut probe = MqttProbe::connect_filter(gw.mqtt_port(), "phone2mqtt/+/info").await;
-    for (mac, _, _) in phones {
-        let id = phone2mqtt::model::PhoneId::parse(mac).unwrap();
-        probe
-            .expect(&format!("phone2mqtt/{id}/info"), |info| {
-                info["configured"] == true
-            })
-            .await;
+    let mut missing: Vec<String> = phones
+        .iter()
+        .map(|(mac, _, _)| format!("phone2mqtt/{}/info", PhoneId::parse(mac).unwrap()))
+        .collect();
+    while !missing.is_empty() {
+        let (topic, _) = probe.next_on(|topic| topic.ends_with("/info")).await;
+        missing.retain(|wanted| *wanted != topic);
     }
     (gw, sims)
 }

@@ -7,7 +7,11 @@ use common::*;
 use phone2mqtt::sim::SimPhone;
 use serde_json::{json, Value};
 
-const MACS: [&str; 3] = ["00:15:65:00:00:11", "00:15:65:00:00:12", "00:15:65:00:00:13"];
+const MACS: [&str; 3] = [
+    "00:15:65:00:00:11",
+    "00:15:65:00:00:12",
+    "00:15:65:00:00:13",
+];
 
 /// Three configured phones: two in `sales`, one in `support`.
 async fn three_phones(data_dir: Option<tempdir::TempDir>) -> (TestGateway, Vec<SimPhone>) {
@@ -44,11 +48,16 @@ async fn a_group_command_reaches_every_member_and_each_answers() {
     let (gw, phones) = three_phones(None).await;
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     probe
-        .publish("phone2mqtt/group/sales/cmd/dnd", r#"{"state": "on", "transaction": "g-1"}"#)
+        .publish(
+            "phone2mqtt/group/sales/cmd/dnd",
+            r#"{"state": "on", "transaction": "g-1"}"#,
+        )
         .await;
     for id in ["001565000011", "001565000012"] {
         let result = probe
-            .expect(&format!("phone2mqtt/{id}/result"), |r| r["transaction"] == "g-1")
+            .expect(&format!("phone2mqtt/{id}/result"), |r| {
+                r["transaction"] == "g-1"
+            })
             .await;
         assert_eq!(result["status"], "ok");
     }
@@ -60,10 +69,20 @@ async fn a_group_command_reaches_every_member_and_each_answers() {
     for phone in &phones {
         phone_got(phone, "GET /servlet?key=DNDOff").await;
     }
-    probe.publish("phone2mqtt/group/nobody/cmd/dnd", r#"{"state": "on", "transaction": "g-2"}"#).await;
-    let result = probe.expect("phone2mqtt/group/nobody/result", |_| true).await;
+    probe
+        .publish(
+            "phone2mqtt/group/nobody/cmd/dnd",
+            r#"{"state": "on", "transaction": "g-2"}"#,
+        )
+        .await;
+    let result = probe
+        .expect("phone2mqtt/group/nobody/result", |_| true)
+        .await;
     assert_eq!(result["transaction"], "g-2");
-    assert!(result["error"].as_str().unwrap().contains("no configured phone is in group `nobody`"));
+    assert!(result["error"]
+        .as_str()
+        .unwrap()
+        .contains("no configured phone is in group `nobody`"));
     gw.stop().await;
 }
 
@@ -73,20 +92,36 @@ async fn the_directory_puts_names_beside_phones_and_survives_a_restart() {
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     let csv = "extension,name,department\n1001,Anna Schmidt,Sales\n1002,\"Weiß, Jürgen\",Sales\n1099,Nobody Here,Lab\n";
     probe
-        .publish("phone2mqtt/directory/set", &json!({"csv": csv, "transaction": "d-1"}).to_string())
+        .publish(
+            "phone2mqtt/directory/set",
+            &json!({"csv": csv, "transaction": "d-1"}).to_string(),
+        )
         .await;
     // The phones' info first, then the directory, then the result.
     let info = probe
-        .expect("phone2mqtt/001565000012/info", |i| !i["subscriber"].is_null())
+        .expect("phone2mqtt/001565000012/info", |i| {
+            !i["subscriber"].is_null()
+        })
         .await;
-    assert_eq!(info["subscriber"], json!({"extension": "1002", "name": "Weiß, Jürgen", "department": "Sales"}));
+    assert_eq!(
+        info["subscriber"],
+        json!({"extension": "1002", "name": "Weiß, Jürgen", "department": "Sales"})
+    );
     let directory = probe.expect("phone2mqtt/directory", |_| true).await;
-    assert_eq!(directory["phones_without_subscriber"], json!(["001565000013"]));
+    assert_eq!(
+        directory["phones_without_subscriber"],
+        json!(["001565000013"])
+    );
     assert_eq!(directory["subscribers_without_phone"], json!(["1099"]));
     let result = probe.expect("phone2mqtt/directory/result", |_| true).await;
-    assert_eq!(result, json!({"command": "import", "transaction": "d-1", "status": "ok", "subscribers": 3, "matched": 2}));
+    assert_eq!(
+        result,
+        json!({"command": "import", "transaction": "d-1", "status": "ok", "subscribers": 3, "matched": 2})
+    );
 
-    probe.publish("phone2mqtt/directory/set", "1001,Anna\n1001,Twice\n").await;
+    probe
+        .publish("phone2mqtt/directory/set", "1001,Anna\n1001,Twice\n")
+        .await;
     let result = probe.expect("phone2mqtt/directory/result", |_| true).await;
     assert_eq!(result["status"], "error");
     assert!(result["error"].as_str().unwrap().contains("appears twice"));
@@ -112,46 +147,75 @@ async fn reminders_show_on_time_are_listed_cancelled_and_kept_across_restarts() 
         .await;
     // The list is published first, then the result.
     let listed = probe
-        .expect("phone2mqtt/bridge/test/reminders", |l| l.as_array().is_some_and(|a| a.len() == 1))
+        .expect("phone2mqtt/bridge/test/reminders", |l| {
+            l.as_array().is_some_and(|a| a.len() == 1)
+        })
         .await;
     assert_eq!(listed[0]["text"], "Stand-up in 5");
-    let scheduled = probe.expect("phone2mqtt/Anna/result", |r| r["transaction"] == "r-1").await;
+    let scheduled = probe
+        .expect("phone2mqtt/Anna/result", |r| r["transaction"] == "r-1")
+        .await;
     assert_eq!(scheduled["status"], "ok");
     assert!(scheduled["data"]["reminder"].is_string());
     // Due: it leaves the list, and the phone shows it, with the scheduling transaction echoed.
     probe
-        .expect("phone2mqtt/bridge/test/reminders", |l| l.as_array().is_some_and(|a| a.is_empty()))
+        .expect("phone2mqtt/bridge/test/reminders", |l| {
+            l.as_array().is_some_and(|a| a.is_empty())
+        })
         .await;
     let shown = probe
-        .expect("phone2mqtt/Anna/result", |r| r["transaction"] == "r-1" && r["data"].is_null())
+        .expect("phone2mqtt/Anna/result", |r| {
+            r["transaction"] == "r-1" && r["data"].is_null()
+        })
         .await;
     assert_eq!(shown["status"], "ok");
     phone_got(&phones[0], "POST /servlet?push=xml").await;
-    assert_eq!(phones[0].snapshot().last_message.as_deref(), Some("Stand-up in 5"));
+    assert_eq!(
+        phones[0].snapshot().last_message.as_deref(),
+        Some("Stand-up in 5")
+    );
 
     // A group reminder an hour ahead, kept across a restart, then cancelled.
     probe
-        .publish("phone2mqtt/group/sales/cmd/message", r#"{"text": "Lunch", "in": "1h", "transaction": "r-2"}"#)
+        .publish(
+            "phone2mqtt/group/sales/cmd/message",
+            r#"{"text": "Lunch", "in": "1h", "transaction": "r-2"}"#,
+        )
         .await;
-    let scheduled = probe.expect("phone2mqtt/group/sales/result", |_| true).await;
+    let scheduled = probe
+        .expect("phone2mqtt/group/sales/result", |_| true)
+        .await;
     let id = scheduled["data"]["reminder"].as_str().unwrap().to_string();
     let data = gw.stop_keeping_data().await;
     let (gw, _phones) = three_phones(Some(data)).await;
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    let listed = probe.expect("phone2mqtt/bridge/test/reminders", |_| true).await;
+    let listed = probe
+        .expect("phone2mqtt/bridge/test/reminders", |_| true)
+        .await;
     assert_eq!(listed[0]["id"], id.as_str());
     assert_eq!(listed[0]["target"], "group:sales");
     probe
-        .publish("phone2mqtt/bridge/test/reminders/cancel", &json!({"id": id, "transaction": "c-1"}).to_string())
+        .publish(
+            "phone2mqtt/bridge/test/reminders/cancel",
+            &json!({"id": id, "transaction": "c-1"}).to_string(),
+        )
         .await;
     // The list is published first, then the result.
     probe
-        .expect("phone2mqtt/bridge/test/reminders", |l| l.as_array().is_some_and(|a| a.is_empty()))
+        .expect("phone2mqtt/bridge/test/reminders", |l| {
+            l.as_array().is_some_and(|a| a.is_empty())
+        })
         .await;
-    let cancelled = probe.expect("phone2mqtt/bridge/test/reminders/result", |_| true).await;
+    let cancelled = probe
+        .expect("phone2mqtt/bridge/test/reminders/result", |_| true)
+        .await;
     assert_eq!(cancelled["status"], "ok");
-    probe.publish("phone2mqtt/bridge/test/reminders/cancel", "nope").await;
-    let missing = probe.expect("phone2mqtt/bridge/test/reminders/result", |_| true).await;
+    probe
+        .publish("phone2mqtt/bridge/test/reminders/cancel", "nope")
+        .await;
+    let missing = probe
+        .expect("phone2mqtt/bridge/test/reminders/result", |_| true)
+        .await;
     assert_eq!(missing["error"], "no reminder `nope`");
     gw.stop().await;
 }
@@ -171,7 +235,11 @@ async fn rest_commands_wait_for_their_result() {
     let result: Value = response.json().await.unwrap();
     assert_eq!(result["status"], "ok");
     assert!(result["transaction"].as_str().unwrap().starts_with("rest-"));
-    phone_got(&phones[0], "GET /servlet?key=number=%2B49301234&outgoing_uri=1001@pbx.example.com").await;
+    phone_got(
+        &phones[0],
+        "GET /servlet?key=number=%2B49301234&outgoing_uri=1001@pbx.example.com",
+    )
+    .await;
 
     let response = http
         .post(format!("{base}/api/phones/001565000012/cmd/dnd"))
@@ -182,21 +250,51 @@ async fn rest_commands_wait_for_their_result() {
     assert_eq!(response.status(), 502);
     let result: Value = response.json().await.unwrap();
     assert_eq!(result["transaction"], "mine");
-    assert!(result["error"].as_str().unwrap().contains("`sideways` is not `on` or `off`"));
+    assert!(result["error"]
+        .as_str()
+        .unwrap()
+        .contains("`sideways` is not `on` or `off`"));
 
     // An unknown phone is answered with an error result by default.
     let response = http
-        .post(format!("{base}/api/phones/0015650000ff/cmd/answer?timeout=0.5"))
+        .post(format!(
+            "{base}/api/phones/0015650000ff/cmd/answer?timeout=0.5"
+        ))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 502, "the agent answers unknown phones by default");
+    assert_eq!(
+        response.status(),
+        502,
+        "the agent answers unknown phones by default"
+    );
 
-    let phones_list: Value = http.get(format!("{base}/api/phones")).send().await.unwrap().json().await.unwrap();
+    let phones_list: Value = http
+        .get(format!("{base}/api/phones"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(phones_list.as_array().unwrap().len(), 3);
-    let one: Value = http.get(format!("{base}/api/phones/cleo")).send().await.unwrap().json().await.unwrap();
+    let one: Value = http
+        .get(format!("{base}/api/phones/cleo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(one["info"]["groups"], json!(["support"]));
-    assert_eq!(http.get(format!("{base}/api/phones/nobody")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        http.get(format!("{base}/api/phones/nobody"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     gw.stop().await;
 }
 
@@ -206,7 +304,10 @@ async fn rest_commands_time_out_with_504() {
     config.agent.answer_unknown_phones = false;
     let gw = start_gateway(config).await;
     let response = reqwest::Client::new()
-        .post(format!("{}/api/phones/0015650000ff/cmd/answer?timeout=0.5", gw.http()))
+        .post(format!(
+            "{}/api/phones/0015650000ff/cmd/answer?timeout=0.5",
+            gw.http()
+        ))
         .send()
         .await
         .unwrap();

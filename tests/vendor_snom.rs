@@ -193,8 +193,10 @@ async fn reject_on_a_ringing_snom_fires_no_action_url() {
     );
     // The agent knows the phone went quiet on purpose and ends the call in its state itself.
     assert!(
-        seen[seen_before..].iter().any(|(topic, payload)| topic == &format!("phone2mqtt/{ID}")
-            && payload.contains("\"call_state\":\"idle\"")),
+        seen[seen_before..]
+            .iter()
+            .any(|(topic, payload)| topic == &format!("phone2mqtt/{ID}")
+                && payload.contains("\"call_state\":\"idle\"")),
         "the agent's state is idle after the reject: {:?}",
         &seen[seen_before..]
     );

@@ -16,9 +16,9 @@ use crate::topics::{Topic, Topics};
 /// The retained burst is over when no retained message came for this long...
 const QUIET: Duration = Duration::from_millis(300);
 /// ...or, before the first one, for this long (the subscription's round trip)...
-const FIRST_WAIT: Duration = Duration::from_millis(1000);
+const FIRST_WAIT: Duration = Duration::from_millis(1500);
 /// ...and it never takes longer than this.
-const MAX_COLLECT: Duration = Duration::from_secs(4);
+const MAX_COLLECT: Duration = Duration::from_secs(5);
 
 /// One phone, as retained on the broker.
 #[derive(Debug, Clone, Default)]

@@ -144,14 +144,15 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<()> {
         fleet.phones.len()
     );
     let mut out = Output;
+    let mut open = true;
     for message in &early {
-        out.line(render(&session.topics, &fleet, &filter, message, args.json));
+        open = open && out.line(render(&session.topics, &fleet, &filter, message, args.json));
     }
     let mut connections = session.mqtt.connections();
     connections.mark_unchanged();
     let stop = crate::shutdown::signal();
     tokio::pin!(stop);
-    loop {
+    while open {
         tokio::select! {
             () = &mut stop => break,
             changed = connections.changed() => {
@@ -164,7 +165,7 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<()> {
                 if fleet.ingest(&session.topics, &message) {
                     continue;
                 }
-                out.line(render(&session.topics, &fleet, &filter, &message, args.json));
+                open = out.line(render(&session.topics, &fleet, &filter, &message, args.json));
             }
         }
     }
@@ -176,13 +177,16 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<()> {
 struct Output;
 
 impl Output {
-    fn line(&mut self, line: Option<String>) {
+    /// False once stdout is gone (`watch | head -1`): time to stop.
+    fn line(&mut self, line: Option<String>) -> bool {
         use std::io::Write;
-        if let Some(line) = line {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "{line}");
-            let _ = stdout.flush();
-        }
+        let Some(line) = line else {
+            return true;
+        };
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")
+            .and_then(|()| stdout.flush())
+            .is_ok()
     }
 }
 
