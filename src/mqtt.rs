@@ -137,11 +137,21 @@ impl Mqtt {
 
 /// Starts the session task. Incoming publishes arrive on the returned receiver (unbounded, so
 /// the polling task never waits on a slow consumer).
+/// rumqttc's TLS takes rustls' process-wide crypto provider, and two of them are compiled in
+/// (through different dependencies), so none is chosen by itself: choose one, once.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 pub fn start(
     options: SessionOptions,
     shutdown: CancellationToken,
     tracker: &tokio_util::task::TaskTracker,
 ) -> (Mqtt, mpsc::UnboundedReceiver<Message>) {
+    install_crypto_provider();
     let mut mqtt_options = MqttOptions::new(
         options.client_id.clone(),
         match options.broker.scheme.as_str() {

@@ -1,0 +1,171 @@
+//! The Manager page in a real headless Chromium, driven through chromedriver: it loads, the
+//! simulated phones appear, a call shows as ringing, a DND click reaches the phone, and a bulk
+//! command reaches several phones. scripts/test installs Debian's chromium and chromium-driver.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use phone2mqtt::sim::SimPhone;
+
+const MACS: [&str; 3] = ["00:15:65:00:00:21", "00:15:65:00:00:22", "00:15:65:00:00:23"];
+const IDS: [&str; 3] = ["001565000021", "001565000022", "001565000023"];
+
+struct Browser {
+    client: Client,
+    _driver: tokio::process::Child,
+    _profile: tempdir::TempDir,
+}
+
+fn tool(name: &str) -> String {
+    for dir in ["/usr/bin", "/usr/local/bin", "/usr/lib/chromium"] {
+        let path = format!("{dir}/{name}");
+        if std::path::Path::new(&path).exists() {
+            return path;
+        }
+    }
+    panic!("`{name}` is not installed: run scripts/test, which installs chromium and chromium-driver");
+}
+
+async fn browser() -> Browser {
+    phone2mqtt::mqtt::install_crypto_provider();
+    let port = free_port().port();
+    let driver = tokio::process::Command::new(tool("chromedriver"))
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    let profile = tempdir::TempDir::new();
+    let capabilities = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": tool("chromium"),
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1500,1100", format!("--user-data-dir={}", profile.0.display()),
+            ]
+        }
+    });
+    let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let client = loop {
+        match ClientBuilder::rustls()
+            .expect("rustls")
+            .capabilities(capabilities.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(client) => break client,
+            Err(err) => {
+                assert!(tokio::time::Instant::now() < deadline, "chromedriver did not answer: {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    Browser {
+        client,
+        _driver: driver,
+        _profile: profile,
+    }
+}
+
+/// Runs `script` in the page until it returns `true`.
+async fn until(client: &Client, what: &str, script: &str) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let value = client.execute(script, vec![]).await.unwrap_or_default();
+        if value == serde_json::Value::Bool(true) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let _ = std::fs::write("target/manager-failure.png", client.screenshot().await.unwrap_or_default());
+            panic!("the page never showed: {what} (screenshot in target/manager-failure.png)");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn until_phone(phone: &SimPhone, what: &str, check: impl Fn(&phone2mqtt::sim::Snapshot) -> bool) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !check(&phone.snapshot()) {
+        assert!(tokio::time::Instant::now() < deadline, "the simulated phone never got: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(TIMEOUT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|err| panic!("no `{css}` on the page: {err}"))
+        .click()
+        .await
+        .unwrap_or_else(|err| panic!("`{css}` cannot be clicked: {err}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
+    let addrs: Vec<_> = MACS.iter().map(|_| free_port()).collect();
+    let mut config = test_config();
+    for (index, (mac, addr)) in MACS.iter().zip(&addrs).enumerate() {
+        let mut entry = phone_entry("yealink", mac, *addr, ["Reception", "Sales", "Support"][index]);
+        entry.groups = vec!["office".into()];
+        config.phones.push(entry);
+    }
+    let gw = start_gateway(config).await;
+    let mut phones = Vec::new();
+    for (mac, addr) in MACS.iter().zip(&addrs) {
+        phones.push(start_phone(&gw, "yealink", mac, *addr).await);
+    }
+    let browser = browser().await;
+    let page = &browser.client;
+    page.goto(&gw.http()).await.unwrap();
+
+    until(page, "connected", "return document.querySelector('#conn').dataset.state === 'connected'").await;
+    until(page, "three phones", "return document.querySelectorAll('#phones tr[data-phone]').length === 3").await;
+
+    // A call comes in: the row says ringing.
+    phones[0].ring("+4930123456", Some("Anna Schmidt")).unwrap();
+    until(
+        page,
+        "the first phone ringing",
+        &format!("const r = document.querySelector('#phones tr[data-phone=\"{}\"]'); return r.querySelector('.call-state').textContent.trim() === 'ringing' && r.textContent.includes('+4930123456')", IDS[0]),
+    )
+    .await;
+    until(page, "the call in the log", "return [...document.querySelectorAll('#log .log-entry')].some(e => e.dataset.event === 'incoming_call')").await;
+
+    // DND from the phone's detail panel reaches the phone, and the table shows it.
+    click(page, &format!("#phones tr[data-phone=\"{}\"] td.name", IDS[1])).await;
+    click(page, "#detail-commands button[data-cmd=\"dnd\"][data-value=\"on\"]").await;
+    until_phone(&phones[1], "DND on", |s| s.dnd).await;
+    until(
+        page,
+        "DND on in the table",
+        &format!("return document.querySelector('#phones tr[data-phone=\"{}\"] .dnd').textContent.trim() === 'on'", IDS[1]),
+    )
+    .await;
+    until(page, "an ok result", "return [...document.querySelectorAll('#detail-results li.result')].some(l => l.dataset.command === 'dnd' && l.dataset.status === 'ok')").await;
+
+    // A bulk command reaches every selected phone, with a result per phone.
+    click(page, "#select-all").await;
+    until(page, "three selected", "return document.querySelectorAll('input.select-phone:checked').length === 3").await;
+    click(page, "button[data-bulk=\"dnd\"][data-value=\"on\"]").await;
+    for phone in &phones {
+        until_phone(phone, "bulk DND on", |s| s.dnd).await;
+    }
+    until(page, "three ok bulk results", "return document.querySelectorAll('#bulk-results li[data-status=\"ok\"]').length === 3").await;
+
+    let png = page.screenshot().await.unwrap();
+    std::fs::create_dir_all("target").unwrap();
+    std::fs::write("target/manager.png", png).unwrap();
+    browser.client.close().await.unwrap();
+    gw.stop().await;
+}
