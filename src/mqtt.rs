@@ -114,7 +114,7 @@ impl Mqtt {
     pub async fn subscribe(&self, filter: String) {
         if let Err(err) = self
             .client
-            .subscribe(filter.clone(), QoS::AtLeastOnce)
+            .subscribe(filter.clone(), subscription_qos(&filter))
             .await
         {
             warn!(%filter, cause = %err, "Subscribe could not be queued.");
@@ -226,7 +226,8 @@ async fn run(
                 info!(client_id = %options.client_id, %broker, "Connected to the MQTT broker.");
                 backoff = Duration::from_millis(250);
                 for filter in &options.subscriptions {
-                    if let Err(err) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                    if let Err(err) = client.try_subscribe(filter.clone(), subscription_qos(filter))
+                    {
                         warn!(%filter, cause = %err, "Subscribe could not be queued.");
                     }
                 }
@@ -268,6 +269,18 @@ async fn run(
         .is_err()
     {
         debug!(client_id = %options.client_id, "MQTT session did not close in time.");
+    }
+}
+
+/// The QoS a filter is subscribed with. rumqttd hands a new QoS 1 subscription at most 100
+/// retained messages (its in-flight window, fixed in its code) and drops the rest, so filters
+/// that mirror a whole tree (`.../#`: the web adapter, the terminal client) subscribe at QoS 0,
+/// where the broker's `max_outgoing_packet_count` applies instead. Commands stay at QoS 1.
+pub fn subscription_qos(filter: &str) -> QoS {
+    if filter.ends_with('#') {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
     }
 }
 

@@ -314,3 +314,60 @@ async fn rest_commands_time_out_with_504() {
     assert_eq!(response.status(), 504);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_subscriber_gets_every_retained_message_of_a_large_fleet() {
+    // 200 phones' info, state and availability: 600 retained messages, more than rumqttd hands
+    // a QoS 1 subscriber at once; the terminal client must still see every phone.
+    let gw = start_gateway(test_config()).await;
+    let probe = MqttProbe::connect_filter(gw.mqtt_port(), "nothing/here").await;
+    for index in 0..200u32 {
+        let id = format!("0015650a{index:04x}");
+        let info = json!({"id": id, "mac": id, "name": format!("Desk {index}"), "vendor": "yealink", "model": null,
+                          "firmware": null, "ip": null, "agent": "test", "configured": true, "groups": [], "subscriber": null});
+        for (topic, payload) in [
+            (format!("phone2mqtt/{id}/info"), info.to_string()),
+            (
+                format!("phone2mqtt/{id}"),
+                json!({"call_state": "idle"}).to_string(),
+            ),
+            (
+                format!("phone2mqtt/{id}/availability"),
+                "online".to_string(),
+            ),
+        ] {
+            probe
+                .client
+                .publish(topic, rumqttc::QoS::AtLeastOnce, true, payload.into_bytes())
+                .await
+                .unwrap();
+        }
+    }
+    // The last one is on the broker once a subscriber of it sees it.
+    let mut last =
+        MqttProbe::connect_filter(gw.mqtt_port(), "phone2mqtt/0015650a00c7/availability").await;
+    last.expect("phone2mqtt/0015650a00c7/availability", |_| true)
+        .await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_phone2mqtt"))
+        .args([
+            "phones",
+            "--json",
+            "--mqtt",
+            &format!("mqtt://127.0.0.1:{}", gw.mqtt_port()),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let phones: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let phones = phones.as_array().unwrap();
+    assert_eq!(phones.len(), 200);
+    assert!(phones
+        .iter()
+        .all(|p| p["availability"] == "online" && p["info"]["name"].is_string()));
+    gw.stop().await;
+}
