@@ -20,6 +20,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub agent: AgentConfig,
     pub directory: DirectoryConfig,
+    pub homeassistant: HomeAssistantConfig,
     #[serde(rename = "phone")]
     pub phones: Vec<PhoneConfig>,
 }
@@ -30,6 +31,30 @@ pub struct Config {
 pub struct DirectoryConfig {
     /// A CSV file (extension, name, department) imported at every start.
     pub file: Option<PathBuf>,
+}
+
+/// Home Assistant MQTT discovery (`src/ha.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HomeAssistantConfig {
+    /// Publish a discovery message for every phone (`[[phone]] homeassistant = false` skips one).
+    pub enabled: bool,
+    /// Home Assistant's discovery prefix; it listens on `<prefix>/device/+/config` and
+    /// announces itself on `<prefix>/status`.
+    pub prefix: String,
+    /// Entity names instead of the built-in English ones, by entity key:
+    /// `entity_names = { dnd = "Nicht stören", dial = "Wählen" }`.
+    pub entity_names: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for HomeAssistantConfig {
+    fn default() -> Self {
+        HomeAssistantConfig {
+            enabled: true,
+            prefix: "homeassistant".into(),
+            entity_names: Default::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,6 +156,13 @@ pub struct PhoneConfig {
     /// Groups this phone belongs to: `<base>/group/<group>/cmd/<command>` reaches them all.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Publish Home Assistant discovery for this phone (when `[homeassistant] enabled`).
+    #[serde(default = "yes")]
+    pub homeassistant: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_username() -> String {
@@ -271,6 +303,36 @@ impl Config {
                 ));
             }
         }
+        let ha = &self.homeassistant;
+        if ha.prefix.is_empty() || ha.prefix.contains(['+', '#']) || ha.prefix.starts_with('/') {
+            return Err(fail(
+                "homeassistant.prefix".into(),
+                "must be a non-empty topic without wildcards".into(),
+            ));
+        }
+        if ha.prefix == self.mqtt.base_topic {
+            return Err(fail(
+                "homeassistant.prefix".into(),
+                "must differ from mqtt.base_topic".into(),
+            ));
+        }
+        for (key, name) in &ha.entity_names {
+            if !crate::ha::ENTITY_KEYS.contains(&key.as_str()) {
+                return Err(fail(
+                    format!("homeassistant.entity_names.{key}"),
+                    format!(
+                        "not an entity; known: {}",
+                        crate::ha::ENTITY_KEYS.join(", ")
+                    ),
+                ));
+            }
+            if name.trim().is_empty() {
+                return Err(fail(
+                    format!("homeassistant.entity_names.{key}"),
+                    "must not be empty".into(),
+                ));
+            }
+        }
         let mut seen = std::collections::HashMap::new();
         for (index, phone) in self.phones.iter().enumerate() {
             let key = |field: &str| format!("phone[{index}].{field}");
@@ -384,6 +446,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("http.public_url"), "{err}");
+    }
+
+    #[test]
+    fn home_assistant_section() {
+        let config = Config::parse("", "t.toml").unwrap();
+        assert!(config.homeassistant.enabled);
+        assert_eq!(config.homeassistant.prefix, "homeassistant");
+        let config = Config::parse(
+            "[homeassistant]\nprefix = \"ha\"\nentity_names = { dnd = \"Nicht stören\" }\n[[phone]]\nmac = \"001565000001\"\nvendor = \"yealink\"\naddress = \"10.0.0.5\"\nhomeassistant = false\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(config.homeassistant.entity_names["dnd"], "Nicht stören");
+        assert!(!config.phones[0].homeassistant);
+        let err = Config::parse(
+            "[homeassistant]\nentity_names = { dnd_toggle = \"x\" }\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("homeassistant.entity_names.dnd_toggle"),
+            "{err}"
+        );
+        let err = Config::parse("[homeassistant]\nprefix = \"ha/#\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("homeassistant.prefix"), "{err}");
     }
 
     #[test]

@@ -69,6 +69,7 @@ pub fn prepare(config: &mut Config, count: usize) -> std::io::Result<PendingDemo
             // Grandstream has no DND command; demo phones have MPK1 programmed as DND.
             dnd_key: (vendor.id == "grandstream").then(|| "MPK1".to_string()),
             groups: vec![group.to_string()],
+            homeassistant: true,
         });
         phones.push(options);
     }

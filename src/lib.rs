@@ -20,9 +20,12 @@
 //! - [`sim`]: simulated phones, one personality per vendor.
 //! - [`client`]: the terminal client (`phones`, `send`, `watch`), over MQTT to any broker.
 //! - [`docs`]: the README and topics.md tables, generated from the vendor tables.
+//! - [`bench`]: `phone2mqtt bench`, the gateway measured against baselines (BENCHMARKS.md).
+//! - [`ha`]: Home Assistant MQTT discovery, one device per phone, from its vendor's table.
 //! - [`config`]: `phone2mqtt.toml`. [`gateway`]: wires it all together. [`shutdown`]: signals.
 
 pub mod agent;
+pub mod bench;
 pub mod broker;
 pub mod client;
 pub mod command;
@@ -30,6 +33,7 @@ pub mod config;
 pub mod demo;
 pub mod docs;
 pub mod gateway;
+pub mod ha;
 pub mod http_front;
 pub mod model;
 pub mod mqtt;

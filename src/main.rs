@@ -14,7 +14,7 @@ use phone2mqtt::config::Config;
 use phone2mqtt::gateway::{self, GatewayOptions};
 use phone2mqtt::model::PhoneId;
 use phone2mqtt::vendor::{self, ProvisionCtx};
-use phone2mqtt::{client, demo, docs, shutdown, sim};
+use phone2mqtt::{bench, client, demo, docs, shutdown, sim};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -96,6 +96,14 @@ enum Command {
     Send(client::SendArgs),
     /// Print live phone events and command results until Ctrl-C.
     Watch(client::WatchArgs),
+    /// Measure the gateway against baselines on this machine (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
+    /// A baseline server the bench compares the gateway with.
+    #[command(hide = true)]
+    BenchBaseline {
+        #[arg(value_enum)]
+        kind: bench::baseline::Kind,
+    },
 }
 
 fn main() -> ExitCode {
@@ -105,7 +113,11 @@ fn main() -> ExitCode {
     // The client commands talk on stdout; their session's own logs stay quiet.
     let client = matches!(
         cli.command,
-        Command::Phones(_) | Command::Send(_) | Command::Watch(_)
+        Command::Phones(_)
+            | Command::Send(_)
+            | Command::Watch(_)
+            | Command::Bench(_)
+            | Command::BenchBaseline { .. }
     );
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -221,6 +233,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Phones(args) => client::phones(args).await,
         Command::Send(args) => client::send(args).await,
         Command::Watch(args) => client::watch(args).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::BenchBaseline { kind } => bench::baseline::serve(kind).await,
     }
 }
 

@@ -180,6 +180,103 @@ impl Topics {
     }
 }
 
+/// Home Assistant's MQTT discovery topics, under Home Assistant's own prefix (`[homeassistant]
+/// prefix`, default `homeassistant`), not under the base topic. Device-based discovery: one
+/// retained `<prefix>/device/<object id>/config` per phone, plus one for the agent itself.
+#[derive(Debug, Clone)]
+pub struct HaTopics {
+    prefix: String,
+}
+
+/// Object ids (the `<object id>` level of a discovery topic, also the device identifiers) start
+/// with this, so that the agent recognises its own retained discovery messages.
+const HA_OBJECT_PREFIX: &str = "phone2mqtt_";
+const HA_BRIDGE_PREFIX: &str = "phone2mqtt_bridge_";
+
+impl HaTopics {
+    pub fn new(prefix: &str) -> HaTopics {
+        HaTopics {
+            prefix: prefix.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// `phone2mqtt_0015654aa937`: a phone's object id and Home Assistant device identifier.
+    pub fn phone_object_id(id: &PhoneId) -> String {
+        format!("{HA_OBJECT_PREFIX}{id}")
+    }
+
+    /// `phone2mqtt_bridge_gw1`: the agent's; Home Assistant allows only `[a-zA-Z0-9_-]` there.
+    pub fn bridge_object_id(agent: &str) -> String {
+        let safe: String = agent
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{HA_BRIDGE_PREFIX}{safe}")
+    }
+
+    /// `<prefix>/device/phone2mqtt_<id>/config`.
+    pub fn phone_config(&self, id: &PhoneId) -> String {
+        self.device_config(&Self::phone_object_id(id))
+    }
+
+    /// `<prefix>/device/phone2mqtt_bridge_<agent>/config`.
+    pub fn bridge_config(&self, agent: &str) -> String {
+        self.device_config(&Self::bridge_object_id(agent))
+    }
+
+    fn device_config(&self, object_id: &str) -> String {
+        format!("{}/device/{object_id}/config", self.prefix)
+    }
+
+    /// Every device-based discovery message, to find this agent's stale ones.
+    pub fn device_config_filter(&self) -> String {
+        format!("{}/device/+/config", self.prefix)
+    }
+
+    /// Home Assistant's birth (`online`) and last will (`offline`).
+    pub fn status(&self) -> String {
+        format!("{}/status", self.prefix)
+    }
+
+    pub fn parse<'a>(&self, topic: &'a str) -> Option<HaTopic<'a>> {
+        let rest = topic
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix('/')?;
+        match rest.split('/').collect::<Vec<_>>().as_slice() {
+            ["status"] => Some(HaTopic::Status),
+            ["device", object_id, "config"] => {
+                if let Some(agent) = object_id.strip_prefix(HA_BRIDGE_PREFIX) {
+                    return Some(HaTopic::BridgeConfig(agent));
+                }
+                // Only the exact form this agent writes: 12 lowercase hex digits.
+                let phone = object_id
+                    .strip_prefix(HA_OBJECT_PREFIX)
+                    .and_then(|rest| PhoneId::parse(rest).filter(|id| id.as_str() == rest));
+                Some(phone.map_or(HaTopic::OtherConfig, HaTopic::PhoneConfig))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A Home Assistant topic, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HaTopic<'a> {
+    Status,
+    /// A phone2mqtt phone's discovery.
+    PhoneConfig(PhoneId),
+    /// A phone2mqtt agent's own device (its sanitised name).
+    BridgeConfig(&'a str),
+    /// Some other integration's device.
+    OtherConfig,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +333,38 @@ mod tests {
         assert!(topics.is_retained(&topics.directory()));
         assert!(topics.is_retained(&topics.reminders("gw1")));
         assert_eq!(topics.parse("phone2mqtt/group/sales"), None);
+    }
+
+    #[test]
+    fn home_assistant_topics_round_trip() {
+        let ha = HaTopics::new("homeassistant");
+        let id = PhoneId::parse("0015654aa937").unwrap();
+        assert_eq!(
+            ha.phone_config(&id),
+            "homeassistant/device/phone2mqtt_0015654aa937/config"
+        );
+        assert_eq!(
+            ha.parse(&ha.phone_config(&id)),
+            Some(HaTopic::PhoneConfig(id))
+        );
+        assert_eq!(
+            ha.bridge_config("gw 1.local"),
+            "homeassistant/device/phone2mqtt_bridge_gw_1_local/config"
+        );
+        assert_eq!(
+            ha.parse(&ha.bridge_config("gw1")),
+            Some(HaTopic::BridgeConfig("gw1"))
+        );
+        assert_eq!(ha.parse("homeassistant/status"), Some(HaTopic::Status));
+        assert_eq!(
+            ha.parse("homeassistant/device/0x00158d0001/config"),
+            Some(HaTopic::OtherConfig)
+        );
+        assert_eq!(
+            ha.parse("homeassistant/device/phone2mqtt_0015654AA937/config"),
+            Some(HaTopic::OtherConfig)
+        );
+        assert_eq!(ha.parse("homeassistant/sensor/x/config"), None);
+        assert_eq!(ha.parse("phone2mqtt/status"), None);
     }
 }

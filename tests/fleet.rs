@@ -107,7 +107,11 @@ async fn the_directory_puts_names_beside_phones_and_survives_a_restart() {
         info["subscriber"],
         json!({"extension": "1002", "name": "Weiß, Jürgen", "department": "Sales"})
     );
-    let directory = probe.expect("phone2mqtt/directory", |_| true).await;
+    let directory = probe
+        .expect("phone2mqtt/directory", |d| {
+            d["subscribers"].as_array().is_some_and(|s| s.len() == 3)
+        })
+        .await;
     assert_eq!(
         directory["phones_without_subscriber"],
         json!(["001565000013"])

@@ -36,6 +36,7 @@ pub async fn run(shared: Arc<Shared>, mut incoming: mpsc::UnboundedReceiver<Mess
             Some(Topic::RemindersCancel(agent)) if agent == shared.name && !message.retained => {
                 cancel_reminder(&shared, &message).await
             }
+            None => crate::ha::handle_message(&shared, &message).await,
             _ => {}
         }
     }

@@ -50,6 +50,8 @@ pub struct Shared {
     pub answer_unknown_phones: bool,
     pub reminders: Reminders,
     pub data_dir: PathBuf,
+    /// Home Assistant discovery (`src/ha.rs`).
+    pub homeassistant: crate::ha::Discovery,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
 }
@@ -99,6 +101,7 @@ impl Agent {
         };
         let topics = Topics::new(&config.mqtt.base_topic);
         let bridge = topics.bridge_state(&options.name);
+        let homeassistant = crate::ha::Discovery::new(&config.homeassistant);
         let (mqtt, incoming) = mqtt::start(
             mqtt::SessionOptions {
                 broker: options.broker.clone(),
@@ -116,7 +119,10 @@ impl Agent {
                     topics.group_command_filter(),
                     topics.directory_set(),
                     topics.reminders_cancel(&options.name),
-                ],
+                ]
+                .into_iter()
+                .chain(homeassistant.subscriptions())
+                .collect(),
             },
             lifecycle.sessions.clone(),
             &lifecycle.session_tracker,
@@ -141,6 +147,7 @@ impl Agent {
             answer_unknown_phones: config.agent.answer_unknown_phones,
             reminders,
             data_dir,
+            homeassistant,
             shutdown: lifecycle.work.clone(),
             tracker: lifecycle.work_tracker.clone(),
         });
@@ -201,6 +208,7 @@ impl Shared {
                 .publish(self.topics.availability(&update.id), payload, true)
                 .await;
         }
+        crate::ha::publish_phone(self, &update.id, update.info.is_some()).await;
     }
 
     pub async fn publish_event(&self, event: &Event) {
@@ -269,6 +277,7 @@ async fn republish_on_connect(shared: Arc<Shared>) {
                     .await;
             }
         }
+        crate::ha::publish_all(&shared).await;
     }
 }
 

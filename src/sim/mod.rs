@@ -11,6 +11,7 @@
 //! that vendor's requests, replies, provisioning files and variables look.
 
 pub mod fanvil;
+pub mod fleet;
 pub mod grandstream;
 pub mod htek;
 pub mod snom;
@@ -268,6 +269,8 @@ struct Inner {
     addr: SocketAddr,
     state: Mutex<PhoneState>,
     fire_tx: mpsc::UnboundedSender<Fire>,
+    /// Action URLs queued and not yet answered by the agent.
+    unanswered: std::sync::atomic::AtomicUsize,
     http: reqwest::Client,
     shutdown: CancellationToken,
 }
@@ -318,6 +321,7 @@ impl SimPhone {
                 options,
                 addr,
                 fire_tx,
+                unanswered: std::sync::atomic::AtomicUsize::new(0),
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(5))
                     .build()
@@ -363,11 +367,17 @@ impl SimPhone {
         snapshot_of(&self.inner.options, &state)
     }
 
-    /// Waits until provisioning was read and the boot events were sent.
+    /// Waits until provisioning was read and the agent has answered the boot events.
     pub async fn wait_booted(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
-            if self.snapshot().registered {
+            // Booted once registered and the agent has answered every Action URL sent so far.
+            let answered = self
+                .inner
+                .unanswered
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 0;
+            if self.snapshot().registered && answered {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -444,6 +454,9 @@ impl SimPhone {
             return;
         };
         let url = substitute(template, &self.variables(&state));
+        self.inner
+            .unanswered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self.inner.fire_tx.send(Fire {
             wire: spec.wire.to_string(),
             url,
@@ -795,6 +808,10 @@ async fn fire_loop(phone: SimPhone, mut queue: mpsc::UnboundedReceiver<Fire>) {
         };
         debug!(event = %fire.wire, status, "Action URL fired.");
         phone.lock().fired.push((fire.wire, status));
+        phone
+            .inner
+            .unanswered
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         if phone.inner.shutdown.is_cancelled() {
             return;
         }
@@ -803,6 +820,25 @@ async fn fire_loop(phone: SimPhone, mut queue: mpsc::UnboundedReceiver<Fire>) {
 
 /// `GET` with the target written byte for byte, spaces and all, the way phones do it.
 pub async fn send_raw_get(url: &str, user_agent: &str) -> std::io::Result<u16> {
+    let (address, request) = raw_get(url, user_agent)?;
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&address))
+        .await
+        .map_err(|_| std::io::Error::other("connect timed out"))??;
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+        .await
+        .map_err(|_| std::io::Error::other("no answer"))??;
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no HTTP status in the answer"))
+}
+
+/// The address to connect to and the request a phone writes for an Action URL: the target byte
+/// for byte, spaces and all, one request per connection.
+pub fn raw_get(url: &str, user_agent: &str) -> std::io::Result<(String, String)> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| std::io::Error::other("only http:// Action URLs are simulated"))?;
@@ -815,22 +851,10 @@ pub async fn send_raw_get(url: &str, user_agent: &str) -> std::io::Result<u16> {
     } else {
         format!("{authority}:80")
     };
-    let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&address))
-        .await
-        .map_err(|_| std::io::Error::other("connect timed out"))??;
     let request = format!(
         "GET {target} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {user_agent}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
-        .await
-        .map_err(|_| std::io::Error::other("no answer"))??;
-    let text = String::from_utf8_lossy(&response);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no HTTP status in the answer"))
+    Ok((address, request))
 }
 
 /// People calling the demo phones.

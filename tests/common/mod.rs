@@ -140,6 +140,7 @@ pub fn phone_entry(vendor: &str, mac: &str, addr: SocketAddr, name: &str) -> Pho
         legacy_api: false,
         dnd_key: None,
         groups: Vec::new(),
+        homeassistant: true,
     }
 }
 
@@ -179,6 +180,9 @@ pub struct MqttProbe {
     pub client: AsyncClient,
     messages: mpsc::UnboundedReceiver<(String, Vec<u8>, bool)>,
     pub seen: Vec<(String, String)>,
+    /// Received but not matched yet, oldest first: messages on different topics may arrive in
+    /// either order (a phone's event can overtake the command's result), so none is thrown away.
+    pending: Vec<(String, String)>,
 }
 
 impl MqttProbe {
@@ -226,12 +230,29 @@ impl MqttProbe {
             client,
             messages: rx,
             seen: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
     /// Waits for a message on `topic` whose payload satisfies `check`; returns it as JSON
     /// (a non-JSON payload comes back as a JSON string).
     pub async fn expect(&mut self, topic: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let parse =
+            |text: &str| serde_json::from_str(text).unwrap_or(Value::String(text.to_string()));
+        if let Some(index) = self
+            .pending
+            .iter()
+            .position(|(got, text)| got == topic && check(&parse(text)))
+        {
+            let (_, text) = self.pending.remove(index);
+            // What came on this topic before the match is superseded by it.
+            let mut kept = 0;
+            self.pending.retain(|(got, _)| {
+                kept += 1;
+                got != topic || kept > index
+            });
+            return parse(&text);
+        }
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         loop {
             let next = tokio::time::timeout_at(deadline, self.messages.recv()).await;
@@ -243,17 +264,22 @@ impl MqttProbe {
             };
             let text = String::from_utf8_lossy(&payload).into_owned();
             self.seen.push((got.clone(), text.clone()));
-            if got == topic {
-                let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-                if check(&value) {
-                    return value;
-                }
+            if got == topic && check(&parse(&text)) {
+                self.pending.retain(|(pending, _)| pending != topic);
+                return parse(&text);
             }
+            self.pending.push((got, text));
         }
     }
 
     /// The next message on any topic matching `wanted`.
     pub async fn next_on(&mut self, wanted: impl Fn(&str) -> bool) -> (String, Value) {
+        let parse =
+            |text: &str| serde_json::from_str(text).unwrap_or(Value::String(text.to_string()));
+        if let Some(index) = self.pending.iter().position(|(topic, _)| wanted(topic)) {
+            let (topic, text) = self.pending.remove(index);
+            return (topic, parse(&text));
+        }
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         loop {
             let Ok(Some((topic, payload, _))) =
@@ -267,11 +293,9 @@ impl MqttProbe {
             let text = String::from_utf8_lossy(&payload).into_owned();
             self.seen.push((topic.clone(), text.clone()));
             if wanted(&topic) {
-                return (
-                    topic,
-                    serde_json::from_str(&text).unwrap_or(Value::String(text)),
-                );
+                return (topic, parse(&text));
             }
+            self.pending.push((topic, text));
         }
     }
 

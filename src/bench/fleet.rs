@@ -1,0 +1,286 @@
+//! 10,000 phones known to one agent: a registration storm, the memory they take, and a reboot
+//! of all of them as one group.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::bench::load::action_urls;
+use crate::bench::process::{Memory, Scratch, Server};
+use crate::bench::stats::{millis, thousands};
+use crate::bench::watch::Watch;
+use crate::bench::{gateway_config, provision, table, Settings, Target};
+use crate::sim::fleet::{Fleet, Registration, PASSWORD, USERNAME};
+
+/// The group every fleet phone is in.
+const GROUP: &str = "bench";
+const TRANSACTION: &str = "bench-reboot";
+
+#[derive(Debug, Clone, Default)]
+pub struct FleetFigures {
+    pub phones: usize,
+    /// The gateway once it had published every configured phone, before the storm.
+    pub idle: Memory,
+    pub registration: Registration,
+    /// From the first request to the last phone with both `online` and a registered state.
+    pub storm: Option<Duration>,
+    pub registered: usize,
+    pub after_storm: Memory,
+    pub reboot: Option<Duration>,
+    pub results_ok: usize,
+    pub results_error: usize,
+    pub first_error: Option<String>,
+    /// Phones that got exactly one reboot request.
+    pub rebooted_once: usize,
+    pub after_reboot: Memory,
+}
+
+pub async fn run(settings: &Settings) -> anyhow::Result<FleetFigures> {
+    let phones = settings.fleet_phones;
+    let stop = CancellationToken::new();
+    let fleet = Fleet::start(phones, stop.clone()).await?;
+    let scratch = Scratch::new("fleet")?;
+    let dir = &scratch.0;
+    let mut entries = String::with_capacity(phones * 160);
+    for index in 0..phones {
+        entries.push_str(&format!(
+            "[[phone]]\nmac = \"{}\"\nvendor = \"yealink\"\naddress = \"{}\"\nusername = \"{USERNAME}\"\npassword = \"{PASSWORD}\"\ngroups = [\"{GROUP}\"]\n\n",
+            Fleet::mac(index),
+            fleet.address(index)
+        ));
+    }
+    eprintln!("fleet: starting a gateway with {phones} configured phones");
+    let server = Server::gateway(&settings.bin, dir, &gateway_config(dir, &entries)).await?;
+    let result = storm_and_reboot(settings, &server, &fleet, dir).await;
+    let log = server.log.clone();
+    server.stop().await;
+    stop.cancel();
+    result.map_err(|err| {
+        err.context(format!(
+            "the end of its log:\n{}",
+            crate::bench::process::log_tail(&log)
+        ))
+    })
+}
+
+async fn storm_and_reboot(
+    settings: &Settings,
+    server: &Server,
+    fleet: &Fleet,
+    dir: &std::path::Path,
+) -> anyhow::Result<FleetFigures> {
+    let phones = fleet.len();
+    let broker = server.mqtt.context("the gateway names its broker")?;
+    let mut figures = FleetFigures {
+        phones,
+        ..Default::default()
+    };
+
+    // Each phone's progress: 1 = state seen, 2 = online, 4 = registered.
+    let progress = Arc::new(Mutex::new(HashMap::<String, u8>::with_capacity(phones)));
+    let (changed_tx, mut changed) = watch::channel(());
+    let tracked = progress.clone();
+    let _states = Watch::start(
+        broker,
+        &["phone2mqtt/+", "phone2mqtt/+/availability"],
+        move |topic, payload| {
+            let mut parts = topic.split('/').skip(1);
+            let (Some(id), rest) = (parts.next(), parts.next()) else {
+                return;
+            };
+            if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return; // `directory`, `bridge`: not a phone
+            }
+            let bit = match rest {
+                Some("availability") if payload == b"online" => 2,
+                Some(_) => return,
+                None if contains(payload, br#""registered":true"#) => 5,
+                None => 1,
+            };
+            *tracked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(id.to_string())
+                .or_default() |= bit;
+            changed_tx.send_replace(());
+        },
+    )
+    .await?;
+    let count = |mask: u8| {
+        progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|bits| **bits & mask == mask)
+            .count()
+    };
+
+    // The gateway publishes every configured phone's state when it connects; wait for all.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(1) < phones && Instant::now() < deadline {
+        let _ = tokio::time::timeout(Duration::from_secs(1), changed.changed()).await;
+    }
+    anyhow::ensure!(
+        count(1) >= phones,
+        "the gateway published {} of {phones} phone states",
+        count(1)
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    figures.idle = server.memory();
+
+    eprintln!("fleet: {phones} phones register at once");
+    let provisioning = provision(&settings.bin, dir, &format!("http://{}", server.http)).await?;
+    let urls = action_urls(&provisioning);
+    let started = Instant::now();
+    figures.registration = fleet.register_all(&urls).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(7) < phones && Instant::now() < deadline {
+        let _ = tokio::time::timeout(Duration::from_secs(1), changed.changed()).await;
+    }
+    figures.registered = count(7);
+    if figures.registered >= phones {
+        figures.storm = Some(started.elapsed());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    figures.after_storm = server.memory();
+
+    eprintln!("fleet: reboot group `{GROUP}`");
+    let results = Arc::new(Mutex::new((0usize, 0usize, None::<String>)));
+    let (result_tx, mut result_rx) = watch::channel(0usize);
+    let recorded = results.clone();
+    let session = Watch::start(broker, &["phone2mqtt/+/result"], move |_, payload| {
+        if !contains(payload, TRANSACTION.as_bytes()) {
+            return;
+        }
+        let mut results = recorded.lock().unwrap_or_else(|p| p.into_inner());
+        if contains(payload, br#""status":"ok""#) {
+            results.0 += 1;
+        } else {
+            results.1 += 1;
+            results
+                .2
+                .get_or_insert_with(|| String::from_utf8_lossy(payload).into_owned());
+        }
+        result_tx.send_replace(results.0 + results.1);
+    })
+    .await?;
+    let started = Instant::now();
+    session
+        .publish(
+            &format!("phone2mqtt/group/{GROUP}/cmd/reboot"),
+            &format!(r#"{{"transaction": "{TRANSACTION}"}}"#),
+        )
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while *result_rx.borrow_and_update() < phones && Instant::now() < deadline {
+        let _ = tokio::time::timeout(Duration::from_secs(1), result_rx.changed()).await;
+    }
+    let elapsed = started.elapsed();
+    let (ok, error, first_error) = results.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    (figures.results_ok, figures.results_error, figures.first_error) = (ok, error, first_error);
+    if ok + error >= phones {
+        figures.reboot = Some(elapsed);
+    }
+    figures.rebooted_once = fleet.reboots().0;
+    figures.after_reboot = server.memory();
+    Ok(figures)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+impl FleetFigures {
+    pub fn table(&self) -> String {
+        let time = |d: Option<Duration>| d.map_or("did not finish".to_string(), millis);
+        let rows = vec![
+            vec![
+                format!("registration storm: {} phones × (setup_completed, registered)", thousands(self.phones as u64)),
+                format!(
+                    "{} until every `availability` and registered state is on the broker ({} of {} phones; {} requests failed)",
+                    time(self.storm),
+                    thousands(self.registered as u64),
+                    thousands(self.phones as u64),
+                    self.registration.failed
+                ),
+            ],
+            vec![
+                "memory with the phones configured, before the storm".into(),
+                format!("{:.1} MB now, {:.1} MB peak", self.idle.now_mib(), self.idle.peak_mib()),
+            ],
+            vec![
+                "memory with the phones registered".into(),
+                format!(
+                    "{:.1} MB now, {:.1} MB peak",
+                    self.after_storm.now_mib(),
+                    self.after_storm.peak_mib()
+                ),
+            ],
+            vec![
+                format!("`reboot` to group `{GROUP}`"),
+                format!(
+                    "{} until every result is back ({} ok, {} error; {} phones rebooted exactly once)",
+                    time(self.reboot),
+                    thousands(self.results_ok as u64),
+                    thousands(self.results_error as u64),
+                    thousands(self.rebooted_once as u64)
+                ),
+            ],
+            vec![
+                "memory after the reboot".into(),
+                format!(
+                    "{:.1} MB now, {:.1} MB peak",
+                    self.after_reboot.now_mib(),
+                    self.after_reboot.peak_mib()
+                ),
+            ],
+        ];
+        let mut text = format!(
+            "### {} phones known to one agent\n\nThe simulator's lightweight mode holds every phone in the bench process; each registers from its own address.\n\n{}",
+            thousands(self.phones as u64),
+            table(&["", "measured"], &rows)
+        );
+        if let Some(error) = self
+            .first_error
+            .as_ref()
+            .or(self.registration.first_error.as_ref())
+        {
+            text.push_str(&format!("\nFirst error: {error}\n"));
+        }
+        text
+    }
+
+    pub fn targets(&self) -> Vec<Target> {
+        let memory = self.after_storm.now_mib().max(self.after_reboot.now_mib());
+        let within = |d: Option<Duration>, limit: u64| d.is_some_and(|d| d < Duration::from_secs(limit));
+        vec![
+            Target::new(
+                "10,000 phones in < 50 MB",
+                format!(
+                    "{memory:.1} MB resident with {} phones registered (peak {:.1} MB during the storm and the reboot)",
+                    thousands(self.phones as u64),
+                    self.after_reboot.peak_mib()
+                ),
+                memory < 50.0 && self.phones >= 10_000,
+            ),
+            Target::new(
+                "registration storm of 10,000 phones absorbed in < 2 s",
+                self.storm.map_or("did not finish".into(), millis),
+                within(self.storm, 2) && self.phones >= 10_000,
+            ),
+            Target::new(
+                "reboot to a group of 10,000 in < 10 s",
+                format!(
+                    "{} ({} errors)",
+                    self.reboot.map_or("did not finish".into(), millis),
+                    self.results_error
+                ),
+                within(self.reboot, 10) && self.results_error == 0 && self.phones >= 10_000,
+            ),
+        ]
+    }
+}

@@ -1,0 +1,262 @@
+//! `phone2mqtt bench`: the gateway measured as users run it, next to baselines measured in the
+//! same run, so that the figures hold as ratios on a noisy machine. BENCHMARKS.md has the
+//! figures and what limits them.
+//!
+//! Everything under test is a separate process on loopback: `phone2mqtt serve` with a
+//! generated config and its embedded broker (so its peak RSS covers the broker), and the
+//! baselines (`phone2mqtt bench-baseline ok|pipeline`). The bench process is the phones and the
+//! MQTT and websocket clients.
+//!
+//! - [`flood`]: Action URL callbacks as provisioned, at saturation and at 1,000/s, against the
+//!   bare axum server, the minimal axum + rumqttc pipeline and the gateway.
+//! - [`fleet`]: 10,000 phones (the simulator's lightweight mode) register at once, then are
+//!   rebooted as one group.
+//! - [`fanout`]: 1,000 websocket clients receive every event at 1,000 events/s.
+//!
+//! Every loop is bounded in count and time; all traffic stays on loopback.
+
+pub mod baseline;
+pub mod fanout;
+pub mod fleet;
+pub mod flood;
+pub mod load;
+pub mod process;
+pub mod stats;
+pub mod watch;
+pub mod ws;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use self::process::TOKEN;
+
+/// `phone2mqtt bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// A shorter run (about a minute): one round, shorter floods.
+    #[arg(long)]
+    pub quick: bool,
+    /// Run only these parts.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Part>,
+    /// Connections the callback flood keeps open at once.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Phones of the registration storm and the group reboot.
+    #[arg(long, default_value_t = 10_000)]
+    pub phones: usize,
+    /// Websocket clients of the fan-out.
+    #[arg(long, default_value_t = 1_000)]
+    pub ws_clients: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    Flood,
+    Fleet,
+    Websocket,
+}
+
+/// How long and how often, from the arguments.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bin: PathBuf,
+    pub quick: bool,
+    /// Saturation rounds per server; the median counts.
+    pub rounds: usize,
+    pub saturation: Duration,
+    /// Runs at a fixed rate of 1,000 events/s.
+    pub fixed: Duration,
+    pub rate: f64,
+    pub flood_phones: usize,
+    pub connections: usize,
+    pub fleet_phones: usize,
+    pub ws_clients: usize,
+}
+
+impl Settings {
+    fn new(args: &BenchArgs) -> anyhow::Result<Settings> {
+        Ok(Settings {
+            bin: std::env::current_exe().context("finding the phone2mqtt binary")?,
+            quick: args.quick,
+            rounds: if args.quick { 1 } else { 3 },
+            saturation: Duration::from_secs(if args.quick { 3 } else { 6 }),
+            fixed: Duration::from_secs(if args.quick { 4 } else { 10 }),
+            rate: 1000.0,
+            flood_phones: 1000,
+            connections: args.connections.max(1),
+            fleet_phones: args.phones.clamp(1, crate::sim::fleet::MAX_PHONES),
+            ws_clients: args.ws_clients.max(1),
+        })
+    }
+}
+
+/// Runs the benchmark and prints the tables.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let settings = Settings::new(&args)?;
+    let files = process::raise_file_limit();
+    let wanted = |part| args.only.is_empty() || args.only.contains(&part);
+    let machine = Machine::read();
+    println!("{}", machine.describe(&settings, files));
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build measures nothing useful; run `cargo run --release -- bench`");
+    }
+    let mut targets = Vec::new();
+    if wanted(Part::Flood) {
+        let figures = flood::run(&settings).await?;
+        println!("{}", figures.table(&settings));
+        targets.extend(figures.targets());
+    }
+    if wanted(Part::Fleet) {
+        let figures = fleet::run(&settings).await?;
+        println!("{}", figures.table());
+        targets.extend(figures.targets());
+    }
+    if wanted(Part::Websocket) {
+        let figures = fanout::run(&settings).await?;
+        println!("{}", figures.table());
+        targets.extend(figures.targets());
+    }
+    println!("### Targets\n");
+    for target in &targets {
+        println!("{target}");
+    }
+    Ok(())
+}
+
+/// One target of issue 7, met or not.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub what: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+impl Target {
+    pub fn new(what: &str, measured: String, met: bool) -> Target {
+        Target {
+            what: what.to_string(),
+            measured,
+            met,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mark = if self.met { "met    " } else { "MISSED " };
+        write!(f, "- {mark} {}: {}", self.what, self.measured)
+    }
+}
+
+/// A markdown table with aligned columns.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let cells: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("| {} |\n", cells.join(" | "))
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    out.push_str(&line(widths.iter().map(|w| "-".repeat(*w)).collect()));
+    for row in rows {
+        out.push_str(&line(row.clone()));
+    }
+    out
+}
+
+/// The machine the figures come from.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub cpus: usize,
+    pub model: String,
+    pub memory: String,
+}
+
+impl Machine {
+    fn read() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let model = cpuinfo
+            .lines()
+            .find_map(|line| line.strip_prefix("model name"))
+            .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            .unwrap_or_else(|| "unknown CPU".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory = meminfo
+            .lines()
+            .find_map(|line| line.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+            .map(|kib| format!("{:.0} GiB", kib / 1024.0 / 1024.0))
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            model,
+            memory,
+        }
+    }
+
+    fn describe(&self, settings: &Settings, files: u64) -> String {
+        format!(
+            "## phone2mqtt bench{}\n\n{} CPUs ({}), {} RAM, {} open files; phone2mqtt {}, everything on loopback.\n",
+            if settings.quick { " --quick" } else { "" },
+            self.cpus,
+            self.model,
+            self.memory,
+            files,
+            env!("CARGO_PKG_VERSION"),
+        )
+    }
+}
+
+/// The gateway's config for a bench: everything on loopback port 0, the bench token, no
+/// polling (the bench passes `--poll 0`), the data directory in `dir`; `phones` is appended.
+pub fn gateway_config(dir: &Path, phones: &str) -> String {
+    let extra = std::env::var("P2M_BENCH_EXTRA").unwrap_or_default().replace("\\n", "\n"); // TEMP
+    format!("{extra}\n") + &format!(
+        "[broker]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\naction_token = \"{TOKEN}\"\n\n[agent]\nname = \"bench\"\ndata_dir = \"{}\"\n\n{phones}",
+        dir.join("data").display()
+    )
+}
+
+/// What `phone2mqtt provision yealink` prints for a gateway at `public_url`.
+pub async fn provision(bin: &Path, dir: &Path, public_url: &str) -> anyhow::Result<String> {
+    let path = dir.join("provision.toml");
+    std::fs::write(
+        &path,
+        format!("[http]\npublic_url = \"{public_url}\"\naction_token = \"{TOKEN}\"\n"),
+    )?;
+    let output = tokio::process::Command::new(bin)
+        .args(["provision", "yealink", "-c"])
+        .arg(&path)
+        .output()
+        .await?;
+    anyhow::ensure!(
+        output.status.success(),
+        "provision failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// CPU time a process has used so far (user + system), from `/proc/<pid>/stat`.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name; 100 ticks a second.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}

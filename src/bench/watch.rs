@@ -1,0 +1,84 @@
+//! The bench's own MQTT sessions: subscribe, hand every message to a closure, publish.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::oneshot;
+
+/// An MQTT session that calls `on_message` for every message on its filters (QoS 1). Stops
+/// when dropped.
+pub struct Watch {
+    client: AsyncClient,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Watch {
+    /// Subscribes to `filters` and returns once the broker confirmed every subscription.
+    pub async fn start(
+        broker: SocketAddr,
+        filters: &[&str],
+        mut on_message: impl FnMut(&str, &[u8]) + Send + 'static,
+    ) -> anyhow::Result<Watch> {
+        let mut options = MqttOptions::new(
+            format!("bench-{}", crate::gateway::new_token()),
+            broker.ip().to_string(),
+            broker.port(),
+        );
+        options.set_keep_alive(Duration::from_secs(30));
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(options, 100);
+        let (subscribed_tx, subscribed) = oneshot::channel();
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
+        let subscriber = client.clone();
+        tokio::spawn(async move {
+            let mut subscribed_tx = Some(subscribed_tx);
+            let mut acks = 0;
+            loop {
+                let event = tokio::select! {
+                    event = eventloop.poll() => event,
+                    _ = &mut stopped => break,
+                };
+                match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        for filter in &filters {
+                            let _ = subscriber.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        acks += 1;
+                        if acks == filters.len() {
+                            if let Some(tx) = subscribed_tx.take() {
+                                let _ = tx.send(());
+                            }
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        on_message(&publish.topic, &publish.payload);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            let _ = subscriber.try_disconnect();
+        });
+        tokio::time::timeout(Duration::from_secs(10), subscribed)
+            .await
+            .context("the bench's MQTT session could not subscribe")?
+            .context("the bench's MQTT session stopped")?;
+        Ok(Watch {
+            client,
+            _stop: stop,
+        })
+    }
+
+    /// Publishes at QoS 1, not retained.
+    pub async fn publish(&self, topic: &str, payload: &str) -> anyhow::Result<()> {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+            .await
+            .context("publish")
+    }
+}
