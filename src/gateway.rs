@@ -61,8 +61,7 @@ pub async fn start(
             bail!("mqtt.url: the agent needs the broker's address, e.g. mqtt://broker.example:1883")
         }
     };
-    let listener = TcpListener::bind(config.http.listen)
-        .await
+    let listener = listen(config.http.listen)
         .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?;
     let http_addr = listener.local_addr()?;
     let public_url = config
@@ -132,6 +131,24 @@ pub async fn start(
         token,
         agent,
     })
+}
+
+/// Connections the kernel holds for the HTTP listener until they are accepted. Phones send each
+/// callback on a new connection; after a PBX restart thousands register at once, and a
+/// connection that finds the queue full waits a second or more for its SYN to be retried. The
+/// kernel caps this at `net.core.somaxconn` (4096 by default since Linux 5.4).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// The HTTP listener, with a backlog sized for registration storms.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As the standard library's listeners do: a restarted gateway can bind at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The action token kept in the data directory, created on first use.

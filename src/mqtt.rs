@@ -9,11 +9,17 @@
 use std::time::Duration;
 
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, Transport,
+    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS,
+    SubscribeFilter, Transport,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+/// The largest MQTT packet sent or accepted. The retained directory report lists every phone
+/// without a subscriber: 10,000 phones make 150 KB. The embedded broker takes the same
+/// (broker.toml, `max_payload_size`).
+pub const MAX_PACKET_SIZE: usize = 1024 * 1024;
 
 /// Where the broker is, parsed from `mqtt://`, `mqtts://`, `ws://` or `wss://` URLs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +167,7 @@ pub fn start(
         options.broker.port,
     );
     mqtt_options.set_keep_alive(Duration::from_secs(30));
-    mqtt_options.set_max_packet_size(256 * 1024, 256 * 1024);
+    mqtt_options.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
     mqtt_options.set_clean_session(true);
     match options.broker.scheme.as_str() {
         "mqtts" | "ssl" => {
@@ -225,11 +231,21 @@ async fn run(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 info!(client_id = %options.client_id, %broker, "Connected to the MQTT broker.");
                 backoff = Duration::from_millis(250);
-                for filter in &options.subscriptions {
-                    if let Err(err) = client.try_subscribe(filter.clone(), subscription_qos(filter))
-                    {
-                        warn!(%filter, cause = %err, "Subscribe could not be queued.");
-                    }
+                if !options.subscriptions.is_empty() {
+                    // From another task: the request queue may be full (publishes queued while
+                    // disconnected), and only this task empties it. A `try_subscribe` here
+                    // would drop the subscriptions exactly when there is much to do.
+                    let client = client.clone();
+                    let filters: Vec<SubscribeFilter> = options
+                        .subscriptions
+                        .iter()
+                        .map(|filter| SubscribeFilter::new(filter.clone(), subscription_qos(filter)))
+                        .collect();
+                    tokio::spawn(async move {
+                        if let Err(err) = client.subscribe_many(filters).await {
+                            warn!(cause = %err, "Subscribe could not be queued.");
+                        }
+                    });
                 }
                 connected.send_modify(|n| *n += 1);
             }

@@ -28,6 +28,7 @@ pub enum Topic<'a> {
     },
     GroupResult(&'a str),
     BridgeState(&'a str),
+    BridgeEvent(&'a str),
     /// The PBX subscriber directory, retained.
     Directory,
     /// A new directory to import (CSV or JSON).
@@ -88,6 +89,11 @@ impl Topics {
         format!("{}/{BRIDGE}/{agent}/state", self.base)
     }
 
+    /// Gateway-wide events of an agent (`phone_discovered`), not retained.
+    pub fn bridge_event(&self, agent: &str) -> String {
+        format!("{}/{BRIDGE}/{agent}/event", self.base)
+    }
+
     /// What an agent subscribes to for its phones' commands.
     pub fn command_filter(&self) -> String {
         format!("{}/+/cmd/+", self.base)
@@ -142,6 +148,7 @@ impl Topics {
         }
         match parts.as_slice() {
             [BRIDGE, agent, "state"] => Some(Topic::BridgeState(agent)),
+            [BRIDGE, agent, "event"] => Some(Topic::BridgeEvent(agent)),
             [BRIDGE, agent, "reminders"] => Some(Topic::Reminders(agent)),
             [BRIDGE, agent, "reminders", "cancel"] => Some(Topic::RemindersCancel(agent)),
             [BRIDGE, agent, "reminders", "result"] => Some(Topic::RemindersResult(agent)),

@@ -53,6 +53,11 @@ fn refuse_retained(message: &Message) -> Option<CommandError> {
 }
 
 async fn phone_command(shared: &Arc<Shared>, phone: &str, name: &str, message: &Message) {
+    if name == ADOPT && !message.retained {
+        let result = adopt(shared, phone, &message.payload).await;
+        shared.publish_result(phone, &result).await;
+        return;
+    }
     let (transaction, parsed) = command::parse(name, &message.payload);
     let error = |err: CommandError| CommandResult::error(phone, name, transaction.clone(), err);
     let Some(id) = shared.registry.resolve(phone) else {
@@ -343,4 +348,111 @@ async fn directory_set(shared: &Arc<Shared>, message: &Message) {
         .mqtt
         .publish_json(shared.topics.directory_result(), &result, false)
         .await;
+}
+
+/// `cmd/adopt`: not a phone command but the agent's, so it is not in the vendor tables.
+pub const ADOPT: &str = "adopt";
+
+/// Gives a discovered phone (or one not seen yet, by MAC) its `[[phone]]` entry, from the
+/// payload `{"address", "username", "password", "name", "line", "groups", "vendor"}`; what is
+/// left out comes from what the phone told (its IP, its vendor) and the `[[phone]]` defaults.
+/// The entry is kept in the data directory, so the phone stays adopted across restarts.
+async fn adopt(shared: &Arc<Shared>, phone: &str, payload: &[u8]) -> CommandResult {
+    let text = String::from_utf8_lossy(payload);
+    let fields = match serde_json::from_str::<serde_json::Value>(text.trim()) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        _ if text.trim().is_empty() => serde_json::Map::new(),
+        _ => {
+            let err = CommandError::BadPayload(
+                "`adopt` takes a JSON object: {\"address\", \"username\", \"password\", ...}"
+                    .into(),
+            );
+            return CommandResult::error(phone, ADOPT, None, err);
+        }
+    };
+    let get = |key: &str| fields.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let transaction = get("transaction");
+    let fail = |err: CommandError| CommandResult::error(phone, ADOPT, transaction.clone(), err);
+    let known = shared
+        .registry
+        .resolve(phone)
+        .and_then(|id| shared.registry.get(&id));
+    let Some(mac) = known
+        .as_ref()
+        .map(|p| p.info.id.to_string())
+        .or_else(|| PhoneId::parse(phone).map(|id| id.to_string()))
+    else {
+        return fail(CommandError::UnknownPhone(phone.to_string()));
+    };
+    if known.as_ref().is_some_and(|p| p.config.is_some())
+        && shared
+            .store
+            .content()
+            .phone
+            .iter()
+            .all(|p| PhoneId::parse(&p.mac).map(|id| id.to_string()) != Some(mac.clone()))
+    {
+        return fail(CommandError::BadArgument(format!(
+            "phone {mac} is configured in phone2mqtt.toml already"
+        )));
+    }
+    let Some(vendor) = get("vendor").or_else(|| known.as_ref().map(|p| p.vendor.id.to_string()))
+    else {
+        return fail(CommandError::BadArgument(
+            "the phone has not called in yet: give its `vendor`".into(),
+        ));
+    };
+    let Some(address) = get("address").or_else(|| known.as_ref().and_then(|p| p.info.ip.clone()))
+    else {
+        return fail(CommandError::BadArgument(
+            "no address known for the phone: give its `address`".into(),
+        ));
+    };
+    let groups = fields
+        .get("groups")
+        .and_then(|g| g.as_array())
+        .map(|list| {
+            list.iter()
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let stored = crate::agent::store::StoredPhone {
+        mac,
+        vendor,
+        address,
+        username: get("username").unwrap_or_else(|| "admin".into()),
+        password: get("password").unwrap_or_else(|| "admin".into()),
+        name: get("name").or_else(|| known.as_ref().and_then(|p| p.info.name.clone())),
+        line: get("line"),
+        groups,
+    };
+    let config = stored.to_config();
+    // The same checks as a [[phone]] entry of the config file.
+    let candidate = crate::config::Config {
+        phones: vec![config.clone()],
+        ..crate::config::Config::default()
+    };
+    if let Err(err) = candidate.validate("adopt") {
+        let reason = format!(
+            "{}: {}",
+            err.key.trim_start_matches("phone[0]."),
+            err.reason
+        );
+        return fail(CommandError::BadArgument(reason));
+    }
+    let saved = shared.store.update(|kept| {
+        kept.discovered.retain(|d| d.mac != stored.mac);
+        kept.phone.retain(|p| p.mac != stored.mac);
+        kept.phone.push(stored.clone());
+    });
+    if let Err(err) = saved {
+        return fail(CommandError::Rejected(format!(
+            "cannot keep the adopted phone: {err}"
+        )));
+    }
+    let update = shared.registry.adopt(config);
+    info!(phone = %update.id, "Phone adopted.");
+    shared.publish_update(update).await;
+    CommandResult::ok(phone, ADOPT, transaction)
 }

@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod receiver;
 pub mod registry;
 pub mod reminders;
+pub mod store;
 pub mod state;
 
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ pub struct Shared {
     pub command_timeout: Duration,
     pub answer_unknown_phones: bool,
     pub reminders: Reminders,
+    /// Adopted and discovered phones, kept across restarts.
+    pub store: store::PhoneStore,
     pub data_dir: PathBuf,
     /// Home Assistant discovery (`src/ha.rs`).
     pub homeassistant: crate::ha::Discovery,
@@ -76,6 +79,7 @@ pub struct AgentOptions {
 /// The subscriber directory and reminders kept in the data directory.
 const DIRECTORY_FILE: &str = "directory.csv";
 const REMINDERS_FILE: &str = "reminders.json";
+const PHONES_FILE: &str = "phones.toml";
 
 impl Agent {
     pub fn start(
@@ -84,6 +88,19 @@ impl Agent {
         lifecycle: &Lifecycle,
     ) -> anyhow::Result<Agent> {
         let data_dir = config.agent.data_dir.clone();
+        let phone_store = store::PhoneStore::load(data_dir.join(PHONES_FILE))
+            .map_err(|err| anyhow::anyhow!("agent.data_dir: adopted phones: {err}"))?;
+        let kept = phone_store.content();
+        // Adopted phones join the configured ones; the config wins where both name a MAC.
+        let mut phones = config.phones.clone();
+        for adopted in &kept.phone {
+            let config = adopted.to_config();
+            let known = crate::model::PhoneId::parse(&config.mac)
+                .filter(|id| !phones.iter().any(|p| &p.id() == id));
+            if known.is_some() && crate::vendor::find(&config.vendor).is_some() {
+                phones.push(config);
+            }
+        }
         let reminders = Reminders::load(data_dir.join(REMINDERS_FILE))
             .map_err(|err| anyhow::anyhow!("agent.data_dir: reminders: {err}"))?;
         // The directory: the configured file wins at start; otherwise the last import.
@@ -129,7 +146,7 @@ impl Agent {
         );
         let agent_host = host_of(&options.public_url);
         let shared = Arc::new(Shared {
-            registry: Registry::new(&options.name, &config.phones),
+            registry: Registry::new(&options.name, &phones),
             name: options.name,
             topics,
             mqtt,
@@ -146,6 +163,7 @@ impl Agent {
             command_timeout: Duration::from_secs_f64(config.agent.command_timeout),
             answer_unknown_phones: config.agent.answer_unknown_phones,
             reminders,
+            store: phone_store,
             data_dir,
             homeassistant,
             shutdown: lifecycle.work.clone(),
@@ -157,6 +175,14 @@ impl Agent {
                 "Subscriber directory loaded."
             );
             shared.registry.set_directory(subscribers);
+        }
+        for found in &kept.discovered {
+            let id = crate::model::PhoneId::parse(&found.mac);
+            let vendor = crate::vendor::find(&found.vendor);
+            if let (Some(id), Some(vendor)) = (id, vendor) {
+                let (model, firmware, ip) = (found.model.clone(), found.firmware.clone(), found.ip.clone());
+                shared.registry.insert_discovered(id, vendor, model, firmware, ip);
+            }
         }
         let tracker = &lifecycle.work_tracker;
         tracker.spawn(dispatch::run(shared.clone(), incoming));
@@ -220,6 +246,37 @@ impl Shared {
     pub async fn publish_result(&self, reply_to: &str, result: &CommandResult) {
         self.mqtt
             .publish_json(self.topics.result(reply_to), result, false)
+            .await;
+    }
+
+    /// Keeps a newly discovered phone and tells the world: a `phone_discovered` event on the
+    /// bridge (its `info` is published with the update).
+    pub async fn record_discovery(&self, info: &crate::model::PhoneInfo) {
+        let kept = store::DiscoveredPhone {
+            mac: info.id.to_string(),
+            vendor: info.vendor.clone(),
+            model: info.model.clone(),
+            firmware: info.firmware.clone(),
+            ip: info.ip.clone(),
+        };
+        let saved = self.store.update(|stored| {
+            stored.discovered.retain(|d| d.mac != kept.mac);
+            stored.discovered.push(kept);
+        });
+        if let Err(err) = saved {
+            tracing::warn!(phone = %info.id, cause = %err, "The discovered phone could not be kept.");
+        }
+        let event = serde_json::json!({
+            "event": "phone_discovered",
+            "phone": info.id,
+            "ts": crate::model::now_rfc3339(),
+            "vendor": info.vendor,
+            "model": info.model,
+            "firmware": info.firmware,
+            "ip": info.ip,
+        });
+        self.mqtt
+            .publish_json(self.topics.bridge_event(&self.name), &event, false)
             .await;
     }
 

@@ -110,12 +110,14 @@ async fn action_url(
         vars: callback.vars,
     };
     let update = shared.registry.apply_event(vendor, &parsed, &event);
-    if update.info.as_ref().is_some_and(|info| !info.configured) && update.online.is_some() {
-        info!(phone = %event.phone, vendor = vendor.id, %peer, "Discovered a phone that is not configured.");
-    }
+    let discovered = update.discovered.then(|| update.info.clone()).flatten();
     info!(phone = %event.phone, event = event.event, "Phone event.");
     shared.publish_event(&event).await;
     shared.publish_update(update).await;
+    if let Some(info) = discovered {
+        info!(phone = %event.phone, vendor = vendor.id, %peer, "Discovered a phone that is not configured.");
+        shared.record_discovery(&info).await;
+    }
     reply(StatusCode::OK, "OK")
 }
 

@@ -24,6 +24,8 @@ pub struct Phone {
 #[derive(Debug, Clone)]
 pub struct Update {
     pub id: PhoneId,
+    /// The phone was not known before: it has just been discovered.
+    pub discovered: bool,
     pub info: Option<PhoneInfo>,
     pub state: Option<PhoneState>,
     pub online: Option<bool>,
@@ -34,7 +36,7 @@ pub struct Registry {
     agent: String,
     phones: Mutex<HashMap<PhoneId, Phone>>,
     /// Configured names, lower-case, for commands addressed by name.
-    names: HashMap<String, PhoneId>,
+    names: Mutex<HashMap<String, PhoneId>>,
     /// The PBX subscribers, matched to phones by the extension they register.
     directory: Mutex<Vec<Subscriber>>,
 }
@@ -75,7 +77,7 @@ impl Registry {
         Registry {
             agent: agent.to_string(),
             phones: Mutex::new(phones),
-            names,
+            names: Mutex::new(names),
             directory: Mutex::default(),
         }
     }
@@ -116,22 +118,24 @@ impl Registry {
     /// Finds the phone's subscriber by the extensions it registers (its lines, or the user part
     /// of its configured `line`); returns an update when that changed.
     fn match_subscriber(&self, id: &PhoneId) -> Option<Update> {
-        let directory = self
-            .directory
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        // Lock order: the directory, then the phones (nowhere the other way round).
+        let directory = self.directory.lock().unwrap_or_else(|p| p.into_inner());
         let mut phones = self.lock();
         let phone = phones.get_mut(id)?;
-        // The configured line says who sits there; registered lines come next.
-        let mut extensions: Vec<String> = Vec::new();
-        if let Some(line) = phone.config.as_ref().and_then(|c| c.line.as_ref()) {
-            extensions.push(crate::vendor::sip_number(line));
+        if directory.is_empty() && phone.info.subscriber.is_none() {
+            return None;
         }
-        extensions.extend(phone.state.lines.iter().map(|l| l.user.clone()));
-        let subscriber = extensions
-            .iter()
-            .find_map(|ext| directory.iter().find(|s| &s.extension == ext))
+        // The configured line says who sits there; registered lines come next.
+        let configured = phone
+            .config
+            .as_ref()
+            .and_then(|c| c.line.as_deref())
+            .map(crate::vendor::sip_number);
+        let subscriber = configured
+            .as_deref()
+            .into_iter()
+            .chain(phone.state.lines.iter().map(|l| l.user.as_str()))
+            .find_map(|ext| directory.iter().find(|s| s.extension == ext))
             .cloned();
         if subscriber == phone.info.subscriber {
             return None;
@@ -139,6 +143,7 @@ impl Registry {
         phone.info.subscriber = subscriber;
         Some(Update {
             id: id.clone(),
+            discovered: false,
             info: Some(phone.info.clone()),
             state: None,
             online: None,
@@ -195,7 +200,11 @@ impl Registry {
                 return Some(id);
             }
         }
-        self.names.get(&reference.to_lowercase()).cloned()
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&reference.to_lowercase())
+            .cloned()
     }
 
     pub fn get(&self, id: &PhoneId) -> Option<Phone> {
@@ -219,6 +228,87 @@ impl Registry {
         ids
     }
 
+    /// Gives a phone its `[[phone]]` entry: a discovered phone becomes configured (or a phone
+    /// not seen yet is added). Returns what must be published.
+    pub fn adopt(&self, config: PhoneConfig) -> Update {
+        let id = config.id();
+        let vendor = crate::vendor::find(&config.vendor).expect("validated vendor");
+        if let Some(name) = &config.name {
+            self.names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_lowercase(), id.clone());
+        }
+        let mut phones = self.lock();
+        let phone = phones.entry(id.clone()).or_insert_with(|| Phone {
+            config: None,
+            vendor,
+            info: self.blank_info(&id, vendor),
+            state: PhoneState::default(),
+            online: None,
+        });
+        phone.vendor = vendor;
+        phone.info.vendor = vendor.id.to_string();
+        phone.info.name = config.name.clone();
+        phone.info.groups = config.groups.clone();
+        phone.info.configured = true;
+        phone.config = Some(config);
+        let info = phone.info.clone();
+        drop(phones);
+        let mut update = Update {
+            id: id.clone(),
+            discovered: false,
+            info: Some(info),
+            state: None,
+            online: None,
+        };
+        if let Some(matched) = self.match_subscriber(&id) {
+            update.info = matched.info;
+        }
+        update
+    }
+
+    /// A phone discovered before a restart, known again as unconfigured.
+    pub fn insert_discovered(
+        &self,
+        id: PhoneId,
+        vendor: &'static VendorSpec,
+        model: Option<String>,
+        firmware: Option<String>,
+        ip: Option<String>,
+    ) {
+        let mut phones = self.lock();
+        let info = PhoneInfo {
+            model,
+            firmware,
+            ip,
+            ..self.blank_info(&id, vendor)
+        };
+        phones.entry(id).or_insert_with(|| Phone {
+            config: None,
+            vendor,
+            info,
+            state: PhoneState::default(),
+            online: None,
+        });
+    }
+
+    fn blank_info(&self, id: &PhoneId, vendor: &'static VendorSpec) -> PhoneInfo {
+        PhoneInfo {
+            id: id.clone(),
+            mac: id.colon_mac(),
+            name: None,
+            vendor: vendor.id.to_string(),
+            model: None,
+            firmware: None,
+            ip: None,
+            agent: self.agent.clone(),
+            configured: false,
+            groups: Vec::new(),
+            subscriber: None,
+        }
+    }
+
     /// Records a callback: a phone not seen before is discovered as unconfigured.
     pub fn apply_event(
         &self,
@@ -228,6 +318,7 @@ impl Registry {
     ) -> Update {
         let id = event.phone.clone();
         let mut phones = self.lock();
+        let discovered = !phones.contains_key(&id);
         let phone = phones.entry(id.clone()).or_insert_with(|| Phone {
             config: None,
             vendor,
@@ -247,22 +338,25 @@ impl Registry {
             state: PhoneState::default(),
             online: None,
         });
-        let before = phone.info.clone();
-        if let Some(model) = &parsed.identity.model {
-            phone.info.model = Some(model.clone());
-        }
-        if let Some(firmware) = &parsed.identity.firmware {
-            phone.info.firmware = Some(firmware.clone());
-        }
-        if let Some(ip) = &parsed.ip {
-            phone.info.ip = Some(ip.clone());
+        // What the phone told about itself, where it changed (most events change nothing).
+        let mut info_changed = false;
+        for (field, told) in [
+            (&mut phone.info.model, &parsed.identity.model),
+            (&mut phone.info.firmware, &parsed.identity.firmware),
+            (&mut phone.info.ip, &parsed.ip),
+        ] {
+            if told.is_some() && field != told {
+                field.clone_from(told);
+                info_changed = true;
+            }
         }
         state::apply(&mut phone.state, event);
         let online = (phone.online != Some(true)).then_some(true);
         phone.online = Some(true);
         let mut update = Update {
             id: id.clone(),
-            info: (phone.info != before).then(|| phone.info.clone()),
+            discovered,
+            info: (info_changed || discovered).then(|| phone.info.clone()),
             state: Some(phone.state.clone()),
             online,
         };
@@ -308,6 +402,7 @@ impl Registry {
         }
         let mut update = Update {
             id: id.clone(),
+            discovered: false,
             info,
             state: new_state,
             online,

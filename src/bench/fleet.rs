@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use rumqttc::QoS;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -87,6 +88,7 @@ async fn storm_and_reboot(
     let _states = Watch::start(
         broker,
         &["phone2mqtt/+", "phone2mqtt/+/availability"],
+        QoS::AtMostOnce,
         move |topic, payload| {
             let mut parts = topic.split('/').skip(1);
             let (Some(id), rest) = (parts.next(), parts.next()) else {
@@ -152,7 +154,7 @@ async fn storm_and_reboot(
     let results = Arc::new(Mutex::new((0usize, 0usize, None::<String>)));
     let (result_tx, mut result_rx) = watch::channel(0usize);
     let recorded = results.clone();
-    let session = Watch::start(broker, &["phone2mqtt/+/result"], move |_, payload| {
+    let session = Watch::start(broker, &["phone2mqtt/+/result"], QoS::AtLeastOnce, move |_, payload| {
         if !contains(payload, TRANSACTION.as_bytes()) {
             return;
         }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use rumqttc::QoS;
 use tokio::sync::watch;
 
 use crate::bench::stats::Histogram;
@@ -321,7 +322,7 @@ impl Subscriber {
         let shared = state.clone();
         let mut received: Vec<bool> = Vec::new();
         let mut last_by_phone: HashMap<String, u64> = HashMap::new();
-        let session = Watch::start(broker, &[filter], move |topic, payload| {
+        let session = Watch::start(broker, &[filter], QoS::AtLeastOnce, move |topic, payload| {
             let now = Instant::now();
             let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
             let Some((seq, latency)) = sequence_number(payload)

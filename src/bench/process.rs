@@ -50,6 +50,9 @@ impl Server {
             .args(["serve", "--poll", "0", "-c"])
             .arg(&path)
             .current_dir(dir);
+        if let Ok(out) = std::env::var("P2M_BENCH_HEAPTRACK") { // TEMP
+            command.env("LD_PRELOAD", "/usr/lib/heaptrack/libheaptrack_preload.so").env("DUMP_HEAPTRACK_OUTPUT", out);
+        }
         Server::spawn(command, dir.join("gateway.log"), "phone2mqtt is running").await
     }
 

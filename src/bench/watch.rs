@@ -7,18 +7,21 @@ use anyhow::Context;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::oneshot;
 
-/// An MQTT session that calls `on_message` for every message on its filters (QoS 1). Stops
-/// when dropped.
+/// An MQTT session that calls `on_message` for every message on its filters. Stops when
+/// dropped.
 pub struct Watch {
     client: AsyncClient,
     _stop: oneshot::Sender<()>,
 }
 
 impl Watch {
-    /// Subscribes to `filters` and returns once the broker confirmed every subscription.
+    /// Subscribes to `filters` and returns once the broker confirmed every subscription. At
+    /// QoS 1 rumqttd hands a new subscription at most 100 retained messages; subscribe at QoS 0
+    /// to see the retained state of every phone.
     pub async fn start(
         broker: SocketAddr,
         filters: &[&str],
+        qos: QoS,
         mut on_message: impl FnMut(&str, &[u8]) + Send + 'static,
     ) -> anyhow::Result<Watch> {
         let mut options = MqttOptions::new(
@@ -44,7 +47,7 @@ impl Watch {
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         for filter in &filters {
-                            let _ = subscriber.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                            let _ = subscriber.try_subscribe(filter.clone(), qos);
                         }
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {

@@ -118,16 +118,19 @@ async fn info(State(state): State<WebState>) -> Json<Value> {
 fn fleet(state: &WebState) -> BTreeMap<String, Map<String, Value>> {
     let mirror = state.retained.read().unwrap_or_else(|p| p.into_inner());
     let mut phones: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    for frame in mirror.values() {
-        let (id, field) = match state.topics.parse(&frame.topic) {
+    for (topic, frame) in mirror.iter() {
+        let (id, field) = match state.topics.parse(topic) {
             Some(Topic::Info(id)) => (id, "info"),
             Some(Topic::State(id)) => (id, "state"),
             Some(Topic::Availability(id)) => (id, "availability"),
             _ => continue,
         };
+        let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(frame) else {
+            continue;
+        };
         let entry = phones.entry(id.to_string()).or_default();
         entry.insert("id".into(), Value::String(id.to_string()));
-        entry.insert(field.into(), frame.payload.clone());
+        entry.insert(field.into(), frame.remove("payload").unwrap_or_default());
     }
     phones
 }

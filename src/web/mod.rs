@@ -13,7 +13,6 @@ use std::sync::{Arc, RwLock};
 use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -24,26 +23,28 @@ use crate::topics::Topics;
 
 const MANAGER_HTML: &str = include_str!("manager.html");
 
-/// A message as websocket clients see it: `{"topic", "payload", "retained"}`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Frame {
-    pub topic: String,
-    pub payload: Value,
-    pub retained: bool,
-}
-
-impl Frame {
-    /// JSON payloads stay JSON; anything else (`online`) is a string.
-    pub fn from_message(message: &Message, retained: bool) -> Frame {
-        let payload = serde_json::from_slice(&message.payload).unwrap_or_else(|_| {
-            Value::String(String::from_utf8_lossy(&message.payload).into_owned())
-        });
-        Frame {
-            topic: message.topic.clone(),
-            payload,
-            retained,
-        }
+/// A message as websocket clients see it, `{"topic", "payload", "retained"}`, as JSON text.
+/// A JSON payload is put in as it came (it is checked, not parsed into a tree and written
+/// again); anything else (`online`) becomes a string.
+pub fn frame_text(message: &Message, retained: bool) -> String {
+    let payload = &message.payload;
+    let json = serde_json::from_slice::<serde::de::IgnoredAny>(payload)
+        .ok()
+        .and_then(|_| std::str::from_utf8(payload).ok());
+    let mut text = String::with_capacity(message.topic.len() + payload.len() + 48);
+    text.push_str("{\"topic\":");
+    text.push_str(&Value::from(message.topic.as_str()).to_string());
+    text.push_str(",\"payload\":");
+    match json {
+        Some(json) => text.push_str(json.trim()),
+        None => text.push_str(&Value::from(String::from_utf8_lossy(payload)).to_string()),
     }
+    text.push_str(if retained {
+        ",\"retained\":true}"
+    } else {
+        ",\"retained\":false}"
+    });
+    text
 }
 
 /// What the web handlers share.
@@ -51,8 +52,8 @@ impl Frame {
 pub struct WebState {
     pub topics: Topics,
     pub mqtt: Mqtt,
-    /// Retained topics as last seen, by topic.
-    pub retained: Arc<RwLock<BTreeMap<String, Frame>>>,
+    /// Retained topics as last seen: each one's frame (as websocket clients get it), by topic.
+    pub retained: Arc<RwLock<BTreeMap<String, Arc<str>>>>,
     /// Every message, serialised once, for the websocket clients.
     pub live: broadcast::Sender<Arc<str>>,
 }
@@ -94,19 +95,43 @@ async fn mirror(
             () = stop.cancelled() => return,
         };
         let retained = state.topics.is_retained(&message.topic);
-        let frame = Frame::from_message(&message, retained);
+        // Live traffic nobody watches is not even serialised.
+        if !retained && state.live.receiver_count() == 0 {
+            continue;
+        }
+        let message = without_secrets(&state.topics, message);
+        let frame: Arc<str> = Arc::from(frame_text(&message, retained));
         if retained {
             let mut mirror = state.retained.write().unwrap_or_else(|p| p.into_inner());
             if message.payload.is_empty() {
                 mirror.remove(&message.topic);
             } else {
-                mirror.insert(message.topic.clone(), frame.clone());
+                mirror.insert(message.topic, frame.clone());
             }
         }
-        if let Ok(text) = serde_json::to_string(&frame) {
-            // No receivers is fine: nobody is watching.
-            let _ = state.live.send(Arc::from(text));
-        }
+        // No receivers is fine: nobody is watching.
+        let _ = state.live.send(frame);
+    }
+}
+
+/// A `cmd/adopt` carries the phone's password to the agent; browsers get it as `***`.
+fn without_secrets(topics: &Topics, message: Message) -> Message {
+    let adopt = matches!(
+        topics.parse(&message.topic),
+        Some(crate::topics::Topic::Command { command: crate::agent::dispatch::ADOPT, .. })
+    );
+    if !adopt {
+        return message;
+    }
+    let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&message.payload) else {
+        return message;
+    };
+    if fields.contains_key("password") {
+        fields.insert("password".into(), Value::from("***"));
+    }
+    Message {
+        payload: Value::Object(fields).to_string().into_bytes().into(),
+        ..message
     }
 }
 

@@ -5,6 +5,8 @@
 //! topics (phone and group commands, directory imports, reminder cancellations); anything else
 //! is answered with an error frame and the connection stays open.
 
+use std::sync::Arc;
+
 use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
@@ -22,15 +24,12 @@ pub async fn upgrade(State(state): State<WebState>, upgrade: WebSocketUpgrade) -
 async fn session(state: WebState, mut socket: WebSocket) {
     // Subscribe before taking the snapshot, so nothing falls between the two.
     let mut live = state.live.subscribe();
-    let snapshot: Vec<String> = {
+    let snapshot: Vec<Arc<str>> = {
         let mirror = state.retained.read().unwrap_or_else(|p| p.into_inner());
-        mirror
-            .values()
-            .filter_map(|frame| serde_json::to_string(frame).ok())
-            .collect()
+        mirror.values().cloned().collect()
     };
     for text in snapshot {
-        if socket.send(WsMessage::Text(text.into())).await.is_err() {
+        if socket.send(WsMessage::Text(Utf8Bytes::from(&*text))).await.is_err() {
             return;
         }
     }

@@ -1,0 +1,180 @@
+//! Phones the agent learnt about at run time, kept in `<data_dir>/phones.toml` so that they
+//! survive a restart without anyone editing phone2mqtt.toml: adopted phones (with the
+//! credentials they were adopted with) and discovered ones. The file is TOML like the
+//! `[[phone]]` entries of the config, readable and editable by people, and only by its owner.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{PhoneConfig, Secret};
+
+/// The file's content.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Stored {
+    /// Adopted phones, as `[[phone]]` entries.
+    pub phone: Vec<StoredPhone>,
+    /// Phones that called in and were not adopted (yet).
+    pub discovered: Vec<DiscoveredPhone>,
+}
+
+/// A `[[phone]]` entry as kept on disk (the config's own type never serialises its password).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoredPhone {
+    pub mac: String,
+    pub vendor: String,
+    pub address: String,
+    pub username: String,
+    pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveredPhone {
+    pub mac: String,
+    pub vendor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+}
+
+impl StoredPhone {
+    pub fn to_config(&self) -> PhoneConfig {
+        PhoneConfig {
+            mac: self.mac.clone(),
+            vendor: self.vendor.clone(),
+            address: self.address.clone(),
+            username: self.username.clone(),
+            password: Secret::new(self.password.clone()),
+            name: self.name.clone(),
+            line: self.line.clone(),
+            legacy_api: false,
+            dnd_key: None,
+            groups: self.groups.clone(),
+            homeassistant: true,
+        }
+    }
+}
+
+/// Where the phones are kept.
+#[derive(Debug)]
+pub struct PhoneStore {
+    path: PathBuf,
+    content: std::sync::Mutex<Stored>,
+}
+
+impl PhoneStore {
+    /// Reads the kept phones; a missing file is an empty store. A broken file is an error
+    /// naming it, rather than silently forgetting phones.
+    pub fn load(path: PathBuf) -> Result<PhoneStore, String> {
+        let content = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                toml::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))?
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Stored::default(),
+            Err(err) => return Err(format!("{}: {err}", path.display())),
+        };
+        Ok(PhoneStore {
+            path,
+            content: std::sync::Mutex::new(content),
+        })
+    }
+
+    pub fn content(&self) -> Stored {
+        self.content
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes the content and writes it (atomically, readable by its owner only).
+    pub fn update(&self, change: impl FnOnce(&mut Stored)) -> Result<(), String> {
+        let text = {
+            let mut content = self.content.lock().unwrap_or_else(|p| p.into_inner());
+            change(&mut content);
+            toml::to_string_pretty(&*content).map_err(|err| err.to_string())?
+        };
+        let header = "# Phones phone2mqtt adopted or discovered at run time. Adopted phones work like\n# [[phone]] entries of phone2mqtt.toml (which win when both name a MAC).\n\n";
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+        }
+        let temporary = self.path.with_extension("toml.tmp");
+        {
+            use std::io::Write;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(&temporary)
+                .map_err(|err| format!("{}: {err}", temporary.display()))?;
+            file.write_all(format!("{header}{text}").as_bytes())
+                .map_err(|err| format!("{}: {err}", temporary.display()))?;
+        }
+        std::fs::rename(&temporary, &self.path)
+            .map_err(|err| format!("{}: {err}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_round_trip_through_the_file() {
+        let dir = std::env::temp_dir().join(format!("p2m-store-{}", std::process::id()));
+        let path = dir.join("phones.toml");
+        let _ = std::fs::remove_file(&path);
+        let store = PhoneStore::load(path.clone()).unwrap();
+        store
+            .update(|s| {
+                s.discovered.push(DiscoveredPhone {
+                    mac: "0015654aa937".into(),
+                    vendor: "yealink".into(),
+                    model: Some("SIP-T46G".into()),
+                    firmware: None,
+                    ip: Some("10.0.0.5".into()),
+                });
+                s.phone.push(StoredPhone {
+                    mac: "000b82000001".into(),
+                    vendor: "grandstream".into(),
+                    address: "10.0.0.6".into(),
+                    username: "admin".into(),
+                    password: "pw".into(),
+                    name: Some("Lobby".into()),
+                    line: None,
+                    groups: vec!["front".into()],
+                });
+            })
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("[[phone]]") && text.contains("[[discovered]]"),
+            "{text}"
+        );
+        assert_eq!(
+            PhoneStore::load(path.clone()).unwrap().content(),
+            store.content()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
