@@ -44,11 +44,13 @@ async fn a_discovered_phone_is_adopted_then_controllable_and_stays_so() {
         .await;
     assert_eq!(info["configured"], false);
     assert_eq!(info["vendor"], "snom");
+    // Discovered by its provisioning request already, with what its User-Agent tells.
     let discovered = probe
         .expect("phone2mqtt/bridge/test/event", |e| e["phone"] == ID)
         .await;
     assert_eq!(discovered["event"], "phone_discovered");
     assert_eq!(discovered["model"], "D785");
+    assert_eq!(discovered["ip"], "127.0.0.1");
 
     // Not controllable yet, and adopting needs what the phone cannot tell.
     probe

@@ -181,7 +181,7 @@ impl Agent {
             let vendor = crate::vendor::find(&found.vendor);
             if let (Some(id), Some(vendor)) = (id, vendor) {
                 let (model, firmware, ip) = (found.model.clone(), found.firmware.clone(), found.ip.clone());
-                shared.registry.insert_discovered(id, vendor, model, firmware, ip);
+                let _ = shared.registry.insert_discovered(id, vendor, model, firmware, ip);
             }
         }
         let tracker = &lifecycle.work_tracker;

@@ -230,6 +230,34 @@ async fn provisioning_file(
         return reply(StatusCode::NOT_FOUND, "not found");
     };
     info!(peer = %peer_ip(&peer), vendor = vendor.id, file, mac = ?mac.as_ref().map(|m| m.to_string()), "Provisioning file served.");
+    // A phone asking for its file is discovered, with what its User-Agent tells.
+    if let Some(id) = &mac {
+        let identity = user_agent
+            .as_deref()
+            .and_then(vendor.recognise)
+            .unwrap_or_default();
+        let ip = peer
+            .as_ref()
+            .map(|Extension(ConnectInfo(addr))| addr.ip().to_string());
+        if let Some(info) = shared.registry.insert_discovered(
+            id.clone(),
+            vendor,
+            identity.model,
+            identity.firmware,
+            ip,
+        ) {
+            info!(phone = %id, vendor = vendor.id, "Discovered a phone by its provisioning request.");
+            let update = crate::agent::registry::Update {
+                id: id.clone(),
+                discovered: true,
+                info: Some(info.clone()),
+                state: None,
+                online: None,
+            };
+            shared.publish_update(update).await;
+            shared.record_discovery(&info).await;
+        }
+    }
     let body = (vendor.provision)(&shared.provision);
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }

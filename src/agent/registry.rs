@@ -268,7 +268,8 @@ impl Registry {
         update
     }
 
-    /// A phone discovered before a restart, known again as unconfigured.
+    /// A phone discovered before a restart, or by its provisioning request: known as
+    /// unconfigured. Returns its info when it was not known before.
     pub fn insert_discovered(
         &self,
         id: PhoneId,
@@ -276,21 +277,28 @@ impl Registry {
         model: Option<String>,
         firmware: Option<String>,
         ip: Option<String>,
-    ) {
+    ) -> Option<PhoneInfo> {
         let mut phones = self.lock();
+        if phones.contains_key(&id) {
+            return None;
+        }
         let info = PhoneInfo {
             model,
             firmware,
             ip,
             ..self.blank_info(&id, vendor)
         };
-        phones.entry(id).or_insert_with(|| Phone {
-            config: None,
-            vendor,
-            info,
-            state: PhoneState::default(),
-            online: None,
-        });
+        phones.insert(
+            id,
+            Phone {
+                config: None,
+                vendor,
+                info: info.clone(),
+                state: PhoneState::default(),
+                online: None,
+            },
+        );
+        Some(info)
     }
 
     fn blank_info(&self, id: &PhoneId, vendor: &'static VendorSpec) -> PhoneInfo {
