@@ -45,6 +45,7 @@ pub async fn start(
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<Gateway> {
+    raise_file_limit();
     let config = &options.config;
     let broker = match &config.mqtt.url {
         Some(url) => {
@@ -149,6 +150,23 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
+}
+
+/// Raises this process's open-file limit to its hard limit, and returns the limit in force.
+/// Every phone callback is a connection, the HTTP front holds up to 4,096 at once and the
+/// kernel queues 4,096 more; the usual soft limit of 1,024 would make a registration storm fail
+/// with "too many open files" while the system allows far more (systemd's hard limit is
+/// 524,288). Processes started from here inherit it.
+pub fn raise_file_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.maximum != limit.current {
+        limit.current = limit.maximum;
+        if let Err(err) = setrlimit(Resource::Nofile, limit) {
+            warn!(cause = %err, "Could not raise the open-file limit.");
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
 /// The action token kept in the data directory, created on first use.

@@ -5,7 +5,9 @@
 //! first request head is read here, its target is re-encoded (`%XX` for every byte a URI may not
 //! hold; nothing that is already valid changes, `+` included), and the connection is handed to
 //! hyper and the axum router with the repaired head in front of the rest of the stream.
-//! Action URL requests are answered with `Connection: close`, so that each one gets this repair.
+//! Action URL requests are answered with `Connection: close`, so that each one gets this repair;
+//! a plain one (a GET with no body, as phones send them, the bulk of the traffic) is run through
+//! the router and answered here, without a hyper connection of its own.
 //! A head that is not HTTP at all gets a 400 here, and the listener goes on serving.
 
 use std::io;
@@ -114,6 +116,9 @@ async fn connection(
             return respond(&mut stream, 400, "Bad Request", reason).await;
         }
     };
+    if let Some(request) = callback_request(&prefix, peer) {
+        return answer_callback(&mut stream, request, router).await;
+    }
     let io = TokioIo::new(Prefixed {
         prefix,
         inner: stream,
@@ -290,6 +295,115 @@ fn encode_target(target: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An Action URL callback as phones send it (`GET /action/...`, no body, nothing after the
+/// head), as a request for the router; `None` for anything else, which goes to hyper.
+///
+/// Callbacks are nearly all the traffic, one connection each, thousands at once in a
+/// registration storm: a hyper connection for each costs 16 KB of buffers and a good share of
+/// the CPU a callback takes (BENCHMARKS.md), for a request whose head is already here.
+fn callback_request(
+    head: &[u8],
+    peer: SocketAddr,
+) -> Option<axum::http::Request<axum::body::Body>> {
+    use axum::http::{HeaderName, HeaderValue, Method, Version};
+    if find_head_end(head) != Some(head.len()) {
+        return None;
+    }
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
+    let mut request_line = lines.next()?.split(|&b| b == b' ');
+    let (method, target, version) = (
+        request_line.next()?,
+        request_line.next()?,
+        request_line.next()?,
+    );
+    if method != b"GET" || !target.starts_with(b"/action/") {
+        return None;
+    }
+    let version = match version {
+        b"HTTP/1.1" => Version::HTTP_11,
+        b"HTTP/1.0" => Version::HTTP_10,
+        _ => return None,
+    };
+    let mut request = axum::http::Request::builder()
+        .method(Method::GET)
+        .uri(std::str::from_utf8(target).ok()?)
+        .version(version)
+        .body(axum::body::Body::empty())
+        .ok()?;
+    for line in lines.filter(|line| !line.is_empty()) {
+        let colon = line.iter().position(|&b| b == b':')?;
+        let name = HeaderName::from_bytes(&line[..colon]).ok()?;
+        let value = HeaderValue::from_bytes(trim_spaces(&line[colon + 1..])).ok()?;
+        // A body, announced either way, is hyper's to read.
+        let has_body = (name == axum::http::header::CONTENT_LENGTH && value != "0")
+            || name == axum::http::header::TRANSFER_ENCODING;
+        if has_body {
+            return None;
+        }
+        request.headers_mut().append(name, value);
+    }
+    request.extensions_mut().insert(ConnectInfo(peer));
+    Some(request)
+}
+
+/// Runs a callback through the router and writes the answer, then closes the connection.
+async fn answer_callback(
+    stream: &mut TcpStream,
+    request: axum::http::Request<axum::body::Body>,
+    router: Router,
+) -> io::Result<()> {
+    use axum::http::header;
+    let response = match router.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, MAX_HEAD)
+        .await
+        .map_err(io::Error::other)?;
+    let mut out = Vec::with_capacity(256 + body.len());
+    let status = parts.status;
+    out.extend_from_slice(
+        format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .as_bytes(),
+    );
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_LENGTH && name != header::CONNECTION && name != header::DATE {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(
+        format!(
+            "content-length: {}\r\nconnection: close\r\ndate: {}\r\n\r\n",
+            body.len(),
+            http_date()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&body);
+    stream.write_all(&out).await?;
+    stream.shutdown().await
+}
+
+/// `Thu, 26 Nov 2026 21:49:09 GMT`.
+fn http_date() -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(FORMAT)
+        .unwrap_or_default()
+}
+
 async fn respond(stream: &mut TcpStream, status: u16, reason: &str, body: &str) -> io::Result<()> {
     let response = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}\n",
@@ -364,6 +478,29 @@ mod tests {
             "{out}"
         );
         assert!(repaired("GET http://10.0.0.1:8080/x HTTP/1.1\r\n\r\n").starts_with("GET /x "));
+    }
+
+    #[test]
+    fn plain_callbacks_are_answered_without_hyper() {
+        let peer: SocketAddr = "10.0.0.5:5060".parse().unwrap();
+        let head = repair_head(b"GET /action/t/yealink/dnd_on?mac=1&n=Anna Schmidt HTTP/1.1\r\nHost: x\r\nUser-Agent: Yealink T46G\r\n\r\n").unwrap();
+        let request = callback_request(&head, peer).expect("a plain callback");
+        assert_eq!(request.uri().query(), Some("mac=1&n=Anna%20Schmidt"));
+        assert_eq!(request.headers()["user-agent"], "Yealink T46G");
+        assert!(request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some());
+        for other in [
+            "GET /api/phones HTTP/1.1\r\n\r\n",
+            "GET /action/t/yealink/dnd_on HTTP/1.1\r\nContent-Length: 2\r\n\r\nab",
+            "GET /action/t/yealink/dnd_on HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET /action/t/yealink/dnd_on HTTP/1.1\r\n\r\nGET /action/t/x/y HTTP/1.1\r\n\r\n",
+            "POST /action/t/yealink/dnd_on HTTP/1.1\r\n\r\n",
+        ] {
+            let head = repair_head(other.as_bytes()).unwrap();
+            assert!(callback_request(&head, peer).is_none(), "{other:?}");
+        }
     }
 
     #[test]

@@ -239,7 +239,9 @@ async fn run(
                     let filters: Vec<SubscribeFilter> = options
                         .subscriptions
                         .iter()
-                        .map(|filter| SubscribeFilter::new(filter.clone(), subscription_qos(filter)))
+                        .map(|filter| {
+                            SubscribeFilter::new(filter.clone(), subscription_qos(filter))
+                        })
                         .collect();
                     tokio::spawn(async move {
                         if let Err(err) = client.subscribe_many(filters).await {

@@ -11,7 +11,11 @@ use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use phone2mqtt::sim::SimPhone;
 
-const MACS: [&str; 3] = ["00:15:65:00:00:21", "00:15:65:00:00:22", "00:15:65:00:00:23"];
+const MACS: [&str; 3] = [
+    "00:15:65:00:00:21",
+    "00:15:65:00:00:22",
+    "00:15:65:00:00:23",
+];
 const IDS: [&str; 3] = ["001565000021", "001565000022", "001565000023"];
 
 struct Browser {
@@ -27,7 +31,9 @@ fn tool(name: &str) -> String {
             return path;
         }
     }
-    panic!("`{name}` is not installed: run scripts/test, which installs chromium and chromium-driver");
+    panic!(
+        "`{name}` is not installed: run scripts/test, which installs chromium and chromium-driver"
+    );
 }
 
 async fn browser() -> Browser {
@@ -51,7 +57,9 @@ async fn browser() -> Browser {
             ]
         }
     });
-    let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
+    let serde_json::Value::Object(capabilities) = capabilities else {
+        unreachable!()
+    };
     let url = format!("http://127.0.0.1:{port}");
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     let client = loop {
@@ -63,7 +71,10 @@ async fn browser() -> Browser {
         {
             Ok(client) => break client,
             Err(err) => {
-                assert!(tokio::time::Instant::now() < deadline, "chromedriver did not answer: {err}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "chromedriver did not answer: {err}"
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -84,17 +95,27 @@ async fn until(client: &Client, what: &str, script: &str) {
             return;
         }
         if tokio::time::Instant::now() > deadline {
-            let _ = std::fs::write("target/manager-failure.png", client.screenshot().await.unwrap_or_default());
+            let _ = std::fs::write(
+                "target/manager-failure.png",
+                client.screenshot().await.unwrap_or_default(),
+            );
             panic!("the page never showed: {what} (screenshot in target/manager-failure.png)");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-async fn until_phone(phone: &SimPhone, what: &str, check: impl Fn(&phone2mqtt::sim::Snapshot) -> bool) {
+async fn until_phone(
+    phone: &SimPhone,
+    what: &str,
+    check: impl Fn(&phone2mqtt::sim::Snapshot) -> bool,
+) {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while !check(&phone.snapshot()) {
-        assert!(tokio::time::Instant::now() < deadline, "the simulated phone never got: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the simulated phone never got: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -116,7 +137,12 @@ async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
     let addrs: Vec<_> = MACS.iter().map(|_| free_port()).collect();
     let mut config = test_config();
     for (index, (mac, addr)) in MACS.iter().zip(&addrs).enumerate() {
-        let mut entry = phone_entry("yealink", mac, *addr, ["Reception", "Sales", "Support"][index]);
+        let mut entry = phone_entry(
+            "yealink",
+            mac,
+            *addr,
+            ["Reception", "Sales", "Support"][index],
+        );
         entry.groups = vec!["office".into()];
         config.phones.push(entry);
     }
@@ -129,8 +155,18 @@ async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
     let page = &browser.client;
     page.goto(&gw.http()).await.unwrap();
 
-    until(page, "connected", "return document.querySelector('#conn').dataset.state === 'connected'").await;
-    until(page, "three phones", "return document.querySelectorAll('#phones tr[data-phone]').length === 3").await;
+    until(
+        page,
+        "connected",
+        "return document.querySelector('#conn').dataset.state === 'connected'",
+    )
+    .await;
+    until(
+        page,
+        "three phones",
+        "return document.querySelectorAll('#phones tr[data-phone]').length === 3",
+    )
+    .await;
 
     // A call comes in: the row says ringing.
     phones[0].ring("+4930123456", Some("Anna Schmidt")).unwrap();
@@ -143,8 +179,16 @@ async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
     until(page, "the call in the log", "return [...document.querySelectorAll('#log .log-entry')].some(e => e.dataset.event === 'incoming_call')").await;
 
     // DND from the phone's detail panel reaches the phone, and the table shows it.
-    click(page, &format!("#phones tr[data-phone=\"{}\"] td.name", IDS[1])).await;
-    click(page, "#detail-commands button[data-cmd=\"dnd\"][data-value=\"on\"]").await;
+    click(
+        page,
+        &format!("#phones tr[data-phone=\"{}\"] td.name", IDS[1]),
+    )
+    .await;
+    click(
+        page,
+        "#detail-commands button[data-cmd=\"dnd\"][data-value=\"on\"]",
+    )
+    .await;
     until_phone(&phones[1], "DND on", |s| s.dnd).await;
     until(
         page,
@@ -156,12 +200,22 @@ async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
 
     // A bulk command reaches every selected phone, with a result per phone.
     click(page, "#select-all").await;
-    until(page, "three selected", "return document.querySelectorAll('input.select-phone:checked').length === 3").await;
+    until(
+        page,
+        "three selected",
+        "return document.querySelectorAll('input.select-phone:checked').length === 3",
+    )
+    .await;
     click(page, "button[data-bulk=\"dnd\"][data-value=\"on\"]").await;
     for phone in &phones {
         until_phone(phone, "bulk DND on", |s| s.dnd).await;
     }
-    until(page, "three ok bulk results", "return document.querySelectorAll('#bulk-results li[data-status=\"ok\"]').length === 3").await;
+    until(
+        page,
+        "three ok bulk results",
+        "return document.querySelectorAll('#bulk-results li[data-status=\"ok\"]').length === 3",
+    )
+    .await;
 
     let png = page.screenshot().await.unwrap();
     std::fs::create_dir_all("target").unwrap();

@@ -12,8 +12,8 @@ pub mod dispatch;
 pub mod receiver;
 pub mod registry;
 pub mod reminders;
-pub mod store;
 pub mod state;
+pub mod store;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -180,13 +180,20 @@ impl Agent {
             let id = crate::model::PhoneId::parse(&found.mac);
             let vendor = crate::vendor::find(&found.vendor);
             if let (Some(id), Some(vendor)) = (id, vendor) {
-                let (model, firmware, ip) = (found.model.clone(), found.firmware.clone(), found.ip.clone());
-                let _ = shared.registry.insert_discovered(id, vendor, model, firmware, ip);
+                let (model, firmware, ip) = (
+                    found.model.clone(),
+                    found.firmware.clone(),
+                    found.ip.clone(),
+                );
+                let _ = shared
+                    .registry
+                    .insert_discovered(id, vendor, model, firmware, ip);
             }
         }
         let tracker = &lifecycle.work_tracker;
         tracker.spawn(dispatch::run(shared.clone(), incoming));
         tracker.spawn(dispatch::run_reminders(shared.clone()));
+        tracker.spawn(keep_phones(shared.clone()));
         tracker.spawn(republish_on_connect(shared.clone()));
         if !options.poll_interval.is_zero() {
             tracker.spawn(poll_phones(shared.clone(), options.poll_interval));
@@ -259,13 +266,11 @@ impl Shared {
             firmware: info.firmware.clone(),
             ip: info.ip.clone(),
         };
-        let saved = self.store.update(|stored| {
+        // Written by `keep_phones` within a second: never a file write per callback.
+        self.store.change_soon(|stored| {
             stored.discovered.retain(|d| d.mac != kept.mac);
             stored.discovered.push(kept);
         });
-        if let Err(err) = saved {
-            tracing::warn!(phone = %info.id, cause = %err, "The discovered phone could not be kept.");
-        }
         let event = serde_json::json!({
             "event": "phone_discovered",
             "phone": info.id,
@@ -335,6 +340,25 @@ async fn republish_on_connect(shared: Arc<Shared>) {
             }
         }
         crate::ha::publish_all(&shared).await;
+    }
+}
+
+/// Writes discovered phones to the data directory at most once a second, and at the end.
+async fn keep_phones(shared: Arc<Shared>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let stopping = tokio::select! {
+            _ = ticker.tick() => false,
+            () = shared.shutdown.cancelled() => true,
+        };
+        let store = shared.clone();
+        let written = tokio::task::spawn_blocking(move || store.store.flush()).await;
+        if let Ok(Err(err)) = written {
+            tracing::warn!(cause = %err, "Discovered phones could not be kept.");
+        }
+        if stopping {
+            return;
+        }
     }
 }
 

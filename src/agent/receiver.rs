@@ -7,6 +7,7 @@
 //! unfilled (`$call_id`) counts as absent. Vendors whose guides put the variables in the path
 //! (`/incoming_call/mac=...&remote=...`, no `?`) are read the same way.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -150,12 +151,15 @@ fn split_action_target(raw: &str) -> Option<ActionTarget<'_>> {
 /// A raw `&` inside a value (`display_remote=Smith & Co`) leaves a piece without `=`; it is
 /// joined back to the value before it rather than lost.
 pub fn parse_vars(query: &str) -> BTreeMap<String, String> {
-    let mut pairs: Vec<(&str, String)> = Vec::new();
+    // Borrowed from the query until a value has to be joined (every callback comes here: a
+    // dozen variables, and a copy for each step adds up).
+    let mut pairs: Vec<(&str, Cow<'_, str>)> = Vec::new();
     for piece in query.split(['&', '?']) {
         match piece.split_once('=') {
-            Some((name, value)) => pairs.push((name, value.to_string())),
+            Some((name, value)) => pairs.push((name, Cow::Borrowed(value))),
             None => {
                 if let Some((_, value)) = pairs.last_mut() {
+                    let value = value.to_mut();
                     value.push('&');
                     value.push_str(piece);
                 }
@@ -165,10 +169,16 @@ pub fn parse_vars(query: &str) -> BTreeMap<String, String> {
     let mut vars = BTreeMap::new();
     for (name, value) in pairs {
         let name = percent_decode(name);
-        let value = percent_decode(&value).trim().to_string();
-        if name.is_empty() || value.is_empty() || is_unfilled(&value) {
+        let value = percent_decode(&value);
+        let trimmed = value.trim();
+        if name.is_empty() || trimmed.is_empty() || is_unfilled(trimmed) {
             continue;
         }
+        let value = if trimmed.len() == value.len() {
+            value
+        } else {
+            trimmed.to_string()
+        };
         vars.insert(name, value);
     }
     vars
@@ -184,6 +194,9 @@ fn is_unfilled(value: &str) -> bool {
 }
 
 pub fn percent_decode(text: &str) -> String {
+    if !text.contains('%') {
+        return text.to_string();
+    }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -199,7 +212,8 @@ pub fn percent_decode(text: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

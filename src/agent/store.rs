@@ -72,6 +72,8 @@ impl StoredPhone {
 pub struct PhoneStore {
     path: PathBuf,
     content: std::sync::Mutex<Stored>,
+    /// Changed in memory, not written yet.
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 impl PhoneStore {
@@ -88,6 +90,7 @@ impl PhoneStore {
         Ok(PhoneStore {
             path,
             content: std::sync::Mutex::new(content),
+            dirty: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -98,7 +101,22 @@ impl PhoneStore {
             .clone()
     }
 
-    /// Changes the content and writes it (atomically, readable by its owner only).
+    /// Changes the content now and writes it soon (`flush`): discoveries come in bursts (a
+    /// site powering up), and the file is rewritten whole, so one write covers many.
+    pub fn change_soon(&self, change: impl FnOnce(&mut Stored)) {
+        change(&mut self.content.lock().unwrap_or_else(|p| p.into_inner()));
+        self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Writes pending changes, if any.
+    pub fn flush(&self) -> Result<(), String> {
+        if self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.update(|_| {})?;
+        }
+        Ok(())
+    }
+
+    /// Changes the content and writes it at once (atomically, readable by its owner only).
     pub fn update(&self, change: impl FnOnce(&mut Stored)) -> Result<(), String> {
         let text = {
             let mut content = self.content.lock().unwrap_or_else(|p| p.into_inner());

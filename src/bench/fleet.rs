@@ -40,7 +40,21 @@ pub struct FleetFigures {
     pub after_reboot: Memory,
 }
 
-pub async fn run(settings: &Settings) -> anyhow::Result<FleetFigures> {
+/// The fleet with Home Assistant discovery on (the default) and off.
+#[derive(Debug, Clone, Default)]
+pub struct FleetReport {
+    pub default: FleetFigures,
+    pub bare: FleetFigures,
+}
+
+pub async fn run(settings: &Settings) -> anyhow::Result<FleetReport> {
+    Ok(FleetReport {
+        default: run_one(settings, true).await?,
+        bare: run_one(settings, false).await?,
+    })
+}
+
+async fn run_one(settings: &Settings, homeassistant: bool) -> anyhow::Result<FleetFigures> {
     let phones = settings.fleet_phones;
     let stop = CancellationToken::new();
     let fleet = Fleet::start(phones, stop.clone()).await?;
@@ -54,8 +68,12 @@ pub async fn run(settings: &Settings) -> anyhow::Result<FleetFigures> {
             fleet.address(index)
         ));
     }
-    eprintln!("fleet: starting a gateway with {phones} configured phones");
-    let server = Server::gateway(&settings.bin, dir, &gateway_config(dir, &entries)).await?;
+    eprintln!(
+        "fleet: starting a gateway with {phones} configured phones, Home Assistant discovery {}",
+        if homeassistant { "on" } else { "off" }
+    );
+    let config = gateway_config(dir, homeassistant, &entries);
+    let server = Server::gateway(&settings.bin, dir, &config).await?;
     let result = storm_and_reboot(settings, &server, &fleet, dir).await;
     let log = server.log.clone();
     server.stop().await;
@@ -154,21 +172,26 @@ async fn storm_and_reboot(
     let results = Arc::new(Mutex::new((0usize, 0usize, None::<String>)));
     let (result_tx, mut result_rx) = watch::channel(0usize);
     let recorded = results.clone();
-    let session = Watch::start(broker, &["phone2mqtt/+/result"], QoS::AtLeastOnce, move |_, payload| {
-        if !contains(payload, TRANSACTION.as_bytes()) {
-            return;
-        }
-        let mut results = recorded.lock().unwrap_or_else(|p| p.into_inner());
-        if contains(payload, br#""status":"ok""#) {
-            results.0 += 1;
-        } else {
-            results.1 += 1;
-            results
-                .2
-                .get_or_insert_with(|| String::from_utf8_lossy(payload).into_owned());
-        }
-        result_tx.send_replace(results.0 + results.1);
-    })
+    let session = Watch::start(
+        broker,
+        &["phone2mqtt/+/result"],
+        QoS::AtLeastOnce,
+        move |_, payload| {
+            if !contains(payload, TRANSACTION.as_bytes()) {
+                return;
+            }
+            let mut results = recorded.lock().unwrap_or_else(|p| p.into_inner());
+            if contains(payload, br#""status":"ok""#) {
+                results.0 += 1;
+            } else {
+                results.1 += 1;
+                results
+                    .2
+                    .get_or_insert_with(|| String::from_utf8_lossy(payload).into_owned());
+            }
+            result_tx.send_replace(results.0 + results.1);
+        },
+    )
     .await?;
     let started = Instant::now();
     session
@@ -183,7 +206,11 @@ async fn storm_and_reboot(
     }
     let elapsed = started.elapsed();
     let (ok, error, first_error) = results.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    (figures.results_ok, figures.results_error, figures.first_error) = (ok, error, first_error);
+    (
+        figures.results_ok,
+        figures.results_error,
+        figures.first_error,
+    ) = (ok, error, first_error);
     if ok + error >= phones {
         figures.reboot = Some(elapsed);
     }
@@ -196,92 +223,105 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-impl FleetFigures {
+impl FleetReport {
     pub fn table(&self) -> String {
+        let both = |f: &dyn Fn(&FleetFigures) -> String| vec![f(&self.default), f(&self.bare)];
         let time = |d: Option<Duration>| d.map_or("did not finish".to_string(), millis);
-        let rows = vec![
-            vec![
-                format!("registration storm: {} phones × (setup_completed, registered)", thousands(self.phones as u64)),
-                format!(
-                    "{} until every `availability` and registered state is on the broker ({} of {} phones; {} requests failed)",
-                    time(self.storm),
-                    thousands(self.registered as u64),
-                    thousands(self.phones as u64),
-                    self.registration.failed
-                ),
-            ],
-            vec![
-                "memory with the phones configured, before the storm".into(),
-                format!("{:.1} MB now, {:.1} MB peak", self.idle.now_mib(), self.idle.peak_mib()),
-            ],
-            vec![
-                "memory with the phones registered".into(),
-                format!(
-                    "{:.1} MB now, {:.1} MB peak",
-                    self.after_storm.now_mib(),
-                    self.after_storm.peak_mib()
-                ),
-            ],
-            vec![
-                format!("`reboot` to group `{GROUP}`"),
-                format!(
-                    "{} until every result is back ({} ok, {} error; {} phones rebooted exactly once)",
-                    time(self.reboot),
-                    thousands(self.results_ok as u64),
-                    thousands(self.results_error as u64),
-                    thousands(self.rebooted_once as u64)
-                ),
-            ],
-            vec![
-                "memory after the reboot".into(),
-                format!(
-                    "{:.1} MB now, {:.1} MB peak",
-                    self.after_reboot.now_mib(),
-                    self.after_reboot.peak_mib()
-                ),
-            ],
-        ];
-        let mut text = format!(
-            "### {} phones known to one agent\n\nThe simulator's lightweight mode holds every phone in the bench process; each registers from its own address.\n\n{}",
-            thousands(self.phones as u64),
-            table(&["", "measured"], &rows)
+        let memory = |m: &Memory| format!("{:.1} MB ({:.1} MB peak)", m.now_mib(), m.peak_mib());
+        let mut rows = Vec::new();
+        let mut row = |what: String, values: Vec<String>| {
+            rows.push(std::iter::once(what).chain(values).collect::<Vec<_>>())
+        };
+        row(
+            "resident with the phones configured, before the storm".into(),
+            both(&|f| memory(&f.idle)),
         );
-        if let Some(error) = self
-            .first_error
-            .as_ref()
-            .or(self.registration.first_error.as_ref())
-        {
-            text.push_str(&format!("\nFirst error: {error}\n"));
+        row(
+            "registration storm: every phone sends setup_completed, then registered".into(),
+            both(&|f| {
+                format!(
+                    "{} ({} of {} phones complete, {} failed)",
+                    time(f.storm),
+                    thousands(f.registered as u64),
+                    thousands(f.phones as u64),
+                    f.registration.failed
+                )
+            }),
+        );
+        row(
+            "resident with the phones registered".into(),
+            both(&|f| memory(&f.after_storm)),
+        );
+        row(
+            format!("`reboot` to group `{GROUP}`, until every result is back"),
+            both(&|f| {
+                format!(
+                    "{} ({} ok, {} error, {} rebooted once)",
+                    time(f.reboot),
+                    thousands(f.results_ok as u64),
+                    f.results_error,
+                    thousands(f.rebooted_once as u64)
+                )
+            }),
+        );
+        row(
+            "resident after the reboot".into(),
+            both(&|f| memory(&f.after_reboot)),
+        );
+        let mut text = format!(
+            "### {} phones known to one agent\n\nThe simulator's lightweight mode holds every phone in the bench process; each registers from its own address. The agent talks to at most {} phones at once.\n\n{}",
+            thousands(self.default.phones as u64),
+            crate::agent::commands::PHONES_AT_ONCE,
+            table(&["", "phone2mqtt", "phone2mqtt, HA discovery off"], &rows)
+        );
+        for figures in [&self.default, &self.bare] {
+            if let Some(error) = figures
+                .first_error
+                .as_ref()
+                .or(figures.registration.first_error.as_ref())
+            {
+                text.push_str(&format!("\nFirst error: {error}\n"));
+            }
         }
         text
     }
 
     pub fn targets(&self) -> Vec<Target> {
-        let memory = self.after_storm.now_mib().max(self.after_reboot.now_mib());
-        let within = |d: Option<Duration>, limit: u64| d.is_some_and(|d| d < Duration::from_secs(limit));
+        let (on, off) = (&self.default, &self.bare);
+        let resident = |f: &FleetFigures| f.after_storm.now_mib().max(f.after_reboot.now_mib());
+        let within =
+            |d: Option<Duration>, limit: u64| d.is_some_and(|d| d < Duration::from_secs(limit));
+        let time = |d: Option<Duration>| d.map_or("did not finish".to_string(), millis);
+        let full = on.phones >= 10_000;
         vec![
             Target::new(
                 "10,000 phones in < 50 MB",
                 format!(
-                    "{memory:.1} MB resident with {} phones registered (peak {:.1} MB during the storm and the reboot)",
-                    thousands(self.phones as u64),
-                    self.after_reboot.peak_mib()
+                    "{:.1} MB resident with {} phones registered ({:.1} MB with Home Assistant discovery off)",
+                    resident(on),
+                    thousands(on.phones as u64),
+                    resident(off)
                 ),
-                memory < 50.0 && self.phones >= 10_000,
+                resident(on) < 50.0 && full,
             ),
             Target::new(
                 "registration storm of 10,000 phones absorbed in < 2 s",
-                self.storm.map_or("did not finish".into(), millis),
-                within(self.storm, 2) && self.phones >= 10_000,
+                format!(
+                    "{} ({} with Home Assistant discovery off)",
+                    time(on.storm),
+                    time(off.storm)
+                ),
+                within(on.storm, 2) && full,
             ),
             Target::new(
                 "reboot to a group of 10,000 in < 10 s",
                 format!(
-                    "{} ({} errors)",
-                    self.reboot.map_or("did not finish".into(), millis),
-                    self.results_error
+                    "{}, {} errors ({} with Home Assistant discovery off)",
+                    time(on.reboot),
+                    on.results_error,
+                    time(off.reboot)
                 ),
-                within(self.reboot, 10) && self.results_error == 0 && self.phones >= 10_000,
+                within(on.reboot, 10) && on.results_error == 0 && full,
             ),
         ]
     }

@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use rumqttc::QoS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use rumqttc::QoS;
 use tokio::sync::watch;
 
 use crate::bench::stats::Histogram;
@@ -40,6 +40,21 @@ pub fn action_urls(provisioning: &str) -> HashMap<String, String> {
 /// Flood phone `index`: a Yealink MAC and an address of its own.
 pub fn phone_mac(index: usize) -> PhoneId {
     PhoneId::parse(&format!("001565{:06x}", 0xa0_0000 + index)).expect("12 hex digits")
+}
+
+/// The flood phones' `[[phone]]` entries: a site's phones are configured. Their addresses
+/// answer nothing; the flood sends no command.
+pub fn phone_entries(phones: usize) -> String {
+    (0..phones)
+        .map(|index| {
+            format!(
+                "[[phone]]\nmac = \"{}\"\nvendor = \"yealink\"\naddress = \"127.3.{}.{}:9\"\n\n",
+                phone_mac(index),
+                index / 250,
+                1 + index % 250
+            )
+        })
+        .collect()
 }
 
 /// What a Yealink phone fills its variables with (`sim/yealink.rs` spells them the same way).
@@ -136,7 +151,12 @@ impl Requests {
 }
 
 fn flood_ip(index: usize) -> String {
-    format!("10.{}.{}.{}", 20 + index / 62_500, (index / 250) % 250, 1 + index % 250)
+    format!(
+        "10.{}.{}.{}",
+        20 + index / 62_500,
+        (index / 250) % 250,
+        1 + index % 250
+    )
 }
 
 /// When each request was sent, by sequence number.
@@ -163,9 +183,8 @@ impl Timeline {
     /// How long ago request `seq` was sent.
     pub fn since_sent(&self, seq: u64, now: Instant) -> Option<Duration> {
         let nanos = self.sent.get(seq as usize)?.load(Ordering::Relaxed);
-        (nanos > 0).then(|| {
-            now.saturating_duration_since(self.start + Duration::from_nanos(nanos - 1))
-        })
+        (nanos > 0)
+            .then(|| now.saturating_duration_since(self.start + Duration::from_nanos(nanos - 1)))
     }
 
     fn capacity(&self) -> u64 {
@@ -322,34 +341,39 @@ impl Subscriber {
         let shared = state.clone();
         let mut received: Vec<bool> = Vec::new();
         let mut last_by_phone: HashMap<String, u64> = HashMap::new();
-        let session = Watch::start(broker, &[filter], QoS::AtLeastOnce, move |topic, payload| {
-            let now = Instant::now();
-            let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
-            let Some((seq, latency)) = sequence_number(payload)
-                .and_then(|seq| Some((seq, timeline.since_sent(seq, now)?)))
-            else {
-                state.unknown += 1;
-                return;
-            };
-            if received.len() <= seq as usize {
-                received.resize(seq as usize + 1, false);
-            }
-            if std::mem::replace(&mut received[seq as usize], true) {
-                state.duplicates += 1;
-                return;
-            }
-            if check_order {
-                let last = last_by_phone.entry(topic.to_string()).or_insert(seq);
-                if seq < *last {
-                    state.out_of_order += 1;
+        let session = Watch::start(
+            broker,
+            &[filter],
+            QoS::AtLeastOnce,
+            move |topic, payload| {
+                let now = Instant::now();
+                let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
+                let Some((seq, latency)) = sequence_number(payload)
+                    .and_then(|seq| Some((seq, timeline.since_sent(seq, now)?)))
+                else {
+                    state.unknown += 1;
+                    return;
+                };
+                if received.len() <= seq as usize {
+                    received.resize(seq as usize + 1, false);
                 }
-                *last = seq.max(*last);
-            }
-            state.count += 1;
-            state.latency.record(latency);
-            state.last = Some(now);
-            count_tx.send_replace(state.count);
-        })
+                if std::mem::replace(&mut received[seq as usize], true) {
+                    state.duplicates += 1;
+                    return;
+                }
+                if check_order {
+                    let last = last_by_phone.entry(topic.to_string()).or_insert(seq);
+                    if seq < *last {
+                        state.out_of_order += 1;
+                    }
+                    *last = seq.max(*last);
+                }
+                state.count += 1;
+                state.latency.record(latency);
+                state.last = Some(now);
+                count_tx.send_replace(state.count);
+            },
+        )
         .await?;
         Ok(Subscriber {
             state,

@@ -35,7 +35,7 @@ use self::process::TOKEN;
 /// `phone2mqtt bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// A shorter run (about a minute): one round, shorter floods.
+    /// A shorter run (about 2.5 minutes instead of 5): one flood round, shorter floods.
     #[arg(long)]
     pub quick: bool,
     /// Run only these parts.
@@ -96,12 +96,15 @@ impl Settings {
 /// Runs the benchmark and prints the tables.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let settings = Settings::new(&args)?;
-    let files = process::raise_file_limit();
+    // 10,000 phones registering at once need more than the usual 1,024 descriptors.
+    let files = crate::gateway::raise_file_limit();
     let wanted = |part| args.only.is_empty() || args.only.contains(&part);
     let machine = Machine::read();
     println!("{}", machine.describe(&settings, files));
     if cfg!(debug_assertions) {
-        eprintln!("warning: a debug build measures nothing useful; run `cargo run --release -- bench`");
+        eprintln!(
+            "warning: a debug build measures nothing useful; run `cargo run --release -- bench`"
+        );
     }
     let mut targets = Vec::new();
     if wanted(Part::Flood) {
@@ -219,11 +222,11 @@ impl Machine {
 }
 
 /// The gateway's config for a bench: everything on loopback port 0, the bench token, no
-/// polling (the bench passes `--poll 0`), the data directory in `dir`; `phones` is appended.
-pub fn gateway_config(dir: &Path, phones: &str) -> String {
-    let extra = std::env::var("P2M_BENCH_EXTRA").unwrap_or_default().replace("\\n", "\n"); // TEMP
-    format!("{extra}\n") + &format!(
-        "[broker]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\naction_token = \"{TOKEN}\"\n\n[agent]\nname = \"bench\"\ndata_dir = \"{}\"\n\n{phones}",
+/// polling (the bench passes `--poll 0`), the data directory in `dir`, Home Assistant discovery
+/// on (the default) or off; `phones` (`[[phone]]` entries) is appended.
+pub fn gateway_config(dir: &Path, homeassistant: bool, phones: &str) -> String {
+    format!(
+        "[broker]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\naction_token = \"{TOKEN}\"\n\n[agent]\nname = \"bench\"\ndata_dir = \"{}\"\n\n[homeassistant]\nenabled = {homeassistant}\n\n{phones}",
         dir.join("data").display()
     )
 }
@@ -256,7 +259,12 @@ pub fn cpu_time(pid: u32) -> Duration {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name; 100 ticks a second.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }

@@ -50,9 +50,6 @@ impl Server {
             .args(["serve", "--poll", "0", "-c"])
             .arg(&path)
             .current_dir(dir);
-        if let Ok(out) = std::env::var("P2M_BENCH_HEAPTRACK") { // TEMP
-            command.env("LD_PRELOAD", "/usr/lib/heaptrack/libheaptrack_preload.so").env("DUMP_HEAPTRACK_OUTPUT", out);
-        }
         Server::spawn(command, dir.join("gateway.log"), "phone2mqtt is running").await
     }
 
@@ -154,25 +151,14 @@ pub fn memory_of(pid: u32) -> Memory {
     }
 }
 
-/// Raises this process's open-file limit to its hard limit: 10,000 phones registering at once
-/// need more than the usual 1,024 descriptors. The processes under test inherit it.
-pub fn raise_file_limit() -> u64 {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    if let Some(hard) = limit.maximum {
-        limit.current = Some(hard);
-        let _ = setrlimit(Resource::Nofile, limit);
-    }
-    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
-}
-
 /// A scratch directory for one run, removed when dropped.
 #[derive(Debug)]
 pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(name: &str) -> std::io::Result<Scratch> {
-        let path = std::env::temp_dir().join(format!("phone2mqtt-bench-{}-{name}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("phone2mqtt-bench-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&path)?;
         Ok(Scratch(path))
     }
@@ -180,7 +166,6 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if std::env::var_os("P2M_BENCH_KEEP").is_some() { eprintln!("kept {}", self.0.display()); return; } // TEMP
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -200,9 +185,6 @@ mod tests {
             address_after(line, "mqtt://"),
             Some("127.0.0.1:40124".parse().unwrap())
         );
-        assert_eq!(
-            address_after("ready http://127.0.0.1:1", "mqtt://"),
-            None
-        );
+        assert_eq!(address_after("ready http://127.0.0.1:1", "mqtt://"), None);
     }
 }

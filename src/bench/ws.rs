@@ -36,8 +36,8 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Connects `count` clients; each has read its snapshot of retained messages when this
-    /// returns (or gives up after `settle` without news).
+    /// Connects `count` clients; returns once their snapshots of retained messages have
+    /// stopped coming.
     pub async fn connect(
         http: SocketAddr,
         count: usize,
@@ -112,7 +112,7 @@ async fn upgrade(http: SocketAddr) -> anyhow::Result<(TcpStream, BytesMut)> {
         if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             break end + 4;
         }
-        if stream.read_buf(&mut buffer).await.context("upgrade")? == 0 || buffer.len() > 8192 {
+        if buffer.len() > 8192 || stream.read_buf(&mut buffer).await.context("upgrade")? == 0 {
             bail!("the websocket upgrade got no answer");
         }
     };
@@ -173,7 +173,10 @@ fn next_frame(buffer: &[u8]) -> Option<(u8, usize, usize)> {
         return None;
     };
     let (length, mut start) = match second & 0x7f {
-        126 => (u64::from(u16::from_be_bytes(buffer.get(2..4)?.try_into().ok()?)), 4),
+        126 => (
+            u64::from(u16::from_be_bytes(buffer.get(2..4)?.try_into().ok()?)),
+            4,
+        ),
         127 => (u64::from_be_bytes(buffer.get(2..10)?.try_into().ok()?), 10),
         short => (u64::from(short), 2),
     };

@@ -10,6 +10,7 @@ pub mod ws;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use axum::extract::ws::Utf8Bytes;
 use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
@@ -53,9 +54,9 @@ pub struct WebState {
     pub topics: Topics,
     pub mqtt: Mqtt,
     /// Retained topics as last seen: each one's frame (as websocket clients get it), by topic.
-    pub retained: Arc<RwLock<BTreeMap<String, Arc<str>>>>,
+    pub retained: Arc<RwLock<BTreeMap<String, Utf8Bytes>>>,
     /// Every message, serialised once, for the websocket clients.
-    pub live: broadcast::Sender<Arc<str>>,
+    pub live: broadcast::Sender<Utf8Bytes>,
 }
 
 /// Starts the web adapter's MQTT session and returns the state its routes need.
@@ -100,7 +101,8 @@ async fn mirror(
             continue;
         }
         let message = without_secrets(&state.topics, message);
-        let frame: Arc<str> = Arc::from(frame_text(&message, retained));
+        // Shared, not copied, by every client it goes to.
+        let frame = Utf8Bytes::from(frame_text(&message, retained));
         if retained {
             let mut mirror = state.retained.write().unwrap_or_else(|p| p.into_inner());
             if message.payload.is_empty() {
@@ -118,7 +120,10 @@ async fn mirror(
 fn without_secrets(topics: &Topics, message: Message) -> Message {
     let adopt = matches!(
         topics.parse(&message.topic),
-        Some(crate::topics::Topic::Command { command: crate::agent::dispatch::ADOPT, .. })
+        Some(crate::topics::Topic::Command {
+            command: crate::agent::dispatch::ADOPT,
+            ..
+        })
     );
     if !adopt {
         return message;
@@ -142,4 +147,32 @@ pub fn router(state: WebState) -> Router {
         .route("/ws", get(ws::upgrade))
         .merge(api::router())
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn frame(payload: &str, retained: bool) -> Value {
+        let message = Message {
+            topic: "phone2mqtt/0015654aa937".into(),
+            payload: bytes::Bytes::from(payload.to_string()),
+            retained: false,
+        };
+        serde_json::from_str(&frame_text(&message, retained)).expect("a frame is JSON")
+    }
+
+    #[test]
+    fn json_payloads_stay_json_and_the_rest_become_strings() {
+        assert_eq!(
+            frame("{\"dnd\": true, \"lines\": [1, 2]}\n", true),
+            json!({"topic": "phone2mqtt/0015654aa937", "payload": {"dnd": true, "lines": [1, 2]}, "retained": true})
+        );
+        assert_eq!(frame("online", false)["payload"], "online");
+        assert_eq!(frame("\"quoted\"", false)["payload"], "quoted");
+        assert_eq!(frame("{broken", false)["payload"], "{broken");
+        assert_eq!(frame("", false)["payload"], "");
+        assert_eq!(frame("42", false)["payload"], 42);
+    }
 }

@@ -5,49 +5,74 @@
 //! topics (phone and group commands, directory imports, reminder cancellations); anything else
 //! is answered with an error frame and the connection stays open.
 
-use std::sync::Arc;
-
 use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use futures_util::SinkExt;
 use serde_json::{json, Value};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tracing::debug;
 
 use crate::topics::Topic;
 use crate::web::WebState;
 
+/// Frames sent in one write, at most.
+const MAX_BATCH: usize = 256;
+/// Bytes a client's frames collect to before they are written.
+const WRITE_BUFFER: usize = 16 * 1024;
+
 pub async fn upgrade(State(state): State<WebState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| session(state, socket))
+    // Frames collect in a client's write buffer until this much is there; with the default
+    // (128 KiB), a thousand clients taking their snapshots at once hold 128 MB.
+    upgrade
+        .write_buffer_size(WRITE_BUFFER)
+        .on_upgrade(move |socket| session(state, socket))
 }
 
 async fn session(state: WebState, mut socket: WebSocket) {
     // Subscribe before taking the snapshot, so nothing falls between the two.
     let mut live = state.live.subscribe();
-    let snapshot: Vec<Arc<str>> = {
+    let snapshot: Vec<Utf8Bytes> = {
         let mirror = state.retained.read().unwrap_or_else(|p| p.into_inner());
         mirror.values().cloned().collect()
     };
     for text in snapshot {
-        if socket.send(WsMessage::Text(Utf8Bytes::from(&*text))).await.is_err() {
+        if socket.feed(WsMessage::Text(text)).await.is_err() {
             return;
         }
     }
+    if socket.flush().await.is_err() {
+        return;
+    }
     loop {
         tokio::select! {
-            message = live.recv() => match message {
-                Ok(text) => {
-                    if socket.send(WsMessage::Text(Utf8Bytes::from(&*text))).await.is_err() {
+            message = live.recv() => {
+                // Everything that is already waiting goes out in one write: a thousand clients
+                // each woken for every frame would spend the machine on wake-ups and syscalls.
+                let mut next = Some(message);
+                let mut batch = 0;
+                while let Some(message) = next.take() {
+                    let text = match message {
+                        Ok(text) => text,
+                        Err(RecvError::Lagged(missed)) => json!({"error": format!("this client fell behind; {missed} messages were dropped")}).to_string().into(),
+                        Err(RecvError::Closed) => return,
+                    };
+                    if socket.feed(WsMessage::Text(text)).await.is_err() {
                         return;
                     }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    let frame = json!({"error": format!("this client fell behind; {missed} messages were dropped")});
-                    if socket.send(WsMessage::Text(frame.to_string().into())).await.is_err() {
-                        return;
+                    batch += 1;
+                    if batch < MAX_BATCH {
+                        next = match live.try_recv() {
+                            Ok(text) => Some(Ok(text)),
+                            Err(TryRecvError::Empty) => None,
+                            Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
+                            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                        };
                     }
                 }
-                Err(RecvError::Closed) => return,
+                if socket.flush().await.is_err() {
+                    return;
+                }
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(WsMessage::Text(text))) => {
