@@ -96,6 +96,10 @@ enum Command {
     Send(client::SendArgs),
     /// Print live phone events and command results until Ctrl-C.
     Watch(client::WatchArgs),
+    /// List the scheduled messages, or cancel one (`--cancel ID`).
+    Reminders(client::RemindersArgs),
+    /// Show the subscriber directory, or import a CSV (`--import FILE`).
+    Directory(client::DirectoryArgs),
     /// Measure the gateway against baselines on this machine (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// A baseline server the bench compares the gateway with.
@@ -116,6 +120,8 @@ fn main() -> ExitCode {
         Command::Phones(_)
             | Command::Send(_)
             | Command::Watch(_)
+            | Command::Reminders(_)
+            | Command::Directory(_)
             | Command::Bench(_)
             | Command::BenchBaseline { .. }
     );
@@ -233,6 +239,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Phones(args) => client::phones(args).await,
         Command::Send(args) => client::send(args).await,
         Command::Watch(args) => client::watch(args).await,
+        Command::Reminders(args) => client::reminders(args).await,
+        Command::Directory(args) => client::directory(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchBaseline { kind } => bench::baseline::serve(kind).await,
     }

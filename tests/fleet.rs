@@ -375,3 +375,99 @@ async fn a_late_subscriber_gets_every_retained_message_of_a_large_fleet() {
         .all(|p| p["availability"] == "online" && p["info"]["name"].is_string()));
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_terminal_client_imports_the_directory_and_lists_and_cancels_reminders() {
+    let (gw, _phones) = three_phones(None).await;
+    let bin = env!("CARGO_BIN_EXE_phone2mqtt");
+    let mqtt = format!("mqtt://127.0.0.1:{}", gw.mqtt_port());
+    let run = |args: Vec<String>| async move {
+        tokio::process::Command::new(bin)
+            .args(&args)
+            .output()
+            .await
+            .unwrap()
+    };
+    let csv = gw.data_dir.0.join("subscribers.csv");
+    std::fs::write(
+        &csv,
+        "extension,name,department\n1001,Anna Schmidt,Sales\n1003,Cleo Weiß,Support\n",
+    )
+    .unwrap();
+    let out = run(vec![
+        "directory".into(),
+        "--import".into(),
+        csv.display().to_string(),
+        "--mqtt".into(),
+        mqtt.clone(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Imported 2 subscribers, 2 matched to phones."
+    );
+    let out = run(vec!["directory".into(), "--mqtt".into(), mqtt.clone()]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1003  Cleo Weiß  Support  Cleo (001565000013)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Phones with no subscriber: Bob (001565000012)"),
+        "{text}"
+    );
+
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    probe
+        .publish(
+            "phone2mqtt/Bob/cmd/message",
+            r#"{"text": "Call back Anna", "in": "2h"}"#,
+        )
+        .await;
+    let listed = probe
+        .expect("phone2mqtt/bridge/test/reminders", |l| {
+            l.as_array().is_some_and(|a| a.len() == 1)
+        })
+        .await;
+    let id = listed[0]["id"].as_str().unwrap().to_string();
+    let out = run(vec!["reminders".into(), "--mqtt".into(), mqtt.clone()]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&id) && text.contains("Bob") && text.contains("Call back Anna"),
+        "{text}"
+    );
+    let out = run(vec![
+        "reminders".into(),
+        "--cancel".into(),
+        id.clone(),
+        "--mqtt".into(),
+        mqtt.clone(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    probe
+        .expect("phone2mqtt/bridge/test/reminders", |l| {
+            l.as_array().is_some_and(|a| a.is_empty())
+        })
+        .await;
+    let out = run(vec![
+        "reminders".into(),
+        "--cancel".into(),
+        id,
+        "--mqtt".into(),
+        mqtt,
+    ])
+    .await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no reminder"));
+    gw.stop().await;
+}

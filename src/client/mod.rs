@@ -22,6 +22,8 @@ use crate::mqtt::{self, BrokerUrl, Message, Mqtt, SessionOptions};
 use crate::topics::Topics;
 
 pub use fleet::phones;
+pub mod admin;
+pub use admin::{directory, reminders, DirectoryArgs, RemindersArgs};
 pub use send::send;
 pub use watch::watch;
 
