@@ -591,7 +591,8 @@ pub struct Discovery {
     pub topics: HaTopics,
     enabled: bool,
     names: BTreeMap<String, String>,
-    published: Mutex<HashMap<PhoneId, String>>,
+    /// A hash of each phone's last payload (a payload is ~15 KB; 10,000 of them add up).
+    published: Mutex<HashMap<PhoneId, u64>>,
 }
 
 impl Discovery {
@@ -614,7 +615,7 @@ impl Discovery {
         filters
     }
 
-    fn published(&self) -> std::sync::MutexGuard<'_, HashMap<PhoneId, String>> {
+    fn published(&self) -> std::sync::MutexGuard<'_, HashMap<PhoneId, u64>> {
         self.published.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -650,6 +651,14 @@ fn context<'a>(shared: &'a Shared, names: &'a BTreeMap<String, String>) -> Conte
     }
 }
 
+/// Tells payloads apart without keeping them.
+fn fingerprint(payload: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    payload.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// Publishes a phone's discovery when it first appears or its info changed and that changes the
 /// payload (`info_changed: false` only checks that the phone was published at all).
 pub async fn publish_phone(shared: &Shared, id: &PhoneId, info_changed: bool) {
@@ -663,7 +672,11 @@ pub async fn publish_phone(shared: &Shared, id: &PhoneId, info_changed: bool) {
     let Some(payload) = discovery.payload_for(shared, &phone) else {
         return;
     };
-    if discovery.published().insert(id.clone(), payload.clone()) == Some(payload.clone()) {
+    if discovery
+        .published()
+        .insert(id.clone(), fingerprint(&payload))
+        == Some(fingerprint(&payload))
+    {
         return;
     }
     shared
@@ -700,7 +713,7 @@ pub async fn publish_all(shared: &Shared) {
         };
         discovery
             .published()
-            .insert(phone.info.id.clone(), payload.clone());
+            .insert(phone.info.id.clone(), fingerprint(&payload));
         shared
             .mqtt
             .publish(discovery.topics.phone_config(&phone.info.id), payload, true)
