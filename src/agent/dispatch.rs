@@ -319,10 +319,8 @@ async fn directory_set(shared: &Arc<Shared>, message: &Message) {
         Ok(subscribers) => {
             let count = subscribers.len();
             let kept = shared.data_dir.join(super::DIRECTORY_FILE);
-            let saved = std::fs::create_dir_all(&shared.data_dir)
-                .and_then(|()| std::fs::write(&kept, directory::to_csv(&subscribers)));
-            if let Err(err) = saved {
-                warn!(file = %kept.display(), cause = %err, "The directory could not be kept.");
+            if let Err(err) = super::datafile::write(&kept, &directory::to_csv(&subscribers)) {
+                warn!(cause = %err, "The directory could not be kept.");
             }
             for update in shared.registry.set_directory(subscribers) {
                 shared.publish_update(update).await;

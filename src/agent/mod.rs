@@ -7,6 +7,7 @@
 //! - `directory`: the PBX subscriber list. `reminders`: scheduled messages.
 
 pub mod commands;
+pub mod datafile;
 pub mod directory;
 pub mod dispatch;
 pub mod receiver;

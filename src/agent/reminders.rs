@@ -116,14 +116,7 @@ impl Reminders {
 
     fn save(&self) -> Result<(), String> {
         let text = serde_json::to_string_pretty(&self.list()).map_err(|e| e.to_string())?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-        }
-        let temporary = self.path.with_extension("json.tmp");
-        std::fs::write(&temporary, text)
-            .map_err(|err| format!("{}: {err}", temporary.display()))?;
-        std::fs::rename(&temporary, &self.path)
-            .map_err(|err| format!("{}: {err}", self.path.display()))
+        crate::agent::datafile::write(&self.path, &text)
     }
 }
 

@@ -124,24 +124,7 @@ impl PhoneStore {
             toml::to_string_pretty(&*content).map_err(|err| err.to_string())?
         };
         let header = "# Phones phone2mqtt adopted or discovered at run time. Adopted phones work like\n# [[phone]] entries of phone2mqtt.toml (which win when both name a MAC).\n\n";
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-        }
-        let temporary = self.path.with_extension("toml.tmp");
-        {
-            use std::io::Write;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options
-                .open(&temporary)
-                .map_err(|err| format!("{}: {err}", temporary.display()))?;
-            file.write_all(format!("{header}{text}").as_bytes())
-                .map_err(|err| format!("{}: {err}", temporary.display()))?;
-        }
-        std::fs::rename(&temporary, &self.path)
-            .map_err(|err| format!("{}: {err}", self.path.display()))
+        crate::agent::datafile::write(&self.path, &format!("{header}{text}"))
     }
 }
 
