@@ -393,31 +393,6 @@ async fn an_operation_the_phone_cannot_do_now_is_an_error_result() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undocumented_commands_are_refused_naming_grandstream() {
-    let (gw, phone) = gateway_with_phone("grandstream", MAC).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    let before = phone.snapshot().requests.len();
-    for (command, value) in [
-        ("volume_up", ""),
-        ("volume_down", ""),
-        ("mute", ""),
-        ("message", "Lunch"),
-        ("transfer", "1002"),
-        ("provision", ""),
-        ("logo", "http://127.0.0.1/logo.png"),
-    ] {
-        let (result, _) = send(&mut probe, command, json!({"value": value}), command).await;
-        assert_eq!(result["status"], "error");
-        assert_eq!(
-            result["error"],
-            format!("Grandstream phones cannot do `{command}`")
-        );
-    }
-    assert_eq!(phone.snapshot().requests.len(), before);
-    gw.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raw_path_style_callback_becomes_an_event() {
     // A configured phone, but no simulator: only the raw request below talks to the agent.
     let mut config = test_config();

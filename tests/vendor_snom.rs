@@ -15,16 +15,14 @@ const ID: &str = "000413922d24";
 const UA: &str = "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 000413922D24 SXM:0 UXM:0)";
 
 /// Publishes a command and waits for its result.
-async fn run(probe: &mut MqttProbe, command: &str, value: &str, transaction: &str) -> Value {
-    let payload = json!({"value": value, "transaction": transaction}).to_string();
-    probe
-        .publish(&format!("phone2mqtt/{ID}/cmd/{command}"), &payload)
-        .await;
-    probe
-        .expect(&format!("phone2mqtt/{ID}/result"), |r| {
-            r["transaction"] == transaction
-        })
-        .await
+async fn run(probe: &mut MqttProbe, name: &str, value: &str, transaction: &str) -> Value {
+    command(
+        probe,
+        ID,
+        name,
+        json!({"value": value, "transaction": transaction}),
+    )
+    .await
 }
 
 /// How often the phone received exactly this request line.
@@ -286,33 +284,6 @@ async fn a_wrong_password_is_an_error_mentioning_401() {
         phone_got(&phone, "GET /command.htm?key=ENTER").await;
         gw.stop().await;
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commands_snom_cannot_do_are_errors_naming_snom() {
-    let (gw, phone) = gateway_with_phone("snom", MAC).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    for (command, value) in [
-        ("transfer", "1002"),
-        ("message", "Lunch is served"),
-        ("refresh", ""),
-        ("provision", ""),
-        ("logo", "http://example.com/logo.png"),
-    ] {
-        let result = run(&mut probe, command, value, command).await;
-        assert_eq!(result["status"], "error", "{command}: {result}");
-        assert_eq!(
-            result["error"],
-            format!("Snom phones cannot do `{command}`"),
-            "{command}"
-        );
-    }
-    assert!(
-        phone.snapshot().requests.is_empty(),
-        "nothing reached the phone: {:?}",
-        phone.snapshot().requests
-    );
-    gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

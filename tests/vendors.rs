@@ -3,6 +3,8 @@
 //! declares builds a request, every command it does not declare is refused by name, and its
 //! provisioning carries every Action URL with the token.
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use phone2mqtt::command;
@@ -195,5 +197,55 @@ fn every_user_agent_sample_is_recognised_by_its_vendor_only() {
                 other.id
             );
         }
+    }
+}
+
+/// Through MQTT, for every vendor: each command its table does not declare gets an error result
+/// naming the vendor and the command, and nothing reaches the phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeclared_commands_are_refused_by_name_end_to_end() {
+    let macs = [
+        ("yealink", "00:15:65:00:00:31"),
+        ("grandstream", "c0:74:ad:00:00:31"),
+        ("snom", "00:04:13:00:00:31"),
+        ("fanvil", "0c:38:3e:00:00:31"),
+        ("htek", "00:1f:c1:00:00:31"),
+    ];
+    for spec in VENDORS {
+        let mac = macs
+            .iter()
+            .find(|(vendor, _)| *vendor == spec.id)
+            .map(|(_, mac)| *mac)
+            .unwrap_or_else(|| panic!("add a test MAC for {}", spec.id));
+        let id = phone2mqtt::model::PhoneId::parse(mac).unwrap().to_string();
+        let (gw, phone) = common::gateway_with_phone(spec.id, mac).await;
+        let mut probe = common::MqttProbe::connect(gw.mqtt_port()).await;
+        let before = phone.snapshot().requests.len();
+        for kind in CommandKind::ALL
+            .into_iter()
+            .filter(|kind| !spec.supports(*kind))
+        {
+            let payload =
+                serde_json::json!({"value": sample_payload(kind), "transaction": kind.name()});
+            let result = common::command(&mut probe, &id, kind.name(), payload).await;
+            assert_eq!(
+                result["status"],
+                "error",
+                "{} {}: {result}",
+                spec.id,
+                kind.name()
+            );
+            assert_eq!(
+                result["error"],
+                format!("{} phones cannot do `{}`", spec.name, kind.name())
+            );
+        }
+        assert_eq!(
+            phone.snapshot().requests.len(),
+            before,
+            "{}: nothing reached the phone",
+            spec.id
+        );
+        gw.stop().await;
     }
 }

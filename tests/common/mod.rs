@@ -389,3 +389,22 @@ pub async fn phone_got(phone: &SimPhone, line: &str) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Publishes a command to `phone` (payload with a `transaction`) and waits for its result.
+pub async fn command(probe: &mut MqttProbe, phone: &str, command: &str, payload: Value) -> Value {
+    let transaction = payload["transaction"]
+        .as_str()
+        .expect("the payload names a transaction")
+        .to_string();
+    probe
+        .publish(
+            &format!("phone2mqtt/{phone}/cmd/{command}"),
+            &payload.to_string(),
+        )
+        .await;
+    probe
+        .expect(&format!("phone2mqtt/{phone}/result"), |r| {
+            r["transaction"] == transaction.as_str()
+        })
+        .await
+}
