@@ -213,6 +213,7 @@ fn build(kind: CommandKind, body: Body) -> Result<Command, CommandError> {
             }
             CommandArg::Url(url)
         }
+        ArgKind::Changes => CommandArg::Changes(body.changes()?),
     };
     let at = body.when()?;
     if at.is_some() && kind != CommandKind::Message {
@@ -229,6 +230,86 @@ fn build(kind: CommandKind, body: Body) -> Result<Command, CommandError> {
 }
 
 impl Body {
+    /// `{"keys": {"3": "Garage door"}, "settings": {"phone_setting.backlight_time": 60},
+    /// "vendor": "yealink", "apply": true}`; `null` removes a key or setting.
+    fn changes(&self) -> Result<crate::model::Changes, CommandError> {
+        let bad = |text: String| CommandError::BadArgument(text);
+        if self.value.is_some() {
+            return Err(bad(
+                "`configure` takes a JSON object: {\"keys\": {\"3\": \"Garage door\"}, \"settings\": {\"key\": \"value\"}}".into(),
+            ));
+        }
+        if let Some(unknown) = self
+            .fields
+            .keys()
+            .find(|k| !matches!(k.as_str(), "keys" | "settings" | "vendor" | "apply"))
+        {
+            return Err(bad(format!(
+                "unknown field `{unknown}`; `configure` takes keys, settings, vendor and apply"
+            )));
+        }
+        let object = |name: &str| -> Result<Vec<(String, Option<String>)>, CommandError> {
+            match self.fields.get(name) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::Object(map)) => map
+                    .iter()
+                    .map(|(key, value)| {
+                        let value = match value {
+                            Value::Null => None,
+                            Value::String(s) => Some(s.clone()),
+                            Value::Number(n) => Some(n.to_string()),
+                            Value::Bool(b) => Some(if *b { "1" } else { "0" }.to_string()),
+                            _ => {
+                                return Err(bad(format!(
+                                    "`{name}.{key}` must be a string, a number, a boolean or null"
+                                )))
+                            }
+                        };
+                        Ok((key.clone(), value))
+                    })
+                    .collect(),
+                Some(_) => Err(bad(format!("`{name}` must be an object"))),
+            }
+        };
+        let keys = object("keys")?;
+        let settings = object("settings")?;
+        if keys.is_empty() && settings.is_empty() {
+            return Err(bad("`configure` needs `keys` or `settings`".into()));
+        }
+        for (index, label) in &keys {
+            crate::profile::check_key(index, label.as_deref().unwrap_or("")).map_err(bad)?;
+        }
+        for (key, value) in &settings {
+            crate::profile::check_setting(key, value.as_deref().unwrap_or("")).map_err(bad)?;
+        }
+        let vendor = match self.fields.get("vendor") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(v)) => Some(
+                crate::vendor::find(v)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "unknown vendor `{v}`; known: {}",
+                            crate::vendor::names().join(", ")
+                        ))
+                    })?
+                    .id
+                    .to_string(),
+            ),
+            Some(_) => return Err(bad("`vendor` must be a string".into())),
+        };
+        let apply = match self.fields.get("apply") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(bad("`apply` must be true or false".into())),
+        };
+        Ok(crate::model::Changes {
+            keys: keys.into_iter().collect(),
+            settings: settings.into_iter().collect(),
+            vendor,
+            apply,
+        })
+    }
+
     /// `at` (RFC 3339, e.g. `2026-11-26T15:00:00+01:00`) or `in` (`90s`, `10m`, `1h 30m`).
     fn when(&self) -> Result<Option<time::OffsetDateTime>, CommandError> {
         let text = |name: &str| match self.fields.get(name) {

@@ -21,6 +21,7 @@ pub struct Config {
     pub agent: AgentConfig,
     pub directory: DirectoryConfig,
     pub homeassistant: HomeAssistantConfig,
+    pub provisioning: ProvisioningConfig,
     #[serde(rename = "phone")]
     pub phones: Vec<PhoneConfig>,
 }
@@ -31,6 +32,144 @@ pub struct Config {
 pub struct DirectoryConfig {
     /// A CSV file (extension, name, department) imported at every start.
     pub file: Option<PathBuf>,
+}
+
+/// Provisioning: what the agent serves phones that fetch their configuration from it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisioningConfig {
+    /// The site's own provisioning server (`http://pbx.example.com/prov/`). A phone's request is
+    /// fetched from it first and phone2mqtt's settings are merged into the answer, so nothing
+    /// the site provisions is lost.
+    pub upstream: Option<String>,
+    /// Yealink only: answer the phone's boot file (`<mac>.boot`) with one that includes the
+    /// upstream file and phone2mqtt's own, instead of merging them.
+    pub yealink_boot: bool,
+    /// The credentials a discovered phone is adopted with when the adoption gives none.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Adopt every discovered phone at once with those credentials.
+    pub auto_adopt: bool,
+    /// Programmable keys on every phone: `keys = { 3 = "Garage door" }`.
+    pub keys: std::collections::BTreeMap<String, String>,
+    /// Vendor settings on every phone of a vendor: `[provisioning.settings.yealink]`.
+    pub settings: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, crate::profile::SettingValue>,
+    >,
+    /// The same per group: `[provisioning.group.front]`, `[provisioning.group.front.settings.snom]`.
+    pub group: std::collections::BTreeMap<String, GroupProvisioning>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupProvisioning {
+    pub keys: std::collections::BTreeMap<String, String>,
+    pub settings: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, crate::profile::SettingValue>,
+    >,
+}
+
+/// Settings as the profile layers hold them (all text).
+fn settings_text(
+    settings: &std::collections::BTreeMap<String, crate::profile::SettingValue>,
+) -> std::collections::BTreeMap<String, String> {
+    settings
+        .iter()
+        .map(|(key, value)| (key.clone(), value.to_setting()))
+        .collect()
+}
+
+impl ProvisioningConfig {
+    /// The site layer of every phone's profile.
+    pub fn site_layer(&self) -> crate::profile::Layer {
+        crate::profile::Layer {
+            keys: self.keys.clone(),
+            settings: self
+                .settings
+                .iter()
+                .map(|(vendor, s)| (vendor.to_ascii_lowercase(), settings_text(s)))
+                .collect(),
+            logo: None,
+        }
+    }
+
+    /// A group's layer, if the file declares one.
+    pub fn group_layer(&self, group: &str) -> Option<crate::profile::Layer> {
+        let (_, declared) = self
+            .group
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(group))?;
+        Some(crate::profile::Layer {
+            keys: declared.keys.clone(),
+            settings: declared
+                .settings
+                .iter()
+                .map(|(vendor, s)| (vendor.to_ascii_lowercase(), settings_text(s)))
+                .collect(),
+            logo: None,
+        })
+    }
+
+    fn validate(&self, fail: &dyn Fn(String, String) -> ConfigError) -> Result<(), ConfigError> {
+        if let Some(url) = &self.upstream {
+            if url::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .is_none()
+            {
+                return Err(fail(
+                    "provisioning.upstream".into(),
+                    format!("`{url}` must be an http:// or https:// URL"),
+                ));
+            }
+        }
+        if self.yealink_boot && self.upstream.is_none() {
+            return Err(fail(
+                "provisioning.yealink_boot".into(),
+                "needs provisioning.upstream: the boot file includes the upstream file".into(),
+            ));
+        }
+        check_layer("provisioning", &self.keys, &self.settings, fail)?;
+        for (name, group) in &self.group {
+            check_layer(
+                &format!("provisioning.group.{name}"),
+                &group.keys,
+                &group.settings,
+                fail,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn check_layer(
+    scope: &str,
+    keys: &std::collections::BTreeMap<String, String>,
+    settings: &std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, crate::profile::SettingValue>,
+    >,
+    fail: &dyn Fn(String, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    for (index, label) in keys {
+        crate::profile::check_key(index, label)
+            .map_err(|reason| fail(format!("{scope}.keys.{index}"), reason))?;
+    }
+    for (vendor_id, values) in settings {
+        if vendor::find(vendor_id).is_none() {
+            return Err(fail(
+                format!("{scope}.settings.{vendor_id}"),
+                format!("unknown vendor; known: {}", vendor::names().join(", ")),
+            ));
+        }
+        for (key, value) in values {
+            crate::profile::check_setting(key, &value.to_setting())
+                .map_err(|reason| fail(format!("{scope}.settings.{vendor_id}.{key}"), reason))?;
+        }
+    }
+    Ok(())
 }
 
 /// Home Assistant MQTT discovery (`src/ha.rs`).
@@ -159,6 +298,12 @@ pub struct PhoneConfig {
     /// Publish Home Assistant discovery for this phone (when `[homeassistant] enabled`).
     #[serde(default = "yes")]
     pub homeassistant: bool,
+    /// Programmable keys of this phone: `keys = { 3 = "Garage door" }`.
+    #[serde(default)]
+    pub keys: std::collections::BTreeMap<String, String>,
+    /// Vendor settings of this phone: `settings = { "phone_setting.backlight_time" = 60 }`.
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, crate::profile::SettingValue>,
 }
 
 fn yes() -> bool {
@@ -174,6 +319,18 @@ fn default_password() -> Secret {
 }
 
 impl PhoneConfig {
+    /// The phone layer of its profile, from the file.
+    pub fn layer(&self) -> crate::profile::Layer {
+        crate::profile::Layer {
+            keys: self.keys.clone(),
+            settings: std::collections::BTreeMap::from([(
+                self.vendor.to_ascii_lowercase(),
+                settings_text(&self.settings),
+            )]),
+            logo: None,
+        }
+    }
+
     pub fn id(&self) -> PhoneId {
         PhoneId::parse(&self.mac).expect("validated when the config was loaded")
     }
@@ -333,6 +490,7 @@ impl Config {
                 ));
             }
         }
+        self.provisioning.validate(&fail)?;
         let mut seen = std::collections::HashMap::new();
         for (index, phone) in self.phones.iter().enumerate() {
             let key = |field: &str| format!("phone[{index}].{field}");
@@ -368,6 +526,14 @@ impl Config {
                 if name.contains(['/', '+', '#']) {
                     return Err(fail(key("name"), "must not contain `/`, `+` or `#`".into()));
                 }
+            }
+            for (number, label) in &phone.keys {
+                crate::profile::check_key(number, label)
+                    .map_err(|reason| fail(key(&format!("keys.{number}")), reason))?;
+            }
+            for (name, value) in &phone.settings {
+                crate::profile::check_setting(name, &value.to_setting())
+                    .map_err(|reason| fail(key(&format!("settings.{name}")), reason))?;
             }
         }
         Ok(())

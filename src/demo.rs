@@ -70,6 +70,8 @@ pub fn prepare(config: &mut Config, count: usize) -> std::io::Result<PendingDemo
             dnd_key: (vendor.id == "grandstream").then(|| "MPK1".to_string()),
             groups: vec![group.to_string()],
             homeassistant: true,
+            keys: Default::default(),
+            settings: Default::default(),
         });
         phones.push(options);
     }

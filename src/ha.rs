@@ -797,6 +797,8 @@ mod tests {
             dnd_key: None,
             groups: vec![],
             homeassistant: true,
+            keys: Default::default(),
+            settings: Default::default(),
         }
     }
 

@@ -22,6 +22,7 @@
 //! - [`docs`]: the README and topics.md tables, generated from the vendor tables.
 //! - [`bench`]: `phone2mqtt bench`, the gateway measured against baselines (BENCHMARKS.md).
 //! - [`ha`]: Home Assistant MQTT discovery, one device per phone, from its vendor's table.
+//! - [`profile`]: programmable keys, vendor settings and logos per site, group and phone.
 //! - [`config`]: `phone2mqtt.toml`. [`gateway`]: wires it all together. [`shutdown`]: signals.
 
 pub mod agent;
@@ -37,6 +38,7 @@ pub mod ha;
 pub mod http_front;
 pub mod model;
 pub mod mqtt;
+pub mod profile;
 pub mod shutdown;
 pub mod sim;
 pub mod topics;

@@ -88,6 +88,9 @@ pub struct Event {
     pub line: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// A programmable key's label (`key` events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// `always`, `busy` or `no_answer` on forward events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forward: Option<&'static str>,
@@ -186,6 +189,8 @@ pub enum CommandKind {
     Refresh,
     Provision,
     Logo,
+    Configure,
+    Verify,
 }
 
 /// What a command takes as its value.
@@ -198,10 +203,12 @@ pub enum ArgKind {
     Text,
     Key,
     Url,
+    /// A JSON object of keys and settings (`configure`).
+    Changes,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 17] = [
+    pub const ALL: [CommandKind; 19] = [
         CommandKind::Dial,
         CommandKind::Answer,
         CommandKind::Hangup,
@@ -219,6 +226,8 @@ impl CommandKind {
         CommandKind::Refresh,
         CommandKind::Provision,
         CommandKind::Logo,
+        CommandKind::Configure,
+        CommandKind::Verify,
     ];
 
     pub fn name(self) -> &'static str {
@@ -240,6 +249,8 @@ impl CommandKind {
             CommandKind::Refresh => "refresh",
             CommandKind::Provision => "provision",
             CommandKind::Logo => "logo",
+            CommandKind::Configure => "configure",
+            CommandKind::Verify => "verify",
         }
     }
 
@@ -256,6 +267,7 @@ impl CommandKind {
             CommandKind::Message => ArgKind::Text,
             CommandKind::Key => ArgKind::Key,
             CommandKind::Logo => ArgKind::Url,
+            CommandKind::Configure => ArgKind::Changes,
             _ => ArgKind::None,
         }
     }
@@ -278,7 +290,11 @@ impl CommandKind {
             CommandKind::Reboot => "Reboot the phone",
             CommandKind::Refresh => "Read the phone's state (registration, DND, firmware)",
             CommandKind::Provision => "Make the phone fetch its configuration again",
-            CommandKind::Logo => "Set the screen logo (through provisioning)",
+            CommandKind::Logo => "Set the screen logo or background (through provisioning)",
+            CommandKind::Configure => {
+                "Add programmable keys or vendor settings to its provisioning, and apply them"
+            }
+            CommandKind::Verify => "Check that the phone's configuration points at this agent",
         }
     }
 
@@ -308,6 +324,18 @@ pub enum CommandArg {
     Text(String),
     Keys(Vec<String>),
     Url(String),
+    Changes(Changes),
+}
+
+/// What `configure` changes in a profile layer: a value sets, `None` removes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Changes {
+    pub keys: std::collections::BTreeMap<String, Option<String>>,
+    pub settings: std::collections::BTreeMap<String, Option<String>>,
+    /// For a site or group: which vendor's phones the settings are for.
+    pub vendor: Option<String>,
+    /// Re-provision the phones at once (default), or only store the change.
+    pub apply: bool,
 }
 
 /// `ok` or `error`, on `<base>/<id>/result`.

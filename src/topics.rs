@@ -38,6 +38,12 @@ pub enum Topic<'a> {
     Reminders(&'a str),
     RemindersCancel(&'a str),
     RemindersResult(&'a str),
+    /// What a phone was provisioned with and whether its configuration matches, retained.
+    Provisioning(&'a str),
+    /// The keys and settings pushed for the site and groups, retained.
+    BridgeProvisioning(&'a str),
+    /// A programmable key press: `<phone>/key/<n>`.
+    Key { phone: &'a str, key: &'a str },
 }
 
 /// Reserved first levels for gateway-wide topics; never a phone.
@@ -135,6 +141,21 @@ impl Topics {
         format!("{}/{BRIDGE}/{agent}/reminders/result", self.base)
     }
 
+    /// `<base>/<id>/provisioning`, retained.
+    pub fn provisioning(&self, id: &PhoneId) -> String {
+        format!("{}/{id}/provisioning", self.base)
+    }
+
+    /// `<base>/<id>/key/<n>`: one topic per programmable key, for automations.
+    pub fn key(&self, id: &PhoneId, key: u32) -> String {
+        format!("{}/{id}/key/{key}", self.base)
+    }
+
+    /// `<base>/bridge/<agent>/provisioning`, retained.
+    pub fn bridge_provisioning(&self, agent: &str) -> String {
+        format!("{}/{BRIDGE}/{agent}/provisioning", self.base)
+    }
+
     /// Everything under the base, for the web adapter and watchers.
     pub fn all_filter(&self) -> String {
         format!("{}/#", self.base)
@@ -152,6 +173,7 @@ impl Topics {
             [BRIDGE, agent, "reminders"] => Some(Topic::Reminders(agent)),
             [BRIDGE, agent, "reminders", "cancel"] => Some(Topic::RemindersCancel(agent)),
             [BRIDGE, agent, "reminders", "result"] => Some(Topic::RemindersResult(agent)),
+            [BRIDGE, agent, "provisioning"] => Some(Topic::BridgeProvisioning(agent)),
             [BRIDGE, ..] => None,
             [GROUP, group, "cmd", command] => Some(Topic::GroupCommand { group, command }),
             [GROUP, group, "result"] => Some(Topic::GroupResult(group)),
@@ -166,6 +188,8 @@ impl Topics {
             [phone, "event"] => Some(Topic::Event(phone)),
             [phone, "result"] => Some(Topic::Result(phone)),
             [phone, "cmd", command] => Some(Topic::Command { phone, command }),
+            [phone, "provisioning"] => Some(Topic::Provisioning(phone)),
+            [phone, "key", key] => Some(Topic::Key { phone, key }),
             _ => None,
         }
     }
@@ -182,6 +206,8 @@ impl Topics {
                     | Topic::BridgeState(_)
                     | Topic::Directory
                     | Topic::Reminders(_)
+                    | Topic::Provisioning(_)
+                    | Topic::BridgeProvisioning(_)
             )
         )
     }

@@ -15,7 +15,8 @@ use tracing::{debug, info, warn};
 use crate::agent::Shared;
 use crate::command::CommandError;
 use crate::config::PhoneConfig;
-use crate::model::{Command, CommandResult, PhoneId};
+use crate::agent::registry::Phone;
+use crate::model::{Command, CommandKind, CommandResult, PhoneId};
 use crate::vendor::{HttpAuth, Method, PhoneReply, PhoneRequest, ReplyOutcome, Target, VendorSpec};
 
 /// Commands waiting for one phone, at most.
@@ -215,6 +216,7 @@ async fn execute(
         .ok_or_else(|| CommandError::UnknownPhone(id.to_string()))?;
     let config = phone
         .config
+        .clone()
         .ok_or_else(|| CommandError::NotConfigured(id.to_string()))?;
     let vendor = phone.vendor;
     if !vendor.supports(command.kind) {
@@ -223,7 +225,31 @@ async fn execute(
             command: command.kind.name(),
         });
     }
-    let target = Target {
+    match command.kind {
+        CommandKind::Configure | CommandKind::Logo | CommandKind::Verify => {
+            crate::agent::reprovision::run(shared, id, &phone, &config, command).await
+        }
+        _ => send_command(shared, &phone, &config, command).await,
+    }
+}
+
+/// Builds a command's request as the phone's vendor says, sends it and reads the reply.
+pub async fn send_command(
+    shared: &Shared,
+    phone: &Phone,
+    config: &PhoneConfig,
+    command: &Command,
+) -> Result<ReplyOutcome, CommandError> {
+    let vendor = phone.vendor;
+    let target = target(shared, phone, config);
+    let request = (vendor.build)(command, &target)?;
+    let reply = send_request(shared, vendor, config, &request).await?;
+    (vendor.read_reply)(command, &reply)
+}
+
+/// What a vendor's request builder needs to know about the phone.
+pub fn target(shared: &Shared, phone: &Phone, config: &PhoneConfig) -> Target {
+    Target {
         line: config.line.clone(),
         call_id: phone.state.call_id.clone(),
         agent_url: Some(shared.public_url.clone()),
@@ -231,17 +257,25 @@ async fn execute(
         legacy_api: config.legacy_api,
         dnd: phone.state.dnd,
         dnd_key: config.dnd_key.clone(),
-    };
-    let request = (vendor.build)(command, &target)?;
+    }
+}
+
+/// Sends one request with the command timeout; a 4xx/5xx becomes the vendor's error.
+pub async fn send_request(
+    shared: &Shared,
+    vendor: &'static VendorSpec,
+    config: &PhoneConfig,
+    request: &PhoneRequest,
+) -> Result<PhoneReply, CommandError> {
     let timeout = shared.command_timeout;
     let reply = tokio::time::timeout(
         timeout,
-        send(&shared.http, vendor.http_auth, &config, &request),
+        send(&shared.http, vendor.http_auth, config, request),
     )
     .await
     .map_err(|_| CommandError::Timeout(timeout.as_secs_f64()))??;
     check_status(vendor, &reply)?;
-    (vendor.read_reply)(command, &reply)
+    Ok(reply)
 }
 
 /// Sends the request exactly as built, with the phone's credentials, following no redirect.

@@ -6,6 +6,11 @@ use std::path::Path;
 
 /// Replaces `path` with `text`; the error names the file.
 pub fn write(path: &Path, text: &str) -> Result<(), String> {
+    write_bytes(path, text.as_bytes())
+}
+
+/// Replaces `path` with `bytes`; the error names the file.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
     }
@@ -20,7 +25,7 @@ pub fn write(path: &Path, text: &str) -> Result<(), String> {
     let mut file = options
         .open(&temporary)
         .map_err(|err| format!("{}: {err}", temporary.display()))?;
-    file.write_all(text.as_bytes())
+    file.write_all(bytes)
         .map_err(|err| format!("{}: {err}", temporary.display()))?;
     std::fs::rename(&temporary, path).map_err(|err| format!("{}: {err}", path.display()))
 }

@@ -10,6 +10,7 @@ use tracing::{debug, info, warn};
 use crate::agent::commands::Job;
 use crate::agent::directory;
 use crate::agent::reminders::Reminder;
+use crate::agent::profiles::Scope;
 use crate::agent::Shared;
 use crate::command::{self, CommandError};
 use crate::model::{Command, CommandArg, CommandKind, CommandResult, PhoneId, Status};
@@ -150,6 +151,14 @@ async fn group_command(shared: &Arc<Shared>, group: &str, name: &str, message: &
             .await;
         return;
     }
+    if let CommandArg::Changes(changes) = &command.arg {
+        let result = configure_group(shared, group, &members, changes, transaction).await;
+        shared
+            .mqtt
+            .publish_json(shared.topics.group_result(group), &result, false)
+            .await;
+        return;
+    }
     info!(
         group,
         command = name,
@@ -166,6 +175,49 @@ async fn group_command(shared: &Arc<Shared>, group: &str, name: &str, message: &
         )
         .await;
     }
+}
+
+/// `configure` for a group (or the whole site, as group `all`): kept at that scope, so phones
+/// that join later get it too, then every member is re-provisioned (each answers `provision`
+/// on its own result topic).
+async fn configure_group(
+    shared: &Arc<Shared>,
+    group: &str,
+    members: &[PhoneId],
+    changes: &crate::model::Changes,
+    transaction: Option<String>,
+) -> CommandResult {
+    let reply_to = format!("group/{group}");
+    let scope = if group.eq_ignore_ascii_case("all") {
+        Scope::Site
+    } else {
+        Scope::Group(group.to_string())
+    };
+    if let Err(err) = shared.profiles.change(&scope, changes, None) {
+        return CommandResult::error(
+            &reply_to,
+            "configure",
+            transaction,
+            CommandError::BadArgument(err),
+        );
+    }
+    info!(group, phones = members.len(), "Group profile changed.");
+    shared.publish_pushed_provisioning().await;
+    for id in members {
+        crate::agent::provisioning::profile_changed(shared, id).await;
+        if changes.apply {
+            let provision = Command {
+                kind: CommandKind::Provision,
+                arg: CommandArg::None,
+                line: None,
+                at: None,
+            };
+            submit(shared, id, id.as_str(), provision, transaction.clone()).await;
+        }
+    }
+    let mut result = CommandResult::ok(&reply_to, "configure", transaction);
+    result.data = Some(serde_json::json!({"phones": members.len(), "applied": changes.apply}));
+    result
 }
 
 /// Keeps a `message` with `at`/`in` for later; the result says when it will be shown.
@@ -355,7 +407,7 @@ pub const ADOPT: &str = "adopt";
 /// payload `{"address", "username", "password", "name", "line", "groups", "vendor"}`; what is
 /// left out comes from what the phone told (its IP, its vendor) and the `[[phone]]` defaults.
 /// The entry is kept in the data directory, so the phone stays adopted across restarts.
-async fn adopt(shared: &Arc<Shared>, phone: &str, payload: &[u8]) -> CommandResult {
+pub async fn adopt(shared: &Shared, phone: &str, payload: &[u8]) -> CommandResult {
     let text = String::from_utf8_lossy(payload);
     let fields = match serde_json::from_str::<serde_json::Value>(text.trim()) {
         Ok(serde_json::Value::Object(fields)) => fields,
@@ -419,8 +471,16 @@ async fn adopt(shared: &Arc<Shared>, phone: &str, payload: &[u8]) -> CommandResu
         mac,
         vendor,
         address,
-        username: get("username").unwrap_or_else(|| "admin".into()),
-        password: get("password").unwrap_or_else(|| "admin".into()),
+        // The site's defaults (`[provisioning] username/password`), else the phones' factory ones.
+        username: get("username")
+            .or_else(|| shared.provisioning.username.clone())
+            .unwrap_or_else(|| "admin".into()),
+        password: get("password")
+            .or_else(|| {
+                let password = shared.provisioning.password.as_ref();
+                password.map(|p| p.expose().to_string())
+            })
+            .unwrap_or_else(|| "admin".into()),
         name: get("name").or_else(|| known.as_ref().and_then(|p| p.info.name.clone())),
         line: get("line"),
         groups,

@@ -10,9 +10,13 @@ pub mod commands;
 pub mod datafile;
 pub mod directory;
 pub mod dispatch;
+pub mod logo;
+pub mod profiles;
+pub mod provisioning;
 pub mod receiver;
 pub mod registry;
 pub mod reminders;
+pub mod reprovision;
 pub mod state;
 pub mod store;
 
@@ -54,6 +58,12 @@ pub struct Shared {
     /// Adopted and discovered phones, kept across restarts.
     pub store: store::PhoneStore,
     pub data_dir: PathBuf,
+    /// `[provisioning]`: upstream server, adoption defaults.
+    pub provisioning: crate::config::ProvisioningConfig,
+    /// Keys, settings and logos per site, group and phone.
+    pub profiles: profiles::Profiles,
+    /// What each phone was served.
+    pub served: provisioning::Served,
     /// Home Assistant discovery (`src/ha.rs`).
     pub homeassistant: crate::ha::Discovery,
     pub shutdown: CancellationToken,
@@ -81,6 +91,7 @@ pub struct AgentOptions {
 const DIRECTORY_FILE: &str = "directory.csv";
 const REMINDERS_FILE: &str = "reminders.json";
 const PHONES_FILE: &str = "phones.toml";
+const PROFILES_FILE: &str = "provisioning.toml";
 
 impl Agent {
     pub fn start(
@@ -102,6 +113,8 @@ impl Agent {
                 phones.push(config);
             }
         }
+        let profiles = profiles::Profiles::load(data_dir.join(PROFILES_FILE), &config.provisioning)
+            .map_err(|err| anyhow::anyhow!("agent.data_dir: pushed provisioning: {err}"))?;
         let reminders = Reminders::load(data_dir.join(REMINDERS_FILE))
             .map_err(|err| anyhow::anyhow!("agent.data_dir: reminders: {err}"))?;
         // The directory: the configured file wins at start; otherwise the last import.
@@ -166,6 +179,9 @@ impl Agent {
             reminders,
             store: phone_store,
             data_dir,
+            provisioning: config.provisioning.clone(),
+            profiles,
+            served: provisioning::Served::default(),
             homeassistant,
             shutdown: lifecycle.work.clone(),
             tracker: lifecycle.work_tracker.clone(),
@@ -257,6 +273,22 @@ impl Shared {
             .await;
     }
 
+    /// The keys, settings and logos pushed for the site and groups (secrets as `***`), retained.
+    pub async fn publish_pushed_provisioning(&self) {
+        let pushed = self.profiles.pushed();
+        let shown = serde_json::json!({
+            "site": crate::profile::redacted(&pushed.site),
+            "group": pushed
+                .group
+                .iter()
+                .map(|(name, layer)| (name.clone(), crate::profile::redacted(layer)))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        });
+        self.mqtt
+            .publish_json(self.topics.bridge_provisioning(&self.name), &shown, true)
+            .await;
+    }
+
     /// Keeps a newly discovered phone and tells the world: a `phone_discovered` event on the
     /// bridge (its `info` is published with the update).
     pub async fn record_discovery(&self, info: &crate::model::PhoneInfo) {
@@ -284,6 +316,11 @@ impl Shared {
         self.mqtt
             .publish_json(self.topics.bridge_event(&self.name), &event, false)
             .await;
+        if self.provisioning.auto_adopt {
+            // `[provisioning] auto_adopt`: the site's credentials, the address the phone reported.
+            let result = dispatch::adopt(self, info.id.as_str(), b"").await;
+            self.publish_result(info.id.as_str(), &result).await;
+        }
     }
 
     /// The directory with its matches, retained.
@@ -318,6 +355,7 @@ async fn republish_on_connect(shared: Arc<Shared>) {
             .await;
         shared.publish_directory().await;
         shared.publish_reminders().await;
+        shared.publish_pushed_provisioning().await;
         let phones = shared.registry.all();
         info!(
             phones = phones.len(),
@@ -338,6 +376,10 @@ async fn republish_on_connect(shared: Arc<Shared>) {
                     .mqtt
                     .publish(shared.topics.availability(&phone.info.id), payload, true)
                     .await;
+            }
+            let provisioning = shared.served.status(&phone.info.id);
+            if provisioning.served_at.is_some() || provisioning.verified_at.is_some() {
+                provisioning::publish_status(&shared, &provisioning).await;
             }
         }
         crate::ha::publish_all(&shared).await;

@@ -26,6 +26,7 @@ use crate::vendor::{self, Callback, ParseError};
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/action/{*rest}", get(action_url))
+        .route("/logos/{file}", get(logo_file))
         .route("/{file}", get(provisioning_file))
         .with_state(shared)
 }
@@ -78,6 +79,9 @@ async fn action_url(
             format!("unknown vendor `{}`", target.vendor),
         );
     };
+    if target.event == "key" {
+        return key_press(&shared, vendor, parse_vars(target.vars), &peer).await;
+    }
     let callback = Callback {
         event: target.event.to_string(),
         vars: parse_vars(target.vars),
@@ -107,6 +111,7 @@ async fn action_url(
         call_id: parsed.call_id.clone(),
         line: parsed.line.clone(),
         key: None,
+        label: None,
         forward: parsed.forward,
         vars: callback.vars,
     };
@@ -232,48 +237,83 @@ async fn provisioning_file(
         .get(header::USER_AGENT)
         .and_then(|ua| ua.to_str().ok())
         .map(str::to_string);
-    let configured = |id: &crate::model::PhoneId| {
-        shared
-            .registry
-            .get(id)
-            .filter(|p| p.config.is_some())
-            .map(|p| p.vendor)
-    };
-    let Some((vendor, mac)) = vendor::provision_lookup(file, user_agent.as_deref(), configured)
-    else {
-        return reply(StatusCode::NOT_FOUND, "not found");
-    };
-    info!(peer = %peer_ip(&peer), vendor = vendor.id, file, mac = ?mac.as_ref().map(|m| m.to_string()), "Provisioning file served.");
-    // A phone asking for its file is discovered, with what its User-Agent tells.
-    if let Some(id) = &mac {
-        let identity = user_agent
-            .as_deref()
-            .and_then(vendor.recognise)
-            .unwrap_or_default();
-        let ip = peer
-            .as_ref()
-            .map(|Extension(ConnectInfo(addr))| addr.ip().to_string());
-        if let Some(info) = shared.registry.insert_discovered(
-            id.clone(),
-            vendor,
-            identity.model,
-            identity.firmware,
-            ip,
-        ) {
-            info!(phone = %id, vendor = vendor.id, "Discovered a phone by its provisioning request.");
-            let update = crate::agent::registry::Update {
-                id: id.clone(),
-                discovered: true,
-                info: Some(info.clone()),
-                state: None,
-                online: None,
-            };
-            shared.publish_update(update).await;
-            shared.record_discovery(&info).await;
-        }
+    let ip = peer
+        .as_ref()
+        .map(|Extension(ConnectInfo(addr))| addr.ip().to_string());
+    match crate::agent::provisioning::serve(&shared, file, user_agent.as_deref(), ip).await {
+        Some(response) => response,
+        None => reply(StatusCode::NOT_FOUND, "not found"),
     }
-    let body = (vendor.provision)(&shared.provision);
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// A logo the agent converted, for the phones' provisioning to download.
+async fn logo_file(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Response {
+    if !crate::agent::logo::is_logo_file(&file) {
+        return reply(StatusCode::NOT_FOUND, "not found");
+    }
+    match tokio::fs::read(crate::agent::logo::dir(&shared.data_dir).join(&file)).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "image/png")], bytes).into_response(),
+        Err(_) => reply(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// A programmable key: `/action/<token>/<vendor>/key?mac=<mac>&key=<n>`, the MAC written in by
+/// provisioning. Published as a `key` event and on the key's own topic.
+async fn key_press(
+    shared: &Arc<Shared>,
+    vendor: &'static crate::vendor::VendorSpec,
+    vars: BTreeMap<String, String>,
+    peer: &str,
+) -> Response {
+    let Some(phone) = vars.get("mac").and_then(|m| crate::model::PhoneId::parse(m)) else {
+        return reply(StatusCode::BAD_REQUEST, "a key press needs `mac`");
+    };
+    let Some(number) = vars
+        .get("key")
+        .and_then(|k| k.parse::<u32>().ok())
+        .filter(|k| (1..=crate::profile::MAX_KEY).contains(k))
+    else {
+        return reply(StatusCode::BAD_REQUEST, "a key press needs `key`, a key number");
+    };
+    let known = shared.registry.get(&phone);
+    let config = known.as_ref().and_then(|p| p.config.as_ref());
+    let label = shared
+        .profiles
+        .profile(vendor.id, &phone, config)
+        .key(number)
+        .map(|key| key.label.clone());
+    let event = Event {
+        event: "key",
+        phone: phone.clone(),
+        ts: now_rfc3339(),
+        remote: None,
+        remote_name: None,
+        local: None,
+        call_id: None,
+        line: None,
+        key: Some(number.to_string()),
+        label,
+        forward: None,
+        vars,
+    };
+    info!(%phone, key = number, %peer, "Programmable key pressed.");
+    shared.publish_event(&event).await;
+    shared
+        .mqtt
+        .publish_json(shared.topics.key(&phone, number), &event, false)
+        .await;
+    // A key press proves the phone is up.
+    if let Some(update) = shared
+        .registry
+        .apply_command_outcome(&phone, true, None, false)
+        .filter(|u| u.online.is_some())
+    {
+        shared.publish_update(update).await;
+    }
+    reply(StatusCode::OK, "OK")
 }
 
 #[cfg(test)]

@@ -116,6 +116,7 @@ mod tests {
             call_id: Some("1".into()),
             line: Some("1001".into()),
             key: None,
+            label: None,
             forward: None,
             vars: Default::default(),
         }

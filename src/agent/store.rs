@@ -63,6 +63,8 @@ impl StoredPhone {
             dnd_key: None,
             groups: self.groups.clone(),
             homeassistant: true,
+            keys: Default::default(),
+            settings: Default::default(),
         }
     }
 }

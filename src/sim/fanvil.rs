@@ -13,6 +13,7 @@
 //!   guesses them.
 
 use crate::model::PhoneId;
+use crate::sim::settings;
 use crate::sim::{
     check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
     Reply, Request, Snapshot,
@@ -34,6 +35,15 @@ pub static PERSONALITY: Personality = Personality {
     mac_value: |mac| mac.as_str().to_string(),
     // (unverified) How Fanvil fills `$remote` is undocumented; a SIP URI, as Yealink does.
     remote_value: |user, host| format!("sip:{user}@{host}"),
+    // `<sysConf><cti><DNDOnUrl>` as `cti.DNDOnUrl`, the dotted names Fanvil's tools use.
+    read_settings: |text, settings| {
+        for leaf in settings::xml_leaves(text) {
+            settings.insert(leaf.path.join("."), leaf.text);
+        }
+    },
+    key_url: |_, _| None,
+    logo_url: |_| None,
+    boot_file: None,
 };
 
 /// `Fanvil X4 2.10.2.6887 0c383e07e16c` (vendors.md §2.4).

@@ -13,6 +13,7 @@
 //!   provisioning cannot set it (its P-values are unknown).
 
 use crate::model::{CallState, PhoneId};
+use crate::sim::settings;
 use crate::sim::{
     decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned, Reply, Request,
     Snapshot,
@@ -31,7 +32,30 @@ pub static PERSONALITY: Personality = Personality {
     reply,
     mac_value: |mac| mac.to_string(),
     remote_value: |user, _host| user.to_string(),
+    read_settings,
+    key_url: |_, _| None,
+    // P2916 = 1: the wallpaper is downloaded from P2917.
+    logo_url: |settings| {
+        (settings.get("P2916").map(String::as_str) == Some("1"))
+            .then(|| settings.get("P2917").cloned())
+            .flatten()
+    },
+    boot_file: None,
 };
+
+/// P-values by name; v2 `<item name="...">` by its alias.
+fn read_settings(text: &str, settings: &mut settings::Settings) {
+    for leaf in settings::xml_leaves(text) {
+        let Some(name) = leaf.path.last() else {
+            continue;
+        };
+        let key = match (name.as_str(), leaf.attrs.get("name")) {
+            ("item", Some(alias)) => alias.clone(),
+            _ => name.clone(),
+        };
+        settings.insert(key, leaf.text);
+    }
+}
 
 /// The key this simulated phone has programmed as DND (derived: a real phone's MPKs are
 /// whatever its owner programmed).
@@ -210,7 +234,7 @@ fn unknown() -> Reply {
 /// as `password`. A refusal is HTTP 200 with an error body (derived, see the module comment).
 fn check_access(ctx: &AccessCtx<'_>) -> Result<(), Reply> {
     let (path, query) = split_target(ctx.request);
-    if !path.starts_with("/cgi-bin/api-") {
+    if !path.starts_with("/cgi-bin/api-") && path != "/cgi-bin/api.values.get" {
         return Ok(());
     }
     let matches = |name: &str| param(query, name).as_deref() == Some(ctx.password);
@@ -223,6 +247,9 @@ fn check_access(ctx: &AccessCtx<'_>) -> Result<(), Reply> {
 
 fn parse_request(request: &Request) -> Result<Vec<Action>, Reply> {
     let (path, query) = split_target(request);
+    if path == "/cgi-bin/api.values.get" {
+        return Ok(vec![Action::Status]);
+    }
     let Some(function) = path.strip_prefix("/cgi-bin/api-") else {
         return Err(Reply::new(404, "Not Found"));
     };
@@ -314,6 +341,19 @@ fn line_state(call_state: CallState) -> &'static str {
 
 fn reply(request: &Request, actions: &[Action], snapshot: &Snapshot) -> Reply {
     let (path, query) = split_target(request);
+    if path == "/cgi-bin/api.values.get" {
+        // The values asked for, colon-separated; unknown ones come back empty.
+        let names = param(query, "request").unwrap_or_default();
+        let body: serde_json::Map<String, serde_json::Value> = names
+            .split(':')
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                let value = snapshot.settings.get(n).cloned().unwrap_or_default();
+                (n.to_string(), serde_json::Value::String(value))
+            })
+            .collect();
+        return json_reply("success", serde_json::Value::Object(body));
+    }
     let function = path.strip_prefix("/cgi-bin/api-").unwrap_or_default();
     let state = snapshot.call_state;
     match function {

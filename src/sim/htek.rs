@@ -11,6 +11,7 @@
 //!   (unverified): Htek's names were not found, vendors.md guesses Yealink's.
 
 use crate::model::PhoneId;
+use crate::sim::settings;
 use crate::sim::{
     check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
     Reply, Request, Snapshot,
@@ -32,6 +33,16 @@ pub static PERSONALITY: Personality = Personality {
     // (unverified) The `$remote` format is undocumented; a SIP URI, as the guide describes it
     // ("the SIP URI of the remote identity").
     remote_value: |user, host| format!("sip:{user}@{host}"),
+    read_settings: |text, settings| {
+        for leaf in settings::xml_leaves(text) {
+            if let Some(name) = leaf.path.last() {
+                settings.insert(name.clone(), leaf.text);
+            }
+        }
+    },
+    key_url: |_, _| None,
+    logo_url: |_| None,
+    boot_file: None,
 };
 
 /// `Htek UC903 2.0.4.2 00:1f:c1:1c:22:a9` (vendors.md §5).

@@ -12,6 +12,7 @@
 
 pub mod fanvil;
 pub mod fleet;
+pub mod settings;
 pub mod grandstream;
 pub mod htek;
 pub mod snom;
@@ -58,6 +59,14 @@ pub struct Personality {
     /// How `$mac` and `$remote` look when this vendor fills them in.
     pub mac_value: fn(&PhoneId) -> String,
     pub remote_value: fn(&str, &str) -> String,
+    /// Reads every setting of a provisioning file (accounts, keys, logo, pushed settings).
+    pub read_settings: fn(&str, &mut settings::Settings),
+    /// The URL programmable key `n` (1-based, as printed) requests, if it is programmed so.
+    pub key_url: fn(&settings::Settings, u32) -> Option<String>,
+    /// The logo or background image provisioning set.
+    pub logo_url: fn(&settings::Settings) -> Option<String>,
+    /// A boot file asked for before anything else; its includes are the files to read.
+    pub boot_file: Option<fn(&PhoneId) -> String>,
 }
 
 /// Every vendor personality the simulator has.
@@ -95,6 +104,19 @@ pub struct Provisioned {
     pub prompt: Option<bool>,
     /// Whether any file was read.
     pub loaded: bool,
+    /// Every setting read, later files overriding earlier ones.
+    pub settings: settings::Settings,
+    /// The logo provisioning pointed at, as downloaded.
+    pub logo: Option<LogoSeen>,
+}
+
+/// An image the phone downloaded as its logo or background.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogoSeen {
+    pub url: String,
+    pub bytes: usize,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// An Action URI request as the phone received it.
@@ -187,6 +209,11 @@ pub struct Snapshot {
     pub last_message: Option<String>,
     pub keys: Vec<String>,
     pub provisioned: bool,
+    /// Every provisioned setting, as the phone read it.
+    pub settings: settings::Settings,
+    pub logo: Option<LogoSeen>,
+    /// Which files the last provisioning read, in order.
+    pub provisioning_files: Vec<String>,
     pub prompt_pending: bool,
     pub boots: u32,
     /// Every Action URI request line received, `METHOD target`.
@@ -255,6 +282,7 @@ struct PhoneState {
     boots: u32,
     requests: Vec<String>,
     fired: Vec<(String, u16)>,
+    provisioned_files: Vec<String>,
 }
 
 /// A running simulated phone.
@@ -317,6 +345,7 @@ impl SimPhone {
                     boots: 0,
                     requests: Vec::new(),
                     fired: Vec::new(),
+                    provisioned_files: Vec::new(),
                 }),
                 options,
                 addr,
@@ -406,33 +435,115 @@ impl SimPhone {
         let personality = self.inner.options.personality;
         let identity = self.lock().identity.clone();
         let user_agent = (personality.user_agent)(&identity);
+        let agent = self.inner.options.agent_url.clone();
+        let absolute = |file: &str| {
+            if file.starts_with("http://") || file.starts_with("https://") {
+                file.to_string()
+            } else {
+                format!("{agent}/{}", file.trim_start_matches('/'))
+            }
+        };
+        // A boot file, where the vendor has one, lists the files to read; without it the
+        // phone asks for its usual files.
+        let mut files = Vec::new();
+        if let Some(boot_file) = personality.boot_file {
+            if let Some(text) = self.get_text(&absolute(&boot_file(&identity.mac)), &user_agent).await {
+                files = settings::boot_includes(&text).iter().map(|f| absolute(f)).collect();
+            }
+        }
+        if files.is_empty() {
+            files = (personality.provisioning_files)(&identity.mac)
+                .iter()
+                .map(|f| absolute(f))
+                .collect();
+        }
         let mut provisioned = Provisioned::default();
-        for file in (personality.provisioning_files)(&identity.mac) {
-            let url = format!("{}/{file}", self.inner.options.agent_url);
-            match self
-                .inner
-                .http
-                .get(&url)
-                .header(header::USER_AGENT, &user_agent)
-                .send()
-                .await
-            {
-                Ok(response) if response.status().is_success() => {
-                    if let Ok(text) = response.text().await {
-                        (personality.read_provisioning)(&text, &mut provisioned);
-                        provisioned.loaded = true;
-                    }
-                }
-                Ok(response) => {
-                    debug!(%url, status = %response.status(), "Provisioning file not served.")
-                }
-                Err(err) => warn!(%url, cause = %err, "Provisioning server unreachable."),
+        let mut read = Vec::new();
+        for url in files {
+            if let Some(text) = self.get_text(&url, &user_agent).await {
+                (personality.read_provisioning)(&text, &mut provisioned);
+                (personality.read_settings)(&text, &mut provisioned.settings);
+                provisioned.loaded = true;
+                read.push(url);
             }
         }
         if !provisioned.loaded {
             warn!(mac = %identity.mac, agent = %self.inner.options.agent_url, "No provisioning found; this phone will send no events.");
         }
-        self.lock().provisioned = provisioned;
+        if let Some(url) = (personality.logo_url)(&provisioned.settings) {
+            provisioned.logo = self.download_logo(&url, &user_agent).await;
+        }
+        let mut state = self.lock();
+        state.provisioned = provisioned;
+        state.provisioned_files = read;
+    }
+
+    /// A provisioning file's text; `None` when it is not served (or the server is down).
+    async fn get_text(&self, url: &str, user_agent: &str) -> Option<String> {
+        match self
+            .inner
+            .http
+            .get(url)
+            .header(header::USER_AGENT, user_agent)
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => response.text().await.ok(),
+            Ok(response) => {
+                debug!(%url, status = %response.status(), "Provisioning file not served.");
+                None
+            }
+            Err(err) => {
+                warn!(%url, cause = %err, "Provisioning server unreachable.");
+                None
+            }
+        }
+    }
+
+    /// Downloads the logo like the phone would, and reads its size.
+    async fn download_logo(&self, url: &str, user_agent: &str) -> Option<LogoSeen> {
+        let response = self
+            .inner
+            .http
+            .get(url)
+            .header(header::USER_AGENT, user_agent)
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())?;
+        let bytes = response.bytes().await.ok()?;
+        let image = match image::load_from_memory(&bytes) {
+            Ok(image) => image,
+            Err(err) => {
+                warn!(%url, cause = %err, "The logo is not an image this phone can show.");
+                return None;
+            }
+        };
+        Some(LogoSeen {
+            url: url.to_string(),
+            bytes: bytes.len(),
+            width: image.width(),
+            height: image.height(),
+        })
+    }
+
+    /// Someone presses programmable key `n`: the phone requests the URL it is programmed with.
+    pub fn press_key(&self, n: u32) -> Result<(), String> {
+        let personality = self.inner.options.personality;
+        let url = {
+            let state = self.lock();
+            (personality.key_url)(&state.provisioned.settings, n)
+        };
+        let Some(url) = url else {
+            return Err(format!("key {n} is not programmed to call a URL"));
+        };
+        let user_agent = (personality.user_agent)(&self.lock().identity);
+        let phone = self.clone();
+        tokio::spawn(async move {
+            let status = send_raw_get(&url, &user_agent).await.unwrap_or(0);
+            phone.lock().fired.push((format!("key {n}"), status));
+        });
+        Ok(())
     }
 
     /// Queues the Action URL for a normalised event, if provisioning set one.
@@ -760,6 +871,9 @@ fn snapshot_of(options: &SimOptions, state: &PhoneState) -> Snapshot {
         last_message: state.last_message.clone(),
         keys: state.keys.clone(),
         provisioned: state.provisioned.loaded,
+        settings: state.provisioned.settings.clone(),
+        logo: state.provisioned.logo.clone(),
+        provisioning_files: state.provisioned_files.clone(),
         prompt_pending: state.prompt_pending,
         boots: state.boots,
         requests: state.requests.clone(),
@@ -938,6 +1052,14 @@ fn router(phone: SimPhone) -> Router {
         .route(
             "/sim/remote_hangup",
             post(|State(phone): State<SimPhone>| async move { answer(phone.remote_hangup()) }),
+        )
+        .route(
+            "/sim/key/{n}",
+            post(
+                |State(phone): State<SimPhone>, axum::extract::Path(n): axum::extract::Path<u32>| async move {
+                    answer(phone.press_key(n))
+                },
+            ),
         )
         .route(
             "/sim/confirm",

@@ -10,6 +10,7 @@
 use axum::http::Method;
 
 use crate::model::PhoneId;
+use crate::sim::settings;
 use crate::sim::{
     check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
     Reply, Request, Snapshot,
@@ -31,7 +32,34 @@ pub static PERSONALITY: Personality = Personality {
     // `$mac` is the MAC upper-case without separators, as in the User-Agent.
     mac_value: |mac| mac.as_str().to_ascii_uppercase(),
     remote_value: |user, host| format!("sip:{user}@{host}"),
+    read_settings,
+    key_url,
+    logo_url: |settings| settings.get("custom_bg_image_url").cloned(),
+    boot_file: None,
 };
+
+/// `<phone-settings>` leaves by name (an `idx` attribute appended: `user_name1`), and
+/// `<functionKeys><fkey idx="N" label="...">` as `fkeyN` and `fkey_labelN`.
+fn read_settings(text: &str, settings: &mut settings::Settings) {
+    for leaf in settings::xml_leaves(text) {
+        let Some(name) = leaf.path.last() else {
+            continue;
+        };
+        let idx = leaf.attrs.get("idx").cloned().unwrap_or_default();
+        if name == "fkey" {
+            if let Some(label) = leaf.attrs.get("label") {
+                settings.insert(format!("fkey_label{idx}"), label.clone());
+            }
+        }
+        settings.insert(format!("{name}{idx}"), leaf.text);
+    }
+}
+
+/// Function keys are numbered from 0 on the phone; a key of type `url` requests its URL.
+fn key_url(settings: &settings::Settings, n: u32) -> Option<String> {
+    let value = settings.get(&format!("fkey{}", n.checked_sub(1)?))?;
+    value.strip_prefix("url ").map(|url| url.trim().to_string())
+}
 
 /// The Action URL settings of vendors.md §4.1, irregular names (no `_url`) as they are.
 const SETTINGS: &[&str] = &[

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use crate::model::PhoneId;
+use crate::sim::settings;
 use crate::sim::{
     check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
     Reply, Request, Snapshot,
@@ -23,7 +24,18 @@ pub static PERSONALITY: Personality = Personality {
     reply,
     mac_value: |mac| mac.colon_mac(),
     remote_value: |user, host| format!("sip:{user}@{host}"),
+    read_settings: settings::read_key_value,
+    key_url,
+    logo_url: |settings| settings.get("wallpaper_upload.url").cloned(),
+    boot_file: Some(|mac| format!("{mac}.boot")),
 };
+
+/// A line key of type 17 (URL) requests its value.
+fn key_url(settings: &settings::Settings, n: u32) -> Option<String> {
+    (settings.get(&format!("linekey.{n}.type"))? == "17")
+        .then(|| settings.get(&format!("linekey.{n}.value")).cloned())
+        .flatten()
+}
 
 fn user_agent(identity: &Identity) -> String {
     format!(

@@ -21,7 +21,7 @@ use crate::model::{Command, CommandArg, CommandKind, PhoneId};
 use crate::vendor::{
     encode_query_value, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
     HttpAuth, Identity, PhoneReply, PhoneRequest, ProvisionCtx, ReplyOutcome, Target, VarNames,
-    VendorSpec,
+    VendorSpec, Programming, FileFormat, Setting,
 };
 
 pub static SPEC: VendorSpec = VendorSpec {
@@ -69,7 +69,38 @@ pub static SPEC: VendorSpec = VendorSpec {
     read_reply,
     provision,
     provision_file,
+    programming: Programming {
+        format: FileFormat::Xml,
+        key: None,
+        key_doc: "none: no DSS key type that calls a URL is documented",
+        logo: None,
+        logo_size: |_| (480, 272),
+        logo_doc: "none documented",
+        write: write_settings,
+    },
+    read_config: None,
 };
+
+/// `section.Tag = value` as `<sysConf><section><Tag>value</Tag></section></sysConf>`, as the
+/// dotted names Fanvil's own tools use; a name without a dot goes under `<sysConf>`.
+fn write_settings(settings: &[Setting]) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<sysConf>\n");
+    for setting in settings {
+        let value = xml_escape(&setting.value);
+        let parts: Vec<&str> = setting.key.split('.').filter(|p| !p.is_empty()).collect();
+        let (leaf, sections) = parts.split_last().expect("checked: a setting has a name");
+        for section in sections {
+            out.push_str(&format!("<{section}>"));
+        }
+        out.push_str(&format!("<{leaf}>{value}</{leaf}>"));
+        for section in sections.iter().rev() {
+            out.push_str(&format!("</{section}>"));
+        }
+        out.push('\n');
+    }
+    out.push_str("</sysConf>\n");
+    out
+}
 
 /// Variables Fanvil documents beyond Yealink's set, appended to the URLs of call events.
 const EXTRA_CALL_VARS: &[&str] = &["duration", "callDirection"];

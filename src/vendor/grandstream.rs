@@ -12,7 +12,7 @@ use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, PhoneId};
 use crate::vendor::{
     encode_query_value, xml_escape, AuthHints, Carries, EventSpec, HttpAuth, Identity, PhoneReply,
-    PhoneRequest, ProvisionCtx, Refreshed, ReplyOutcome, Target, VarNames, VendorSpec,
+    PhoneRequest, ProvisionCtx, Refreshed, ReplyOutcome, Target, VarNames, VendorSpec, Programming, FileFormat, Setting, ReadConfig,
 };
 
 pub static SPEC: VendorSpec = VendorSpec {
@@ -47,6 +47,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         CommandKind::Dnd,
         CommandKind::Key,
         CommandKind::Reboot,
+        CommandKind::Provision,
         CommandKind::Refresh,
     ],
     http_auth: HttpAuth::InQuery,
@@ -59,7 +60,82 @@ pub static SPEC: VendorSpec = VendorSpec {
     read_reply,
     provision,
     provision_file,
+    programming: Programming {
+        format: FileFormat::Xml,
+        key: None,
+        key_doc: "none: no MPK/VPK mode that calls a URL is documented",
+        logo: Some(program_logo),
+        logo_size: |_| (480, 272),
+        logo_doc: "`P2916 = 1` (download) and `P2917` (the image's URL) (unverified: agreeing code, no vendor page); PNG scaled to fit 480×272",
+        write: write_settings,
+    },
+    read_config: Some(ReadConfig {
+        build: read_config_request,
+        parse: read_config_reply,
+    }),
 };
+
+/// The wallpaper from a download server (unverified, see `logo_doc`).
+fn program_logo(url: &str) -> Vec<Setting> {
+    vec![Setting::new("P2916", "1"), Setting::new("P2917", url)]
+}
+
+/// P-values as `<Pnnn>`, other names as v2 `<item name="...">`, in one `<config>`.
+fn write_settings(settings: &[Setting]) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<gs_provision version=\"1\">\n  <config version=\"1\">\n");
+    for setting in settings {
+        let value = xml_escape(&setting.value);
+        let is_p_value = setting.key.len() > 1
+            && setting.key.starts_with('P')
+            && setting.key[1..].bytes().all(|b| b.is_ascii_digit());
+        if is_p_value {
+            out.push_str(&format!("    <{0}>{value}</{0}>\n", setting.key));
+        } else {
+            out.push_str(&format!(
+                "    <item name=\"{}\">{value}</item>\n",
+                xml_escape(&setting.key)
+            ));
+        }
+    }
+    out.push_str("  </config>\n</gs_provision>\n");
+    out
+}
+
+/// `GET /cgi-bin/api.values.get?request=P8310:P8311&passcode=...` (vendors' CTI guide).
+fn read_config_request(keys: &[String], target: &Target) -> PhoneRequest {
+    let request: Vec<String> = keys.iter().map(|k| encode_query_value(k)).collect();
+    PhoneRequest::get(format!(
+        "/cgi-bin/api.values.get?request={}&passcode={}",
+        request.join(":"),
+        encode_query_value(&target.password)
+    ))
+}
+
+/// `{"response":"success","body":{"P8310":"http://..."}}`; values that are not strings are
+/// read as their JSON text.
+fn read_config_reply(
+    reply: &PhoneReply,
+) -> Result<std::collections::BTreeMap<String, String>, CommandError> {
+    let json: Value = serde_json::from_str(reply.body.trim()).map_err(|_| {
+        let text: String = reply.body.trim().chars().take(120).collect();
+        CommandError::Rejected(format!("not a Grandstream values answer: `{text}`"))
+    })?;
+    if json.get("response").and_then(Value::as_str) != Some("success") {
+        return Err(CommandError::Rejected(refusal(
+            &json.get("body").map(Value::to_string).unwrap_or_default(),
+        )));
+    }
+    let Some(Value::Object(body)) = json.get("body") else {
+        return Err(CommandError::Rejected("the values answer has no body".into()));
+    };
+    Ok(body
+        .iter()
+        .map(|(key, value)| {
+            let text = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+            (key.clone(), text)
+        })
+        .collect())
+}
 
 const fn event(
     wire: &'static str,
@@ -295,6 +371,8 @@ fn build(command: &Command, target: &Target) -> Result<PhoneRequest, CommandErro
             }
         }
         (CommandKind::Reboot, _) => api("sys_operation", target, "request=REBOOT"),
+        // No provisioning request is documented; the phone fetches its files while it starts.
+        (CommandKind::Provision, _) => api("sys_operation", target, "request=REBOOT"),
         (CommandKind::Refresh, _) => api("get_line_status", target, ""),
         (kind, _) => {
             return Err(CommandError::Unsupported {

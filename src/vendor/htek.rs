@@ -19,7 +19,7 @@ use crate::model::{Command, CommandArg, CommandKind, PhoneId};
 use crate::vendor::{
     encode_query_value, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
     HttpAuth, Identity, PhoneReply, PhoneRequest, ProvisionCtx, ReplyOutcome, Target, VarNames,
-    VendorSpec,
+    VendorSpec, Programming, FileFormat, Setting,
 };
 
 pub static SPEC: VendorSpec = VendorSpec {
@@ -49,6 +49,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         CommandKind::VolumeDown,
         CommandKind::Key,
         CommandKind::Reboot,
+        CommandKind::Provision,
     ],
     http_auth: HttpAuth::Basic,
     auth_hints: AuthHints {
@@ -60,7 +61,31 @@ pub static SPEC: VendorSpec = VendorSpec {
     read_reply,
     provision,
     provision_file,
+    programming: Programming {
+        format: FileFormat::Xml,
+        key: None,
+        key_doc: "none: no memory key type that calls a URL is documented",
+        logo: None,
+        logo_size: |_| (480, 272),
+        logo_doc: "none documented",
+        write: write_settings,
+    },
+    read_config: None,
 };
+
+/// P-values in the `<hl_provision>` form the agent serves.
+fn write_settings(settings: &[Setting]) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<hl_provision version=\"1\">\n  <config version=\"1\">\n");
+    for setting in settings {
+        out.push_str(&format!(
+            "    <{0}>{1}</{0}>\n",
+            setting.key,
+            xml_escape(&setting.value)
+        ));
+    }
+    out.push_str("  </config>\n</hl_provision>\n");
+    out
+}
 
 const LABEL_PREFIX: &str = "Setting > Action URL > ";
 const DERIVED: &str = " (derived)";
@@ -214,6 +239,8 @@ fn build(command: &Command, _target: &Target) -> Result<PhoneRequest, CommandErr
         (CommandKind::VolumeUp, _) => press("VOLUME_UP"),
         (CommandKind::VolumeDown, _) => press("VOLUME_DOWN"),
         (CommandKind::Reboot, _) => press("Reboot"),
+        // No provisioning request is known; the phone fetches its files while it starts.
+        (CommandKind::Provision, _) => press("Reboot"),
         (CommandKind::Key, CommandArg::Keys(keys)) => match keys.as_slice() {
             [key] => press(&encode_query_value(key)),
             _ => {

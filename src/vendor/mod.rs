@@ -16,6 +16,7 @@ use crate::model::{Command, CommandKind, PhoneId};
 pub mod fanvil;
 pub mod grandstream;
 pub mod htek;
+pub mod merge;
 pub mod snom;
 pub mod yealink;
 
@@ -67,11 +68,84 @@ pub struct VendorSpec {
     /// Whether a provisioning path (`0015654aa937.cfg`) is one this vendor's phones request;
     /// with the MAC it names, if any.
     pub provision_file: fn(&str) -> Option<Option<PhoneId>>,
+    /// How per-phone additions (keys, logo, settings) are written into its files.
+    pub programming: Programming,
+    /// Reading the phone's own configuration back, where the vendor allows it (`verify`).
+    pub read_config: Option<ReadConfig>,
+}
+
+/// A setting as a vendor's file writes it: its config key and value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub key: String,
+    pub value: String,
+}
+
+impl Setting {
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Setting {
+        Setting {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// A vendor's provisioning file format, for merging with a site's own file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// `key = value` lines under a header line the phone requires.
+    KeyValue { header: &'static str },
+    Xml,
+}
+
+impl FileFormat {
+    /// Puts phone2mqtt's file into the site's, keeping everything phone2mqtt does not set.
+    pub fn merge(self, site: &str, ours: &str) -> Result<String, merge::MergeError> {
+        match self {
+            FileFormat::KeyValue { header } => Ok(merge::merge_text(site, ours, header)),
+            FileFormat::Xml => merge::merge_xml(site, ours),
+        }
+    }
+}
+
+/// How per-phone additions are programmed.
+#[derive(Debug)]
+pub struct Programming {
+    pub format: FileFormat,
+    /// The settings that make programmable key `index` (1-based) open `url`, labelled; `None`
+    /// where the vendor has no key type that sends an HTTP request.
+    pub key: Option<fn(u32, &str, &str) -> Vec<Setting>>,
+    /// What is programmed, for the docs: `linekey.N, type 17 (URL)`.
+    pub key_doc: &'static str,
+    /// The settings that show the image at `url` as the screen's logo or background; `None`
+    /// where the vendor documents no such setting.
+    pub logo: Option<fn(&str) -> Vec<Setting>>,
+    /// The largest image a model shows (width, height); logos are scaled to fit.
+    pub logo_size: fn(Option<&str>) -> (u32, u32),
+    /// What the logo setting is, for the docs.
+    pub logo_doc: &'static str,
+    /// Writes settings as a file of this vendor's format, to be merged into the served one.
+    pub write: fn(&[Setting]) -> String,
+}
+
+/// Reading settings back from the phone.
+#[derive(Debug)]
+pub struct ReadConfig {
+    /// The request that reads these settings.
+    pub build: fn(&[String], &Target) -> PhoneRequest,
+    /// The settings the reply holds, by key.
+    pub parse: fn(&PhoneReply) -> Result<BTreeMap<String, String>, CommandError>,
 }
 
 impl VendorSpec {
+    /// `configure` and `verify` are the agent's own work, for every vendor; `logo` is there
+    /// where the vendor has a logo setting.
     pub fn supports(&self, kind: CommandKind) -> bool {
-        self.commands.contains(&kind)
+        match kind {
+            CommandKind::Configure | CommandKind::Verify => true,
+            CommandKind::Logo => self.programming.logo.is_some(),
+            _ => self.commands.contains(&kind),
+        }
     }
 
     pub fn event(&self, wire: &str) -> Option<&EventSpec> {
@@ -248,6 +322,51 @@ pub struct ProvisionCtx {
     /// A vendor's alternative file format, when it has one (Grandstream `v2` aliases);
     /// `None` for the default.
     pub format: Option<String>,
+}
+
+/// The URL a programmable key calls: the MAC is written in, since phones fill in no variables
+/// on key URLs.
+pub fn key_url(ctx: &ProvisionCtx, spec: &VendorSpec, mac: &PhoneId, index: u32) -> String {
+    format!(
+        "{}/action/{}/{}/key?mac={mac}&key={index}",
+        ctx.public_url.trim_end_matches('/'),
+        ctx.token,
+        spec.id
+    )
+}
+
+/// Every setting phone2mqtt adds to one phone's file, in order: keys, logo, then the site's own
+/// settings (which win, so a site can correct a key type on a model that differs).
+/// What the vendor cannot program comes back as a reason each.
+pub fn phone_settings(
+    spec: &VendorSpec,
+    ctx: &ProvisionCtx,
+    mac: &PhoneId,
+    profile: &crate::profile::Profile,
+    logo_url: Option<&str>,
+) -> (Vec<Setting>, Vec<String>) {
+    let mut settings = Vec::new();
+    let mut refused = Vec::new();
+    for key in &profile.keys {
+        match spec.programming.key {
+            Some(program) => settings.extend(program(key.index, &key.label, &key_url(ctx, spec, mac, key.index))),
+            None => refused.push(format!(
+                "{} phones have no key type that calls a URL: key {} (\"{}\") is not programmed",
+                spec.name, key.index, key.label
+            )),
+        }
+    }
+    if let Some(url) = logo_url {
+        match spec.programming.logo {
+            Some(program) => settings.extend(program(url)),
+            None => refused.push(format!("{} phones have no logo setting", spec.name)),
+        }
+    }
+    for (key, value) in &profile.settings {
+        settings.retain(|s| &s.key != key);
+        settings.push(Setting::new(key.clone(), value.clone()));
+    }
+    (settings, refused)
 }
 
 impl ProvisionCtx {
@@ -517,9 +636,9 @@ pub fn docs() -> Vec<VendorDoc> {
             VendorDoc {
                 id: spec.id,
                 name: spec.name,
-                commands: spec
-                    .commands
+                commands: CommandKind::ALL
                     .iter()
+                    .filter(|kind| spec.supports(**kind))
                     .map(|kind| CommandDoc {
                         name: kind.name(),
                         arg: kind.arg(),

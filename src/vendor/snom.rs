@@ -15,7 +15,7 @@ use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, PhoneId};
 use crate::vendor::{
     encode_query_value, xml_escape, AuthHints, Carries, EventSpec, HttpAuth, Identity, PhoneReply,
-    PhoneRequest, ProvisionCtx, ReplyOutcome, Target, VarNames, VendorSpec,
+    PhoneRequest, ProvisionCtx, ReplyOutcome, Target, VarNames, VendorSpec, Programming, FileFormat, Setting,
 };
 
 pub static SPEC: VendorSpec = VendorSpec {
@@ -52,6 +52,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         CommandKind::Mute,
         CommandKind::Key,
         CommandKind::Reboot,
+        CommandKind::Provision,
     ],
     http_auth: HttpAuth::BasicThenDigest,
     auth_hints: AuthHints {
@@ -63,7 +64,95 @@ pub static SPEC: VendorSpec = VendorSpec {
     read_reply,
     provision,
     provision_file,
+    programming: Programming {
+        format: FileFormat::Xml,
+        key: Some(program_key),
+        key_doc: "function key `fkey` idx N-1 (0-based) of type `url`, with its `label`",
+        logo: Some(program_logo),
+        logo_size: logo_size,
+        logo_doc: "`custom_bg_image_url` (PNG; firmware 8.9.3 or later), scaled to the model's screen",
+        write: write_settings,
+    },
+    read_config: None,
 };
+
+/// A function key of type `url` ("Action URL"): pressed, the phone requests the URL. Snom
+/// numbers its keys from 0, phone2mqtt (like the keys' printed numbers) from 1.
+fn program_key(index: u32, label: &str, url: &str) -> Vec<Setting> {
+    let idx = index - 1;
+    vec![
+        Setting::new(format!("fkey{idx}"), format!("url {url}")),
+        Setting::new(format!("fkey_label{idx}"), label),
+    ]
+}
+
+fn program_logo(url: &str) -> Vec<Setting> {
+    vec![Setting::new("custom_bg_image_url", url)]
+}
+
+/// The background sizes the Snom wiki gives per model; the smallest for others.
+fn logo_size(model: Option<&str>) -> (u32, u32) {
+    let model = model.unwrap_or("").to_ascii_uppercase();
+    let has = |names: &[&str]| names.iter().any(|n| model.contains(n));
+    if has(&["D862", "D865"]) {
+        (1280, 720)
+    } else if has(&["D375", "D385", "D785"]) {
+        (480, 272)
+    } else if has(&["D717"]) {
+        (426, 240)
+    } else {
+        (320, 240)
+    }
+}
+
+/// Settings as Snom XML: a name ending in a number is an indexed setting (`user_name1` is
+/// `<user_name idx="1">`); function keys go in `<functionKeys>`, their label as an attribute.
+fn write_settings(settings: &[Setting]) -> String {
+    let split = |key: &str| {
+        let digits = key.len() - key.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 && digits < key.len() {
+            let (name, idx) = key.split_at(key.len() - digits);
+            (name.to_string(), Some(idx.to_string()))
+        } else {
+            (key.to_string(), None)
+        }
+    };
+    let label_of = |idx: &str| {
+        settings
+            .iter()
+            .find(|s| s.key == format!("fkey_label{idx}"))
+            .map(|s| s.value.clone())
+    };
+    let mut phone = String::new();
+    let mut keys = String::new();
+    for setting in settings {
+        let value = xml_escape(&setting.value);
+        match split(&setting.key) {
+            (name, Some(idx)) if name == "fkey" => {
+                let label = label_of(&idx)
+                    .map(|l| format!(" label=\"{}\"", xml_escape(&l)))
+                    .unwrap_or_default();
+                keys.push_str(&format!(
+                    "<fkey idx=\"{idx}\" context=\"active\"{label} perm=\"\">{value}</fkey>\n"
+                ));
+            }
+            (name, Some(_)) if name == "fkey_label" => {}
+            (name, Some(idx)) => phone.push_str(&format!(
+                "<{name} idx=\"{idx}\" perm=\"\">{value}</{name}>\n"
+            )),
+            (name, None) => phone.push_str(&format!("<{name} perm=\"\">{value}</{name}>\n")),
+        }
+    }
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<settings>\n");
+    if !phone.is_empty() {
+        out.push_str(&format!("<phone-settings>\n{phone}</phone-settings>\n"));
+    }
+    if !keys.is_empty() {
+        out.push_str(&format!("<functionKeys>\n{keys}</functionKeys>\n"));
+    }
+    out.push_str("</settings>\n");
+    out
+}
 
 const fn event(
     wire: &'static str,
@@ -257,6 +346,11 @@ fn build(command: &Command, target: &Target) -> Result<PhoneRequest, CommandErro
             key(&values.join(";"))
         }
         (CommandKind::Reboot, _) => PhoneRequest::get("/advanced_update.htm?reboot=Reboot".into()),
+        // No request re-fetches the settings without a restart (wazo sends a SIP NOTIFY
+        // check-sync); the phone reads its provisioning while it starts.
+        (CommandKind::Provision, _) => {
+            PhoneRequest::get("/advanced_update.htm?reboot=Reboot".into())
+        }
         (kind, _) => {
             return Err(CommandError::Unsupported {
                 vendor: SPEC.name,

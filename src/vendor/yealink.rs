@@ -8,7 +8,7 @@ use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, Line, PhoneId};
 use crate::vendor::{
     encode_query_value, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
-    HttpAuth, Identity, Method, PhoneReply, PhoneRequest, ProvisionCtx, Refreshed, ReplyOutcome,
+    HttpAuth, Identity, Method, PhoneReply, PhoneRequest, ProvisionCtx, Refreshed, ReplyOutcome, Programming, FileFormat, Setting,
     Target, VarNames, VendorSpec,
 };
 
@@ -58,7 +58,48 @@ pub static SPEC: VendorSpec = VendorSpec {
     read_reply,
     provision,
     provision_file,
+    programming: Programming {
+        format: FileFormat::KeyValue {
+            header: "#!version:1.0.0.1",
+        },
+        key: Some(program_key),
+        key_doc: "`linekey.N.type = 17` (URL; the type code is unverified), `linekey.N.value`, `linekey.N.label`",
+        logo: Some(program_logo),
+        logo_size: |_| (480, 272),
+        logo_doc: "`wallpaper_upload.url` and `phone_setting.backgrounds = Config:<file>`; PNG scaled to fit 480×272 (T46G's documented limit)",
+        write: write_settings,
+    },
+    read_config: None,
 };
+
+/// A line key of type URL: pressed, the phone requests the URL.
+/// (unverified) 17 is URL in Yealink's DSS key type list as we know it; a site whose phones
+/// differ sets `linekey.N.type` itself, which wins.
+fn program_key(index: u32, label: &str, url: &str) -> Vec<Setting> {
+    vec![
+        Setting::new(format!("linekey.{index}.type"), "17"),
+        Setting::new(format!("linekey.{index}.value"), url),
+        Setting::new(format!("linekey.{index}.label"), label),
+    ]
+}
+
+/// The wallpaper: downloaded from the URL, then selected by its file name.
+fn program_logo(url: &str) -> Vec<Setting> {
+    let file = url.rsplit('/').next().unwrap_or(url);
+    vec![
+        Setting::new("wallpaper_upload.url", url),
+        Setting::new("phone_setting.backgrounds", format!("Config:{file}")),
+    ]
+}
+
+/// `key = value` lines; values are written as they are (one line each, checked before).
+fn write_settings(settings: &[Setting]) -> String {
+    let mut out = String::from("#!version:1.0.0.1\n");
+    for setting in settings {
+        out.push_str(&format!("{} = {}\n", setting.key, setting.value));
+    }
+    out
+}
 
 const fn event(
     wire: &'static str,
@@ -442,8 +483,19 @@ fn provision(ctx: &ProvisionCtx) -> String {
     out
 }
 
-/// `<mac>.cfg` (12 lowercase hex digits) and the common `y0000000000XX.cfg`.
+/// `<mac>.cfg` (12 lowercase hex digits) and the common `y0000000000XX.cfg`; the boot files
+/// `<mac>.boot` and `y000000000000.boot` that V8x firmware asks for first.
 fn provision_file(path: &str) -> Option<Option<PhoneId>> {
+    if let Some(name) = path.strip_suffix(".boot") {
+        if name == "y000000000000" {
+            return Some(None);
+        }
+        let is_mac = name.len() == 12
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        return is_mac.then(|| PhoneId::parse(name));
+    }
     let name = path.strip_suffix(".cfg")?;
     if name.len() == 12
         && name

@@ -141,6 +141,8 @@ pub fn phone_entry(vendor: &str, mac: &str, addr: SocketAddr, name: &str) -> Pho
         dnd_key: None,
         groups: Vec::new(),
         homeassistant: true,
+        keys: Default::default(),
+        settings: Default::default(),
     }
 }
 

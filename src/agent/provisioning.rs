@@ -1,0 +1,386 @@
+//! The provisioning server: the files phones fetch when their provisioning server (or DHCP
+//! option 66) is the agent, with each phone's keys, logo and settings, merged into the site's
+//! own files when `[provisioning] upstream` is set; the logos those files point at; and what
+//! each phone was served, for `verify` and the Manager (`<base>/<id>/provisioning`, retained).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::agent::Shared;
+use crate::model::{now_rfc3339, PhoneId};
+use crate::vendor::{self, ProvisionCtx, VendorSpec};
+
+/// How long the site's provisioning server has to answer.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What one phone's provisioning looks like now, published retained.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Status {
+    pub phone: PhoneId,
+    /// When the phone last fetched a file from the agent, and which.
+    pub served_at: Option<String>,
+    pub file: Option<String>,
+    /// Whether the phone holds what the agent would serve it now; `None`: not known yet.
+    pub in_sync: Option<bool>,
+    /// `read_back` (the phone's own configuration was read) or `served` (what the agent served
+    /// it is compared with what it would serve now).
+    pub method: Option<&'static str>,
+    pub verified_at: Option<String>,
+    /// Settings that differ: what the agent expects and what the phone has.
+    pub drift: Vec<Drift>,
+    /// What was asked for and this vendor cannot program (a key on a vendor without URL keys).
+    pub refused: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Drift {
+    pub setting: String,
+    pub expected: Option<String>,
+    pub actual: Option<String>,
+}
+
+/// Per-phone provisioning status, and digests of what was served.
+#[derive(Debug, Default)]
+pub struct Served {
+    phones: Mutex<HashMap<PhoneId, (Status, Option<String>)>>,
+}
+
+impl Status {
+    fn new(phone: &PhoneId) -> Status {
+        Status {
+            phone: phone.clone(),
+            served_at: None,
+            file: None,
+            in_sync: None,
+            method: None,
+            verified_at: None,
+            drift: Vec::new(),
+            refused: Vec::new(),
+        }
+    }
+}
+
+impl Served {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PhoneId, (Status, Option<String>)>> {
+        self.phones.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn status(&self, id: &PhoneId) -> Status {
+        self.lock()
+            .get(id)
+            .map(|(status, _)| status.clone())
+            .unwrap_or_else(|| Status::new(id))
+    }
+
+    fn served_digest(&self, id: &PhoneId) -> Option<String> {
+        self.lock().get(id).and_then(|(_, digest)| digest.clone())
+    }
+
+    fn update(&self, id: &PhoneId, change: impl FnOnce(&mut Status, &mut Option<String>)) -> Status {
+        let mut phones = self.lock();
+        let (status, digest) = phones
+            .entry(id.clone())
+            .or_insert_with(|| (Status::new(id), None));
+        change(status, digest);
+        status.clone()
+    }
+}
+
+/// A phone's file as phone2mqtt writes it (without the site's upstream part), and what its
+/// vendor could not program.
+pub fn own_file(
+    shared: &Shared,
+    spec: &'static VendorSpec,
+    mac: Option<&PhoneId>,
+    ctx: &ProvisionCtx,
+) -> (String, Vec<String>) {
+    let base = (spec.provision)(ctx);
+    let Some(mac) = mac else {
+        return (base, Vec::new());
+    };
+    let phone = shared.registry.get(mac);
+    let config = phone.as_ref().and_then(|p| p.config.as_ref());
+    let profile = shared.profiles.profile(spec.id, mac, config);
+    let logo_url = profile.logo.as_ref().map(|file| logo_url(shared, file));
+    let (settings, refused) = vendor::phone_settings(spec, ctx, mac, &profile, logo_url.as_deref());
+    if settings.is_empty() {
+        return (base, refused);
+    }
+    let extras = (spec.programming.write)(&settings);
+    match spec.programming.format.merge(&base, &extras) {
+        Ok(file) => (file, refused),
+        Err(err) => {
+            // Both files are phone2mqtt's own: this is a bug, not a site problem.
+            warn!(vendor = spec.id, cause = %err, "Could not add the phone's settings to its file.");
+            (base, vec![format!("the phone's settings could not be written: {err}")])
+        }
+    }
+}
+
+/// The URL a logo is served at.
+pub fn logo_url(shared: &Shared, file: &str) -> String {
+    format!("{}/logos/{file}", shared.public_url.trim_end_matches('/'))
+}
+
+fn digest(text: &str) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn plain(status: StatusCode, text: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{text}\n"),
+    )
+        .into_response()
+}
+
+/// The upstream URL of a file: the site's server with the same file name.
+fn upstream_url(upstream: &str, file: &str) -> String {
+    format!("{}/{file}", upstream.trim_end_matches('/'))
+}
+
+/// The site's own file; `Ok(None)` when it has none for this phone (404).
+async fn fetch_upstream(shared: &Shared, url: &str, user_agent: Option<&str>) -> Result<Option<String>, String> {
+    let mut request = shared.http.get(url);
+    if let Some(user_agent) = user_agent {
+        // Site servers pick files by the phone's User-Agent too.
+        request = request.header(header::USER_AGENT, user_agent);
+    }
+    let response = tokio::time::timeout(UPSTREAM_TIMEOUT, request.send())
+        .await
+        .map_err(|_| format!("{url} did not answer within {} s", UPSTREAM_TIMEOUT.as_secs()))?
+        .map_err(|err| format!("{url}: {err}"))?;
+    match response.status().as_u16() {
+        200..=299 => response
+            .text()
+            .await
+            .map(Some)
+            .map_err(|err| format!("{url}: {err}")),
+        404 => Ok(None),
+        status => Err(format!("{url} answered {status}")),
+    }
+}
+
+/// Serves a provisioning file; `None` when the path is no vendor's.
+pub async fn serve(
+    shared: &Arc<Shared>,
+    file: &str,
+    user_agent: Option<&str>,
+    peer_ip: Option<String>,
+) -> Option<Response> {
+    let configured = |id: &PhoneId| {
+        shared
+            .registry
+            .get(id)
+            .filter(|p| p.config.is_some())
+            .map(|p| p.vendor)
+    };
+    let (spec, mac) = vendor::provision_lookup(file, user_agent, configured)?;
+    info!(peer = ?peer_ip, vendor = spec.id, file, mac = ?mac.as_ref().map(|m| m.to_string()), "Provisioning file requested.");
+    if let Some(id) = &mac {
+        discover(shared, spec, id, user_agent, peer_ip).await;
+    }
+    let config = &shared.provisioning;
+    let boot_mode = spec.id == "yealink" && config.yealink_boot;
+    if file.ends_with(".boot") {
+        return Some(match (&mac, boot_mode, &config.upstream) {
+            (Some(mac), true, Some(upstream)) => {
+                let body = format!(
+                    "#!version:1.0.0.1\n## phone2mqtt: the site's own file first, then phone2mqtt's settings for this phone.\ninclude:config \"{}\"\ninclude:config \"{}/{mac}.cfg\"\n",
+                    upstream_url(upstream, &format!("{mac}.cfg")),
+                    shared.public_url.trim_end_matches('/')
+                );
+                text(body)
+            }
+            // Without a boot file the phone goes on to its .cfg files.
+            _ => plain(StatusCode::NOT_FOUND, "no boot file".into()),
+        });
+    }
+    let (own, refused) = own_file(shared, spec, mac.as_ref(), &shared.provision);
+    let body = match (&config.upstream, boot_mode) {
+        (Some(upstream), false) => {
+            let url = upstream_url(upstream, file);
+            match fetch_upstream(shared, &url, user_agent).await {
+                Ok(Some(site)) => match spec.programming.format.merge(&site, &own) {
+                    Ok(merged) => merged,
+                    Err(err) => {
+                        // Serving ours alone would drop the site's accounts: the phone keeps
+                        // what it has and asks again later.
+                        warn!(%url, cause = %err, "The site's provisioning file cannot be merged; nothing served.");
+                        return Some(plain(
+                            StatusCode::BAD_GATEWAY,
+                            format!("the site's file {url} cannot be merged: {err}"),
+                        ));
+                    }
+                },
+                Ok(None) => own.clone(),
+                Err(err) => {
+                    warn!(cause = %err, "The site's provisioning server failed; nothing served.");
+                    return Some(plain(
+                        StatusCode::BAD_GATEWAY,
+                        format!("the site's provisioning server failed: {err}"),
+                    ));
+                }
+            }
+        }
+        _ => own.clone(),
+    };
+    if let Some(id) = &mac {
+        let served_digest = digest(&own);
+        let file = file.to_string();
+        let status = shared.served.update(id, |status, kept| {
+            status.served_at = Some(now_rfc3339());
+            status.file = Some(file);
+            status.in_sync = Some(true);
+            status.method = Some("served");
+            status.drift.clear();
+            status.refused = refused;
+            *kept = Some(served_digest);
+        });
+        publish_status(shared, &status).await;
+    }
+    Some(text(body))
+}
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// A phone asking for its file is discovered, with what its User-Agent tells.
+async fn discover(
+    shared: &Arc<Shared>,
+    spec: &'static VendorSpec,
+    id: &PhoneId,
+    user_agent: Option<&str>,
+    ip: Option<String>,
+) {
+    let identity = user_agent.and_then(spec.recognise).unwrap_or_default();
+    if let Some(info) =
+        shared
+            .registry
+            .insert_discovered(id.clone(), spec, identity.model, identity.firmware, ip)
+    {
+        info!(phone = %id, vendor = spec.id, "Discovered a phone by its provisioning request.");
+        let update = crate::agent::registry::Update {
+            id: id.clone(),
+            discovered: true,
+            info: Some(info.clone()),
+            state: None,
+            online: None,
+        };
+        shared.publish_update(update).await;
+        shared.record_discovery(&info).await;
+    }
+}
+
+/// Publishes a phone's provisioning status, retained.
+pub async fn publish_status(shared: &Shared, status: &Status) {
+    let status = shown(shared, status);
+    shared
+        .mqtt
+        .publish_json(shared.topics.provisioning(&status.phone), &status, true)
+        .await;
+}
+
+/// A status as shown outside the agent: values never show the action token or a password.
+pub fn shown(shared: &Shared, status: &Status) -> Status {
+    let mut status = status.clone();
+    let token = shared.token.expose();
+    for drift in &mut status.drift {
+        for value in [&mut drift.expected, &mut drift.actual].into_iter().flatten() {
+            *value = value.replace(token, "***");
+        }
+        if crate::profile::is_secret_setting(&drift.setting) {
+            drift.expected = drift.expected.as_ref().map(|_| "***".into());
+            drift.actual = drift.actual.as_ref().map(|_| "***".into());
+        }
+    }
+    status
+}
+
+/// After a change to a phone's profile: whether what it holds is still what it would be served.
+pub async fn profile_changed(shared: &Shared, id: &PhoneId) {
+    let Some(phone) = shared.registry.get(id) else {
+        return;
+    };
+    let (own, refused) = own_file(shared, phone.vendor, Some(id), &shared.provision);
+    let in_sync = shared.served.served_digest(id).map(|d| d == digest(&own));
+    let status = shared.served.update(id, |status, _| {
+        status.in_sync = in_sync;
+        status.method = Some("served");
+        status.drift = if in_sync == Some(false) {
+            vec![Drift {
+                setting: "(file)".into(),
+                expected: Some("the current keys, settings and logo".into()),
+                actual: Some("the file served before they changed".into()),
+            }]
+        } else {
+            Vec::new()
+        };
+        status.refused = refused;
+    });
+    publish_status(shared, &status).await;
+}
+
+/// The settings a read-back compares: every Action URL, then the phone's own additions.
+pub fn expected_settings(shared: &Shared, spec: &'static VendorSpec, id: &PhoneId) -> Vec<vendor::Setting> {
+    let ctx = &shared.provision;
+    let mut expected: Vec<vendor::Setting> = spec
+        .events
+        .iter()
+        .map(|event| vendor::Setting::new(event.setting, ctx.action_url(spec, event)))
+        .collect();
+    let phone = shared.registry.get(id);
+    let config = phone.as_ref().and_then(|p| p.config.as_ref());
+    let profile = shared.profiles.profile(spec.id, id, config);
+    let logo = profile.logo.as_ref().map(|file| logo_url(shared, file));
+    expected.extend(vendor::phone_settings(spec, ctx, id, &profile, logo.as_deref()).0);
+    expected
+}
+
+/// Records a verification and publishes it.
+pub async fn record_verification(
+    shared: &Shared,
+    id: &PhoneId,
+    method: &'static str,
+    drift: Vec<Drift>,
+) -> Status {
+    let status = shared.served.update(id, |status, _| {
+        status.verified_at = Some(now_rfc3339());
+        status.method = Some(method);
+        status.in_sync = Some(drift.is_empty());
+        status.drift = drift;
+    });
+    publish_status(shared, &status).await;
+    status
+}
+
+/// Compares what the phone has with what the agent expects; the digest comparison when the
+/// vendor allows no read-back.
+pub fn served_drift(shared: &Shared, spec: &'static VendorSpec, id: &PhoneId) -> Vec<Drift> {
+    let (own, _) = own_file(shared, spec, Some(id), &shared.provision);
+    match shared.served.served_digest(id) {
+        Some(served) if served == digest(&own) => Vec::new(),
+        Some(_) => vec![Drift {
+            setting: "(file)".into(),
+            expected: Some("the current keys, settings and logo".into()),
+            actual: Some("the file served before they changed: re-provision the phone".into()),
+        }],
+        None => vec![Drift {
+            setting: "(file)".into(),
+            expected: Some("a provisioning request to this agent".into()),
+            actual: Some("none since the agent started: point the phone's provisioning server at the agent, or re-provision it".into()),
+        }],
+    }
+}
