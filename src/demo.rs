@@ -1,5 +1,7 @@
 //! `serve --demo`: the gateway plus simulated phones of every vendor that get an occasional
-//! call, so that a newcomer sees events on MQTT and in the Manager within seconds.
+//! call, so that a newcomer sees events on MQTT and in the Manager within seconds; one more phone
+//! is given nothing but the agent's address, to be discovered and adopted in the Manager; and key
+//! 3 of every phone that can have one is programmed as "Garage door".
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -27,7 +29,12 @@ const DESKS: &[(&str, &str)] = &[
 #[derive(Debug)]
 pub struct PendingDemo {
     phones: Vec<SimOptions>,
+    /// The phone with no `[[phone]]` entry, waiting to be adopted.
+    unadopted: SimOptions,
 }
+
+/// The MAC of the demo phone that waits for adoption.
+pub const UNADOPTED_MAC: &str = "000413de0fff";
 
 /// Reserves a port for each of `count` demo phones, vendors taken in turn, and adds them to the
 /// config so that the agent knows them.
@@ -75,7 +82,17 @@ pub fn prepare(config: &mut Config, count: usize) -> std::io::Result<PendingDemo
         });
         phones.push(options);
     }
-    Ok(PendingDemo { phones })
+    if config.provisioning.keys.is_empty() {
+        config
+            .provisioning
+            .keys
+            .insert("3".into(), "Garage door".into());
+    }
+    let snom = sim::personality("snom").expect("a Snom simulator");
+    let mut unadopted = SimOptions::new(snom, PhoneId::parse(UNADOPTED_MAC).expect("a MAC"), "");
+    unadopted.display_name = "Lobby".into();
+    unadopted.line_user = "1099".into();
+    Ok(PendingDemo { phones, unadopted })
 }
 
 /// `00:15:65:de:00:01`, as people write MACs in config files.
@@ -95,6 +112,15 @@ impl PendingDemo {
             options.agent_url = agent_url.trim_end_matches('/').to_string();
             started.push(SimPhone::spawn(options, shutdown.clone()).await?);
         }
+        let mut unadopted = self.unadopted;
+        unadopted.agent_url = agent_url.trim_end_matches('/').to_string();
+        let phone = SimPhone::spawn(unadopted, shutdown).await?;
+        tracing::info!(
+            mac = %phone.mac(),
+            address = %phone.addr(),
+            "A demo phone with no [[phone]] entry was discovered: adopt it in the Manager with this address (simulated phones keep the factory credentials)."
+        );
+        started.push(phone);
         Ok(started)
     }
 }

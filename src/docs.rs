@@ -10,6 +10,7 @@ pub fn blocks() -> Vec<(String, String)> {
     let mut blocks = vec![
         ("commands".to_string(), command_matrix()),
         ("events".to_string(), event_matrix()),
+        ("provisioning".to_string(), provisioning_matrix()),
     ];
     for spec in VENDORS {
         blocks.push((format!("{}-events", spec.id), vendor_events(spec)));
@@ -64,6 +65,46 @@ pub fn vendor_requests(spec: &VendorSpec) -> String {
             format!("`{value}`")
         };
         out.push_str(&format!("| `{}` | {value} | {request} |\n", kind.name()));
+    }
+    out
+}
+
+/// What provisioning programs per vendor: keys, logo, re-provisioning, read-back.
+pub fn provisioning_matrix() -> String {
+    let mut out = String::from(
+        "| vendor | files | programmable keys (IoT buttons) | logo | `provision` | `verify` |\n|---|---|---|---|---|---|\n",
+    );
+    let target = crate::vendor::Target {
+        password: "PASSWORD".into(),
+        ..crate::vendor::Target::default()
+    };
+    for spec in VENDORS {
+        let files = match spec.id {
+            "yealink" => "`<mac>.cfg`, `y0000000000XX.cfg` (`<mac>.boot` with `yealink_boot`)",
+            "grandstream" => "`cfg<mac>`, `cfg<mac>.xml`, `cfg.xml`",
+            "snom" => "`snom<model>.htm`, `snom<model>-<MAC>.htm`, `<MAC>.xml`",
+            "fanvil" => "`<mac>.cfg`",
+            "htek" => "`cfg<mac>.xml`",
+            _ => "see topics.md",
+        };
+        let provision = match crate::command::parse("provision", b"").1 {
+            Ok(command) if spec.supports(CommandKind::Provision) => {
+                match (spec.build)(&command, &target) {
+                    Ok(request) => format!("`{}`", request.path_and_query),
+                    Err(_) => "–".into(),
+                }
+            }
+            _ => "–".into(),
+        };
+        let verify = if spec.read_config.is_some() {
+            "reads the settings back from the phone"
+        } else {
+            "compares what it was served"
+        };
+        out.push_str(&format!(
+            "| {} | {files} | {} | {} | {provision} | {verify} |\n",
+            spec.name, spec.programming.key_doc, spec.programming.logo_doc
+        ));
     }
     out
 }

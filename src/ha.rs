@@ -85,7 +85,7 @@ pub const CALL_STATES: [CallState; 5] = [
     CallState::Held,
 ];
 
-/// The event a programmed key press publishes (issue 5), with the key in its `key` field.
+/// The event a programmed key press publishes, with the key in its `key` field.
 pub const KEY_EVENT: &str = "key";
 
 /// A key programmed on the phone to call the agent; its press is a device trigger.
@@ -629,7 +629,26 @@ impl Discovery {
             return Some(String::new());
         }
         let ctx = context(shared, &self.names);
-        Some(phone_config(&ctx, &PhoneView::of(phone)).to_string())
+        // Keys programmed to call the agent become device triggers.
+        let keys: Vec<ProgrammedKey> = if phone.vendor.programming.key.is_some() {
+            let profile =
+                shared
+                    .profiles
+                    .profile(phone.vendor.id, &phone.info.id, phone.config.as_ref());
+            profile
+                .keys
+                .into_iter()
+                .map(|key| ProgrammedKey {
+                    key: key.index.to_string(),
+                    label: key.label,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut view = PhoneView::of(phone);
+        view.keys = &keys;
+        Some(phone_config(&ctx, &view).to_string())
     }
 
     /// Whether this agent wants no discovery on the broker for this phone.

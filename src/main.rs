@@ -100,6 +100,8 @@ enum Command {
     Reminders(client::RemindersArgs),
     /// Show the subscriber directory, or import a CSV (`--import FILE`).
     Directory(client::DirectoryArgs),
+    /// Adopt a discovered phone: give it credentials so that it can be controlled.
+    Adopt(client::AdoptArgs),
     /// Measure the gateway against baselines on this machine (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// A baseline server the bench compares the gateway with.
@@ -122,6 +124,7 @@ fn main() -> ExitCode {
             | Command::Watch(_)
             | Command::Reminders(_)
             | Command::Directory(_)
+            | Command::Adopt(_)
             | Command::Bench(_)
             | Command::BenchBaseline { .. }
     );
@@ -241,6 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch(args) => client::watch(args).await,
         Command::Reminders(args) => client::reminders(args).await,
         Command::Directory(args) => client::directory(args).await,
+        Command::Adopt(args) => client::adopt(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchBaseline { kind } => bench::baseline::serve(kind).await,
     }
@@ -324,7 +328,7 @@ async fn run_sim(
     )
     .await?;
     println!(
-        "# {count} simulated {} phone(s). Add them to phone2mqtt.toml to control them:",
+        "# {count} simulated {} phone(s), given only the agent's address: they fetch their provisioning\n# from it and are discovered. Adopt them in the Manager (address and password below), with\n# `phone2mqtt adopt <mac> --address <address> --password-stdin`, or add them to phone2mqtt.toml:",
         personality.vendor.name
     );
     for phone in &phones {
@@ -340,7 +344,7 @@ async fn run_sim(
             options.pbx_host
         );
     }
-    println!("# Control endpoints per phone: POST http://<address>/sim/ring?number=...&name=..., /sim/answer, /sim/remote_answer, /sim/remote_hangup, /sim/confirm; GET /sim/state");
+    println!("# Control endpoints per phone: POST http://<address>/sim/ring?number=...&name=..., /sim/answer, /sim/remote_answer, /sim/remote_hangup, /sim/confirm, /sim/key/<n> (a programmable key); GET /sim/state");
     shutdown::signal().await;
     stop.cancel();
     Ok(())

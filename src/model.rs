@@ -298,6 +298,15 @@ impl CommandKind {
         }
     }
 
+    /// Commands the agent carries out itself (changing what it serves, then re-provisioning)
+    /// rather than through a vendor request of their own.
+    pub fn handled_by_agent(self) -> bool {
+        matches!(
+            self,
+            CommandKind::Configure | CommandKind::Logo | CommandKind::Verify
+        )
+    }
+
     /// Commands that disturb people at the phone ask for a confirmation in the Manager.
     pub fn needs_confirmation(self) -> bool {
         matches!(self, CommandKind::Reboot | CommandKind::Provision)

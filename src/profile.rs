@@ -55,7 +55,9 @@ pub struct Layer {
 
 impl Layer {
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.settings.values().all(BTreeMap::is_empty) && self.logo.is_none()
+        self.keys.is_empty()
+            && self.settings.values().all(BTreeMap::is_empty)
+            && self.logo.is_none()
     }
 }
 
@@ -153,7 +155,9 @@ pub fn check_setting(key: &str, value: &str) -> Result<(), String> {
 pub fn is_secret_setting(key: &str) -> bool {
     // Grandstream-style numbered settings that hold passwords: admin (P2), user (P196) and
     // the SIP accounts' authentication passwords (P34, P404, P504, P604, P1704, P1804).
-    const SECRET_P_VALUES: &[&str] = &["P2", "P196", "P34", "P404", "P504", "P604", "P1704", "P1804"];
+    const SECRET_P_VALUES: &[&str] = &[
+        "P2", "P196", "P34", "P404", "P504", "P604", "P1704", "P1804",
+    ];
     let lower = key.to_ascii_lowercase();
     SECRET_P_VALUES.iter().any(|p| p.eq_ignore_ascii_case(key))
         || ["pass", "pwd", "secret", "token", "auth"]
@@ -197,7 +201,10 @@ mod tests {
 
     #[test]
     fn narrower_layers_win_and_empty_removes() {
-        let site = layer(&[("3", "Garage door"), ("4", "Lights")], &[("a", "1"), ("b", "2")]);
+        let site = layer(
+            &[("3", "Garage door"), ("4", "Lights")],
+            &[("a", "1"), ("b", "2")],
+        );
         let group = layer(&[("4", "")], &[("b", "")]);
         let phone = Layer {
             logo: Some("logo-1.png".into()),

@@ -43,7 +43,10 @@ pub enum Topic<'a> {
     /// The keys and settings pushed for the site and groups, retained.
     BridgeProvisioning(&'a str),
     /// A programmable key press: `<phone>/key/<n>`.
-    Key { phone: &'a str, key: &'a str },
+    Key {
+        phone: &'a str,
+        key: &'a str,
+    },
 }
 
 /// Reserved first levels for gateway-wide topics; never a phone.

@@ -4,32 +4,11 @@
 mod common;
 
 use common::*;
-use phone2mqtt::model::PhoneId;
-use phone2mqtt::sim::{personality, SimOptions, SimPhone};
 use serde_json::json;
 
 const MAC: &str = "00:04:13:92:2d:24";
 const ID: &str = "000413922d24";
 const OTHER: &str = "0c383e07e16c";
-
-/// A simulated phone given nothing but the agent's address; it outlives the gateway.
-async fn unconfigured_phone(
-    gw: &TestGateway,
-    vendor: &str,
-    mac: &str,
-    power: &tokio_util::sync::CancellationToken,
-) -> SimPhone {
-    let mut options = SimOptions::new(
-        personality(vendor).unwrap(),
-        PhoneId::parse(mac).unwrap(),
-        &gw.gateway.public_url,
-    );
-    options.password = PASSWORD.into();
-    options.remote_answers_after = None;
-    let phone = SimPhone::spawn(options, power.clone()).await.unwrap();
-    assert!(phone.wait_booted(TIMEOUT).await);
-    phone
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_discovered_phone_is_adopted_then_controllable_and_stays_so() {

@@ -60,9 +60,9 @@ async fn bad_commands_get_error_results_and_never_reach_the_phone() {
         ),
         (
             "logo",
-            r#"{"url": "http://example.com/logo.png", "transaction": "logo"}"#,
+            r#"{"url": "file:///etc/passwd", "transaction": "logo"}"#,
             "logo",
-            "Yealink phones cannot do `logo`",
+            "`logo` needs an http(s) URL",
         ),
     ];
     for (command, payload, transaction, error) in cases {

@@ -105,21 +105,6 @@ async fn until(client: &Client, what: &str, script: &str) {
     }
 }
 
-async fn until_phone(
-    phone: &SimPhone,
-    what: &str,
-    check: impl Fn(&phone2mqtt::sim::Snapshot) -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !check(&phone.snapshot()) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the simulated phone never got: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn click(client: &Client, css: &str) {
     client
         .wait()
@@ -189,7 +174,7 @@ async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
         "#detail-commands button[data-cmd=\"dnd\"][data-value=\"on\"]",
     )
     .await;
-    until_phone(&phones[1], "DND on", |s| s.dnd).await;
+    phone_becomes(&phones[1], "DND on", |s| s.dnd).await;
     until(
         page,
         "DND on in the table",
@@ -208,7 +193,7 @@ async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
     .await;
     click(page, "button[data-bulk=\"dnd\"][data-value=\"on\"]").await;
     for phone in &phones {
-        until_phone(phone, "bulk DND on", |s| s.dnd).await;
+        phone_becomes(phone, "bulk DND on", |s| s.dnd).await;
     }
     until(
         page,
@@ -221,5 +206,124 @@ async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
     std::fs::create_dir_all("target").unwrap();
     std::fs::write("target/manager.png", png).unwrap();
     browser.client.close().await.unwrap();
+    gw.stop().await;
+}
+
+/// A phone given only the agent's address is discovered, adopted from the Manager, gets a
+/// programmable key and an uploaded logo from it, and its key press shows in the live log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovered_phone_is_adopted_and_programmed_from_the_manager() {
+    use phone2mqtt::model::PhoneId;
+    use phone2mqtt::sim::{personality, SimOptions};
+    const ID: &str = "000413de0777";
+    let gw = start_gateway(test_config()).await;
+    let power = tokio_util::sync::CancellationToken::new();
+    let mut options = SimOptions::new(
+        personality("snom").unwrap(),
+        PhoneId::parse(ID).unwrap(),
+        &gw.gateway.public_url,
+    );
+    options.password = PASSWORD.into();
+    let phone = SimPhone::spawn(options, power.clone()).await.unwrap();
+    assert!(phone.wait_booted(TIMEOUT).await);
+    let browser = browser().await;
+    let page = &browser.client;
+    page.goto(&gw.http()).await.unwrap();
+    let row = format!("#phones tr[data-phone=\"{ID}\"]");
+    until(
+        page,
+        "the discovered phone",
+        &format!("return !!document.querySelector('{row}')"),
+    )
+    .await;
+    click(page, &format!("{row} td.name")).await;
+    until(
+        page,
+        "the adoption form",
+        "return !!document.querySelector('#detail-adopt [data-form=adopt]')",
+    )
+    .await;
+
+    // Adopt: the address the phone is at and its password, typed as a person would.
+    let address = page
+        .find(Locator::Css("#detail-adopt input[name=address]"))
+        .await
+        .unwrap();
+    address.clear().await.unwrap();
+    address.send_keys(&phone.addr().to_string()).await.unwrap();
+    page.find(Locator::Css("#detail-adopt input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    page.find(Locator::Css("#detail-adopt input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("Lobby")
+        .await
+        .unwrap();
+    click(page, "#detail-adopt button[data-cmd=adopt]").await;
+    until(page, "adopted", "return [...document.querySelectorAll('#detail-results li.result')].some(l => l.dataset.command === 'adopt' && l.dataset.status === 'ok')").await;
+    until(page, "the form gone once configured", "return !document.querySelector('#detail-adopt [data-form=adopt]') && document.querySelector('#detail-title').textContent.includes('Lobby')").await;
+
+    // A programmable key from the Manager reaches the phone through re-provisioning.
+    page.find(Locator::Css(
+        "[data-command=configure-key] input[type=number]",
+    ))
+    .await
+    .unwrap()
+    .send_keys("2")
+    .await
+    .unwrap();
+    page.find(Locator::Css(
+        "[data-command=configure-key] input[aria-label='Key label']",
+    ))
+    .await
+    .unwrap()
+    .send_keys("Garage door")
+    .await
+    .unwrap();
+    click(page, "button[data-cmd=configure-key]").await;
+    phone_becomes(&phone, "key 2 programmed", |s| {
+        s.settings
+            .get("fkey1")
+            .is_some_and(|v| v.starts_with("url "))
+    })
+    .await;
+    until(page, "in sync", "return document.querySelector('#detail-prov dd[data-field=in_sync]')?.dataset.value === 'in sync'").await;
+
+    // Pressed on the phone: the key event with its label in the live log.
+    reqwest::Client::new()
+        .post(format!("http://{}/sim/key/2", phone.addr()))
+        .send()
+        .await
+        .unwrap();
+    until(page, "the key press in the log", "return [...document.querySelectorAll('#log .log-entry')].some(e => e.dataset.event === 'key' && e.textContent.includes('Garage door'))").await;
+
+    // A logo uploaded in the Manager is converted, hosted and downloaded by the phone.
+    let image = {
+        let image = image::RgbImage::from_pixel(800, 600, image::Rgb([10, 120, 200]));
+        let path = gw.data_dir.0.join("upload.png");
+        image.save(&path).unwrap();
+        path
+    };
+    page.find(Locator::Css("input[data-upload-for=logo]"))
+        .await
+        .unwrap()
+        .send_keys(&image.display().to_string())
+        .await
+        .unwrap();
+    click(page, "[data-command=logo-upload] button").await;
+    phone_becomes(&phone, "the logo", |s| s.logo.is_some()).await;
+    let logo = phone.snapshot().logo.unwrap();
+    // The Snom D785's screen: 480×272; 800×600 scaled to fit keeps its aspect.
+    assert_eq!((logo.width, logo.height), (363, 272));
+    until(page, "an ok logo result", "return [...document.querySelectorAll('#detail-results li.result')].some(l => l.dataset.command === 'logo' && l.dataset.status === 'ok')").await;
+
+    let png = page.screenshot().await.unwrap();
+    std::fs::write("target/manager-adopt.png", png).unwrap();
+    browser.client.close().await.unwrap();
+    power.cancel();
     gw.stop().await;
 }

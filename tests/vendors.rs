@@ -115,7 +115,11 @@ fn events_use_one_vocabulary() {
 #[test]
 fn declared_commands_build_and_the_others_are_refused_by_name() {
     for spec in VENDORS {
-        for kind in CommandKind::ALL {
+        // `configure`, `logo` and `verify` change what the agent serves; no request of their own.
+        for kind in CommandKind::ALL
+            .into_iter()
+            .filter(|k| !k.handled_by_agent())
+        {
             let command = command::parse(kind.name(), sample_payload(kind).as_bytes())
                 .1
                 .unwrap_or_else(|err| panic!("{}: {err}", kind.name()));

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
+use crate::agent::registry::Phone;
 use crate::agent::Shared;
 use crate::command::CommandError;
 use crate::config::PhoneConfig;
-use crate::agent::registry::Phone;
-use crate::model::{Command, CommandKind, CommandResult, PhoneId};
+use crate::model::{Command, CommandResult, PhoneId};
 use crate::vendor::{HttpAuth, Method, PhoneReply, PhoneRequest, ReplyOutcome, Target, VendorSpec};
 
 /// Commands waiting for one phone, at most.
@@ -225,11 +225,10 @@ async fn execute(
             command: command.kind.name(),
         });
     }
-    match command.kind {
-        CommandKind::Configure | CommandKind::Logo | CommandKind::Verify => {
-            crate::agent::reprovision::run(shared, id, &phone, &config, command).await
-        }
-        _ => send_command(shared, &phone, &config, command).await,
+    if command.kind.handled_by_agent() {
+        crate::agent::reprovision::run(shared, id, &phone, &config, command).await
+    } else {
+        send_command(shared, &phone, &config, command).await
     }
 }
 

@@ -9,8 +9,8 @@ use tracing::{debug, info, warn};
 
 use crate::agent::commands::Job;
 use crate::agent::directory;
-use crate::agent::reminders::Reminder;
 use crate::agent::profiles::Scope;
+use crate::agent::reminders::Reminder;
 use crate::agent::Shared;
 use crate::command::{self, CommandError};
 use crate::model::{Command, CommandArg, CommandKind, CommandResult, PhoneId, Status};

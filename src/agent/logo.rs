@@ -53,7 +53,12 @@ pub fn convert_and_store(bytes: &[u8], max: (u32, u32), data_dir: &Path) -> Resu
         .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
         .map_err(|err| format!("cannot write the PNG: {err}"))?;
     let digest = md5::compute_hex(&png);
-    let file = format!("logo-{}-{}x{}.png", &digest[..12], image.width(), image.height());
+    let file = format!(
+        "logo-{}-{}x{}.png",
+        &digest[..12],
+        image.width(),
+        image.height()
+    );
     let path = dir(data_dir).join(&file);
     if !path.exists() {
         crate::agent::datafile::write_bytes(&path, &png)?;

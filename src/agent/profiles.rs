@@ -89,7 +89,12 @@ impl Profiles {
 
     /// Applies `configure` to a scope and writes the file. Settings need a vendor: the phone's
     /// own, or the one the change names for a site or group.
-    pub fn change(&self, scope: &Scope, changes: &Changes, vendor: Option<&str>) -> Result<(), String> {
+    pub fn change(
+        &self,
+        scope: &Scope,
+        changes: &Changes,
+        vendor: Option<&str>,
+    ) -> Result<(), String> {
         let vendor = changes.vendor.as_deref().or(vendor);
         if !changes.settings.is_empty() && vendor.is_none() {
             return Err("settings for a site or a group need `vendor`: vendor keys differ from one vendor to the next".into());
@@ -175,7 +180,9 @@ mod tests {
         profiles
             .change(&Scope::Phone(id.clone()), &changes, Some("yealink"))
             .unwrap();
-        profiles.set_logo(&Scope::Phone(id.clone()), "logo-1.png").unwrap();
+        profiles
+            .set_logo(&Scope::Phone(id.clone()), "logo-1.png")
+            .unwrap();
         let reloaded = Profiles::load(path, &config.provisioning).unwrap();
         let profile = reloaded.profile("yealink", &id, Some(&phone));
         assert_eq!(profile.key(3).unwrap().label, "Gate");

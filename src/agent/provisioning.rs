@@ -82,7 +82,11 @@ impl Served {
         self.lock().get(id).and_then(|(_, digest)| digest.clone())
     }
 
-    fn update(&self, id: &PhoneId, change: impl FnOnce(&mut Status, &mut Option<String>)) -> Status {
+    fn update(
+        &self,
+        id: &PhoneId,
+        change: impl FnOnce(&mut Status, &mut Option<String>),
+    ) -> Status {
         let mut phones = self.lock();
         let (status, digest) = phones
             .entry(id.clone())
@@ -118,7 +122,10 @@ pub fn own_file(
         Err(err) => {
             // Both files are phone2mqtt's own: this is a bug, not a site problem.
             warn!(vendor = spec.id, cause = %err, "Could not add the phone's settings to its file.");
-            (base, vec![format!("the phone's settings could not be written: {err}")])
+            (
+                base,
+                vec![format!("the phone's settings could not be written: {err}")],
+            )
         }
     }
 }
@@ -151,7 +158,11 @@ fn upstream_url(upstream: &str, file: &str) -> String {
 }
 
 /// The site's own file; `Ok(None)` when it has none for this phone (404).
-async fn fetch_upstream(shared: &Shared, url: &str, user_agent: Option<&str>) -> Result<Option<String>, String> {
+async fn fetch_upstream(
+    shared: &Shared,
+    url: &str,
+    user_agent: Option<&str>,
+) -> Result<Option<String>, String> {
     let mut request = shared.http.get(url);
     if let Some(user_agent) = user_agent {
         // Site servers pick files by the phone's User-Agent too.
@@ -159,7 +170,12 @@ async fn fetch_upstream(shared: &Shared, url: &str, user_agent: Option<&str>) ->
     }
     let response = tokio::time::timeout(UPSTREAM_TIMEOUT, request.send())
         .await
-        .map_err(|_| format!("{url} did not answer within {} s", UPSTREAM_TIMEOUT.as_secs()))?
+        .map_err(|_| {
+            format!(
+                "{url} did not answer within {} s",
+                UPSTREAM_TIMEOUT.as_secs()
+            )
+        })?
         .map_err(|err| format!("{url}: {err}"))?;
     match response.status().as_u16() {
         200..=299 => response
@@ -298,7 +314,10 @@ pub fn shown(shared: &Shared, status: &Status) -> Status {
     let mut status = status.clone();
     let token = shared.token.expose();
     for drift in &mut status.drift {
-        for value in [&mut drift.expected, &mut drift.actual].into_iter().flatten() {
+        for value in [&mut drift.expected, &mut drift.actual]
+            .into_iter()
+            .flatten()
+        {
             *value = value.replace(token, "***");
         }
         if crate::profile::is_secret_setting(&drift.setting) {
@@ -331,10 +350,16 @@ pub async fn profile_changed(shared: &Shared, id: &PhoneId) {
         status.refused = refused;
     });
     publish_status(shared, &status).await;
+    // Programmed keys are Home Assistant device triggers.
+    crate::ha::publish_phone(shared, id, true).await;
 }
 
 /// The settings a read-back compares: every Action URL, then the phone's own additions.
-pub fn expected_settings(shared: &Shared, spec: &'static VendorSpec, id: &PhoneId) -> Vec<vendor::Setting> {
+pub fn expected_settings(
+    shared: &Shared,
+    spec: &'static VendorSpec,
+    id: &PhoneId,
+) -> Vec<vendor::Setting> {
     let ctx = &shared.provision;
     let mut expected: Vec<vendor::Setting> = spec
         .events

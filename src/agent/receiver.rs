@@ -27,6 +27,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/action/{*rest}", get(action_url))
         .route("/logos/{file}", get(logo_file))
+        .route(
+            "/api/phones/{id}/logo",
+            axum::routing::post(upload_logo).layer(axum::extract::DefaultBodyLimit::max(
+                crate::agent::logo::MAX_IMAGE_BYTES,
+            )),
+        )
         .route("/{file}", get(provisioning_file))
         .with_state(shared)
 }
@@ -260,6 +266,48 @@ async fn logo_file(
     }
 }
 
+/// `POST /api/phones/<id>/logo` with an image as the body (the Manager's upload): converted
+/// for the phone's screen and hosted; the answer's `url` is then given to the `logo` command.
+async fn upload_logo(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let fail = |status: StatusCode, error: String| {
+        (status, axum::Json(serde_json::json!({ "error": error }))).into_response()
+    };
+    let Some(phone) = shared
+        .registry
+        .resolve(&id)
+        .and_then(|id| shared.registry.get(&id))
+    else {
+        return fail(StatusCode::NOT_FOUND, format!("unknown phone `{id}`"));
+    };
+    let programming = &phone.vendor.programming;
+    if programming.logo.is_none() {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            format!("{} phones have no logo setting", phone.vendor.name),
+        );
+    }
+    let size = (programming.logo_size)(phone.info.model.as_deref());
+    let data_dir = shared.data_dir.clone();
+    let converted = tokio::task::spawn_blocking(move || {
+        crate::agent::logo::convert_and_store(&body, size, &data_dir)
+    })
+    .await;
+    match converted {
+        Ok(Ok(logo)) => axum::Json(serde_json::json!({
+            "url": crate::agent::provisioning::logo_url(&shared, &logo.file),
+            "width": logo.width,
+            "height": logo.height,
+        }))
+        .into_response(),
+        Ok(Err(err)) => fail(StatusCode::BAD_REQUEST, err),
+        Err(err) => fail(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+    }
+}
+
 /// A programmable key: `/action/<token>/<vendor>/key?mac=<mac>&key=<n>`, the MAC written in by
 /// provisioning. Published as a `key` event and on the key's own topic.
 async fn key_press(
@@ -268,7 +316,10 @@ async fn key_press(
     vars: BTreeMap<String, String>,
     peer: &str,
 ) -> Response {
-    let Some(phone) = vars.get("mac").and_then(|m| crate::model::PhoneId::parse(m)) else {
+    let Some(phone) = vars
+        .get("mac")
+        .and_then(|m| crate::model::PhoneId::parse(m))
+    else {
         return reply(StatusCode::BAD_REQUEST, "a key press needs `mac`");
     };
     let Some(number) = vars
@@ -276,7 +327,10 @@ async fn key_press(
         .and_then(|k| k.parse::<u32>().ok())
         .filter(|k| (1..=crate::profile::MAX_KEY).contains(k))
     else {
-        return reply(StatusCode::BAD_REQUEST, "a key press needs `key`, a key number");
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "a key press needs `key`, a key number",
+        );
     };
     let known = shared.registry.get(&phone);
     let config = known.as_ref().and_then(|p| p.config.as_ref());

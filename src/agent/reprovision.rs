@@ -33,7 +33,9 @@ pub async fn run(
         (CommandKind::Configure, CommandArg::Changes(changes)) => {
             configure(shared, id, phone, config, changes).await?
         }
-        (CommandKind::Logo, CommandArg::Url(url)) => set_logo(shared, id, phone, config, url).await?,
+        (CommandKind::Logo, CommandArg::Url(url)) => {
+            set_logo(shared, id, phone, config, url).await?
+        }
         (CommandKind::Verify, _) => verify(shared, id, phone, config).await?,
         (kind, _) => unreachable!("{} is not the agent's own command", kind.name()),
     };
@@ -55,7 +57,9 @@ pub async fn reprovision(
         line: None,
         at: None,
     };
-    send_command(shared, phone, config, &command).await.map(|_| ())
+    send_command(shared, phone, config, &command)
+        .await
+        .map(|_| ())
 }
 
 async fn configure(
@@ -148,10 +152,16 @@ async fn set_logo(
 }
 
 async fn download(shared: &Shared, url: &str) -> Result<Vec<u8>, CommandError> {
-    let fail = |text: String| CommandError::BadArgument(format!("cannot fetch the image {url}: {text}"));
+    let fail =
+        |text: String| CommandError::BadArgument(format!("cannot fetch the image {url}: {text}"));
     let response = tokio::time::timeout(LOGO_DOWNLOAD_TIMEOUT, shared.http.get(url).send())
         .await
-        .map_err(|_| fail(format!("no answer within {} s", LOGO_DOWNLOAD_TIMEOUT.as_secs())))?
+        .map_err(|_| {
+            fail(format!(
+                "no answer within {} s",
+                LOGO_DOWNLOAD_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|err| fail(err.to_string()))?;
     if !response.status().is_success() {
         return Err(fail(format!("the server answered {}", response.status())));
@@ -162,7 +172,10 @@ async fn download(shared: &Shared, url: &str) -> Result<Vec<u8>, CommandError> {
     {
         return Err(fail("the image is larger than 10 MiB".into()));
     }
-    let bytes = response.bytes().await.map_err(|err| fail(err.to_string()))?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|err| fail(err.to_string()))?;
     Ok(bytes.to_vec())
 }
 

@@ -1,5 +1,6 @@
-//! `phone2mqtt reminders` and `phone2mqtt directory`: the scheduled messages and the subscriber
-//! directory from a terminal, over the same topics the Manager uses.
+//! `phone2mqtt reminders`, `phone2mqtt directory` and `phone2mqtt adopt`: the scheduled messages,
+//! the subscriber directory and discovered phones from a terminal, over the same topics the
+//! Manager uses.
 
 use std::time::Duration;
 
@@ -37,6 +38,95 @@ pub struct DirectoryArgs {
     pub json: bool,
     #[command(flatten)]
     pub broker: BrokerArgs,
+}
+
+/// `phone2mqtt adopt`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdoptArgs {
+    /// The discovered phone: its id or MAC.
+    pub phone: String,
+    /// `host`, `host:port` or `http(s)://host:port`; default: the IP the phone reported.
+    #[arg(long)]
+    pub address: Option<String>,
+    /// The phone's web admin user; default: `[provisioning] username`, else admin.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the admin password from standard input (one line), so that it stays out of the
+    /// shell history and the process list; default: `[provisioning] password`, else admin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A group to put it in; repeat for more.
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+}
+
+pub async fn adopt(args: AdoptArgs) -> anyhow::Result<()> {
+    let mut payload = serde_json::Map::new();
+    for (key, value) in [
+        ("address", &args.address),
+        ("username", &args.username),
+        ("name", &args.name),
+    ] {
+        if let Some(value) = value {
+            payload.insert(key.into(), Value::String(value.clone()));
+        }
+    }
+    if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        let password = line.trim_end_matches(['\r', '\n']);
+        if password.is_empty() {
+            bail!("--password-stdin: standard input held no password");
+        }
+        payload.insert("password".into(), Value::String(password.to_string()));
+    }
+    if !args.groups.is_empty() {
+        payload.insert("groups".into(), json!(args.groups));
+    }
+    let transaction = format!("cli-{}", random_hex(8));
+    payload.insert("transaction".into(), Value::String(transaction.clone()));
+    let mut session = Session::connect(&args.broker).await?;
+    // The retained burst proves the subscription is in place before the answer comes.
+    let (fleet, _) = collect(&mut session).await;
+    let result = match fleet.resolve(&args.phone) {
+        Ok(ids) if ids.len() == 1 => {
+            let id = ids[0].clone();
+            session
+                .mqtt
+                .publish(
+                    session.topics.command(&id, "adopt"),
+                    Value::Object(payload).to_string(),
+                    false,
+                )
+                .await;
+            let result_topic = session.topics.result(&id);
+            answer(&mut session, &result_topic, &transaction)
+                .await
+                .and_then(|reply| match reply["status"].as_str() {
+                    Some("ok") => {
+                        println!("Adopted {}.", fleet.label_of(&id));
+                        Ok(())
+                    }
+                    _ => Err(anyhow!(
+                        "{}",
+                        reply["error"].as_str().unwrap_or("the agent refused")
+                    )),
+                })
+        }
+        Ok(_) => Err(anyhow!(
+            "`{}` names more than one phone; give one id",
+            args.phone
+        )),
+        Err(reason) => Err(anyhow!(reason)),
+    };
+    session.close().await;
+    result
 }
 
 /// Waits for the message on `topic` whose payload carries `transaction`.

@@ -23,7 +23,7 @@ use crate::topics::Topics;
 
 pub use fleet::phones;
 pub mod admin;
-pub use admin::{directory, reminders, DirectoryArgs, RemindersArgs};
+pub use admin::{adopt, directory, reminders, AdoptArgs, DirectoryArgs, RemindersArgs};
 pub use send::send;
 pub use watch::watch;
 

@@ -12,9 +12,9 @@
 
 pub mod fanvil;
 pub mod fleet;
-pub mod settings;
 pub mod grandstream;
 pub mod htek;
+pub mod settings;
 pub mod snom;
 pub mod yealink;
 
@@ -447,8 +447,14 @@ impl SimPhone {
         // phone asks for its usual files.
         let mut files = Vec::new();
         if let Some(boot_file) = personality.boot_file {
-            if let Some(text) = self.get_text(&absolute(&boot_file(&identity.mac)), &user_agent).await {
-                files = settings::boot_includes(&text).iter().map(|f| absolute(f)).collect();
+            if let Some(text) = self
+                .get_text(&absolute(&boot_file(&identity.mac)), &user_agent)
+                .await
+            {
+                files = settings::boot_includes(&text)
+                    .iter()
+                    .map(|f| absolute(f))
+                    .collect();
             }
         }
         if files.is_empty() {
@@ -1056,7 +1062,8 @@ fn router(phone: SimPhone) -> Router {
         .route(
             "/sim/key/{n}",
             post(
-                |State(phone): State<SimPhone>, axum::extract::Path(n): axum::extract::Path<u32>| async move {
+                |State(phone): State<SimPhone>,
+                 axum::extract::Path(n): axum::extract::Path<u32>| async move {
                     answer(phone.press_key(n))
                 },
             ),

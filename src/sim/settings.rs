@@ -94,7 +94,8 @@ pub fn xml_leaves(text: &str) -> Vec<Leaf> {
             Ok(Event::Text(text)) => {
                 if let Some(top) = stack.last_mut() {
                     if let Ok(text) = text.decode() {
-                        top.2.push_str(&quick_xml::escape::unescape(&text).unwrap_or(text.clone()));
+                        top.2
+                            .push_str(&quick_xml::escape::unescape(&text).unwrap_or(text.clone()));
                     }
                 }
             }
@@ -152,8 +153,14 @@ mod tests {
         assert_eq!(leaves[2].text, "url http://h/k?a=1&b=2");
         assert_eq!(leaves[2].attrs["label"], "Gate");
         let mut settings = Settings::new();
-        read_key_value("#!version:1.0.0.1\naccount.1.user_name = 1001\ninclude:config \"x\"\n", &mut settings);
+        read_key_value(
+            "#!version:1.0.0.1\naccount.1.user_name = 1001\ninclude:config \"x\"\n",
+            &mut settings,
+        );
         assert_eq!(settings["account.1.user_name"], "1001");
-        assert_eq!(boot_includes("#!version:1.0.0.1\ninclude:config \"http://a/b.cfg\"\n"), vec!["http://a/b.cfg"]);
+        assert_eq!(
+            boot_includes("#!version:1.0.0.1\ninclude:config \"http://a/b.cfg\"\n"),
+            vec!["http://a/b.cfg"]
+        );
     }
 }

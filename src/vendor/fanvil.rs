@@ -20,8 +20,8 @@ use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, PhoneId};
 use crate::vendor::{
     encode_query_value, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
-    HttpAuth, Identity, PhoneReply, PhoneRequest, ProvisionCtx, ReplyOutcome, Target, VarNames,
-    VendorSpec, Programming, FileFormat, Setting,
+    FileFormat, HttpAuth, Identity, PhoneReply, PhoneRequest, Programming, ProvisionCtx,
+    ReplyOutcome, Setting, Target, VarNames, VendorSpec,
 };
 
 pub static SPEC: VendorSpec = VendorSpec {

@@ -11,8 +11,9 @@ use serde_json::Value;
 use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, PhoneId};
 use crate::vendor::{
-    encode_query_value, xml_escape, AuthHints, Carries, EventSpec, HttpAuth, Identity, PhoneReply,
-    PhoneRequest, ProvisionCtx, Refreshed, ReplyOutcome, Target, VarNames, VendorSpec, Programming, FileFormat, Setting, ReadConfig,
+    encode_query_value, xml_escape, AuthHints, Carries, EventSpec, FileFormat, HttpAuth, Identity,
+    PhoneReply, PhoneRequest, Programming, ProvisionCtx, ReadConfig, Refreshed, ReplyOutcome,
+    Setting, Target, VarNames, VendorSpec,
 };
 
 pub static SPEC: VendorSpec = VendorSpec {
@@ -35,8 +36,9 @@ pub static SPEC: VendorSpec = VendorSpec {
         display_remote: Some("display_remote"),
         call_id: Some("call-id"),
     },
-    // Only what the CTI guides document (vendors.md §3.3): no volume, mute, message, transfer,
-    // provision or logo, so those are refused naming Grandstream.
+    // Only what the CTI guides document (vendors.md §3.3): no volume, mute, message or
+    // transfer, so those are refused naming Grandstream. `provision` restarts the phone (no
+    // re-fetch request is documented); `logo` comes from `programming` below.
     commands: &[
         CommandKind::Dial,
         CommandKind::Answer,
@@ -126,12 +128,17 @@ fn read_config_reply(
         )));
     }
     let Some(Value::Object(body)) = json.get("body") else {
-        return Err(CommandError::Rejected("the values answer has no body".into()));
+        return Err(CommandError::Rejected(
+            "the values answer has no body".into(),
+        ));
     };
     Ok(body
         .iter()
         .map(|(key, value)| {
-            let text = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+            let text = value
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
             (key.clone(), text)
         })
         .collect())
@@ -752,8 +759,6 @@ mod tests {
             ("mute", ""),
             ("message", "hi"),
             ("transfer", "1002"),
-            ("provision", ""),
-            ("logo", "http://x/logo.png"),
         ] {
             let err = request(name, payload, &target()).unwrap_err();
             assert_eq!(

@@ -18,8 +18,8 @@ use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, PhoneId};
 use crate::vendor::{
     encode_query_value, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
-    HttpAuth, Identity, PhoneReply, PhoneRequest, ProvisionCtx, ReplyOutcome, Target, VarNames,
-    VendorSpec, Programming, FileFormat, Setting,
+    FileFormat, HttpAuth, Identity, PhoneReply, PhoneRequest, Programming, ProvisionCtx,
+    ReplyOutcome, Setting, Target, VarNames, VendorSpec,
 };
 
 pub static SPEC: VendorSpec = VendorSpec {
@@ -342,6 +342,7 @@ mod tests {
                 "/Phone_ActionURL&Command=3&key=VOLUME_DOWN",
             ),
             ("reboot", "", "/Phone_ActionURL&Command=3&key=Reboot"),
+            ("provision", "", "/Phone_ActionURL&Command=3&key=Reboot"),
             ("key", "OK", "/Phone_ActionURL&Command=3&key=OK"),
         ];
         for (name, payload, expected) in cases {
@@ -365,7 +366,6 @@ mod tests {
             ("mute", ""),
             ("message", "hi"),
             ("refresh", ""),
-            ("provision", ""),
             ("logo", "http://x/logo.png"),
         ] {
             assert_eq!(

@@ -149,7 +149,9 @@ fn parse(text: &str, which: &str) -> Result<Document, MergeError> {
                 }
             }
             Event::End(_) => {
-                let element = stack.pop().ok_or_else(|| bad("unbalanced end tag".into()))?;
+                let element = stack
+                    .pop()
+                    .ok_or_else(|| bad("unbalanced end tag".into()))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(Node::Element(element)),
                     None if root.is_none() => root = Some(element),
@@ -248,7 +250,10 @@ mod tests {
         let ours = "#!version:1.0.0.1\n## phone2mqtt\naction_url.incoming_call = http://agent/x\nlinekey.3.type = 13\nfeatures.action_uri.enable = 1\n";
         let merged = merge_text(site, ours, "#!version:1.0.0.1");
         assert!(merged.starts_with("#!version:1.0.0.1\n# site\naccount.1.user_name = 1001\naction_url.incoming_call = http://agent/x\nlinekey.3.type = 13\n"), "{merged}");
-        assert!(merged.ends_with("## phone2mqtt\nfeatures.action_uri.enable = 1\n"), "{merged}");
+        assert!(
+            merged.ends_with("## phone2mqtt\nfeatures.action_uri.enable = 1\n"),
+            "{merged}"
+        );
         assert_eq!(merged.matches("#!version").count(), 1);
         assert!(!merged.contains("http://old"));
     }
@@ -261,7 +266,12 @@ mod tests {
         let ours = r#"<?xml version="1.0" encoding="UTF-8"?><gs_provision version="1"><config version="1"><P8310>http://agent/a?x=1&amp;y=2</P8310><P1>v</P1></config></gs_provision>"#;
         let merged = merge_xml(site, ours).unwrap();
         assert!(merged.contains("<!-- from the PBX -->"));
-        assert!(merged.contains("<P35>1001</P35><P8310>http://agent/a?x=1&amp;y=2</P8310><P1>v</P1></config>"), "{merged}");
+        assert!(
+            merged.contains(
+                "<P35>1001</P35><P8310>http://agent/a?x=1&amp;y=2</P8310><P1>v</P1></config>"
+            ),
+            "{merged}"
+        );
         assert!(merged.contains("<mac>000b82aabbcc</mac>"));
         assert!(!merged.contains("http://old"));
     }

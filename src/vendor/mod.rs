@@ -94,7 +94,9 @@ impl Setting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
     /// `key = value` lines under a header line the phone requires.
-    KeyValue { header: &'static str },
+    KeyValue {
+        header: &'static str,
+    },
     Xml,
 }
 
@@ -108,13 +110,16 @@ impl FileFormat {
     }
 }
 
+/// Programs key `index` (1-based) with its label to request a URL: `(index, label, url)`.
+pub type KeyProgram = fn(u32, &str, &str) -> Vec<Setting>;
+
 /// How per-phone additions are programmed.
 #[derive(Debug)]
 pub struct Programming {
     pub format: FileFormat,
     /// The settings that make programmable key `index` (1-based) open `url`, labelled; `None`
     /// where the vendor has no key type that sends an HTTP request.
-    pub key: Option<fn(u32, &str, &str) -> Vec<Setting>>,
+    pub key: Option<KeyProgram>,
     /// What is programmed, for the docs: `linekey.N, type 17 (URL)`.
     pub key_doc: &'static str,
     /// The settings that show the image at `url` as the screen's logo or background; `None`
@@ -349,7 +354,11 @@ pub fn phone_settings(
     let mut refused = Vec::new();
     for key in &profile.keys {
         match spec.programming.key {
-            Some(program) => settings.extend(program(key.index, &key.label, &key_url(ctx, spec, mac, key.index))),
+            Some(program) => settings.extend(program(
+                key.index,
+                &key.label,
+                &key_url(ctx, spec, mac, key.index),
+            )),
             None => refused.push(format!(
                 "{} phones have no key type that calls a URL: key {} (\"{}\") is not programmed",
                 spec.name, key.index, key.label

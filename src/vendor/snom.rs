@@ -14,8 +14,9 @@
 use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, PhoneId};
 use crate::vendor::{
-    encode_query_value, xml_escape, AuthHints, Carries, EventSpec, HttpAuth, Identity, PhoneReply,
-    PhoneRequest, ProvisionCtx, ReplyOutcome, Target, VarNames, VendorSpec, Programming, FileFormat, Setting,
+    encode_query_value, xml_escape, AuthHints, Carries, EventSpec, FileFormat, HttpAuth, Identity,
+    PhoneReply, PhoneRequest, Programming, ProvisionCtx, ReplyOutcome, Setting, Target, VarNames,
+    VendorSpec,
 };
 
 pub static SPEC: VendorSpec = VendorSpec {
@@ -38,7 +39,8 @@ pub static SPEC: VendorSpec = VendorSpec {
     },
     // Not here, since vendors.md §4.3 documents no form for them: `transfer` (only a bare
     // `key=TRANSFER`, no way to give the number), `message` (`minibrowser.htm` is unverified),
-    // `refresh` (no status endpoint), `provision` (no re-fetch request) and `logo`.
+    // `refresh` (no status endpoint). `provision` restarts the phone, which reads its settings
+    // while starting (no re-fetch request is documented); `logo` comes from `programming`.
     commands: &[
         CommandKind::Dial,
         CommandKind::Answer,
@@ -69,7 +71,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         key: Some(program_key),
         key_doc: "function key `fkey` idx N-1 (0-based) of type `url`, with its `label`",
         logo: Some(program_logo),
-        logo_size: logo_size,
+        logo_size,
         logo_doc: "`custom_bg_image_url` (PNG; firmware 8.9.3 or later), scaled to the model's screen",
         write: write_settings,
     },
@@ -456,6 +458,7 @@ mod tests {
             ("mute", "", "/command.htm?key=MUTE"),
             ("key", "P1 * # ENTER", "/command.htm?key=P1;*;%23;ENTER"),
             ("reboot", "", "/advanced_update.htm?reboot=Reboot"),
+            ("provision", "", "/advanced_update.htm?reboot=Reboot"),
         ];
         for (name, payload, expected) in cases {
             assert_eq!(
@@ -479,13 +482,7 @@ mod tests {
 
     #[test]
     fn undocumented_commands_are_unsupported_and_named() {
-        for (name, payload) in [
-            ("transfer", "1002"),
-            ("message", "hello"),
-            ("refresh", ""),
-            ("provision", ""),
-            ("logo", "http://x/logo.png"),
-        ] {
+        for (name, payload) in [("transfer", "1002"), ("message", "hello"), ("refresh", "")] {
             let cmd = command::parse(name, payload.as_bytes()).1.unwrap();
             assert!(!SPEC.supports(cmd.kind), "{name}");
             assert_eq!(

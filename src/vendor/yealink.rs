@@ -8,8 +8,8 @@ use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, Line, PhoneId};
 use crate::vendor::{
     encode_query_value, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
-    HttpAuth, Identity, Method, PhoneReply, PhoneRequest, ProvisionCtx, Refreshed, ReplyOutcome, Programming, FileFormat, Setting,
-    Target, VarNames, VendorSpec,
+    FileFormat, HttpAuth, Identity, Method, PhoneReply, PhoneRequest, Programming, ProvisionCtx,
+    Refreshed, ReplyOutcome, Setting, Target, VarNames, VendorSpec,
 };
 
 pub static SPEC: VendorSpec = VendorSpec {

@@ -410,3 +410,41 @@ pub async fn command(probe: &mut MqttProbe, phone: &str, command: &str, payload:
         })
         .await
 }
+
+/// A simulated phone given nothing but the agent's address (no `[[phone]]` entry), with the
+/// test password; it runs until `power` is cancelled, even past the gateway.
+pub async fn unconfigured_phone(
+    gw: &TestGateway,
+    vendor: &str,
+    mac: &str,
+    power: &CancellationToken,
+) -> SimPhone {
+    let mut options = SimOptions::new(
+        sim::personality(vendor).expect("a simulator for this vendor"),
+        phone2mqtt::model::PhoneId::parse(mac).expect("a MAC"),
+        &gw.gateway.public_url,
+    );
+    options.password = PASSWORD.into();
+    options.remote_answers_after = None;
+    let phone = SimPhone::spawn(options, power.clone()).await.unwrap();
+    assert!(phone.wait_booted(TIMEOUT).await, "{vendor} {mac} booted");
+    phone
+}
+
+/// Waits until the simulated phone's state satisfies `check` (it acts in the background).
+pub async fn phone_becomes(
+    phone: &SimPhone,
+    what: &str,
+    check: impl Fn(&phone2mqtt::sim::Snapshot) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !check(&phone.snapshot()) {
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "the simulated phone never got {what}: {:#?}",
+                phone.snapshot()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,410 @@
+//! Zero-touch provisioning, end to end: simulated phones of every vendor are given nothing but
+//! the agent's address; the agent serves their files merged into the site's own (a plain HTTP
+//! server standing in for the PBX's provisioning), with programmable keys, a logo and pushed
+//! settings; the phones read them like phones do, press keys, and are verified.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use common::*;
+use serde_json::json;
+
+/// One phone per vendor, and the file the site's provisioning server has for it.
+const PHONES: &[(&str, &str)] = &[
+    ("yealink", "001565aa0001"),
+    ("grandstream", "000b82aa0002"),
+    ("snom", "000413aa0003"),
+    ("fanvil", "0c383eaa0004"),
+    ("htek", "001fc1aa0005"),
+];
+
+/// The site's files: a SIP account each, as a PBX would provision it, and an old Action URL the
+/// merge must replace.
+fn site_files() -> HashMap<String, String> {
+    HashMap::from([
+        (
+            "001565aa0001.cfg".into(),
+            "#!version:1.0.0.1\n# from the PBX\naccount.1.enable = 1\naccount.1.user_name = 2001\naccount.1.sip_server.1.address = pbx.site.example\naction_url.incoming_call = http://old-crm.example/in\n".into(),
+        ),
+        (
+            "cfg000b82aa0002.xml".into(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<gs_provision version=\"1\"><mac>000b82aa0002</mac><config version=\"1\"><P271>1</P271><P35>2002</P35><P8310>http://old-crm.example/in</P8310></config></gs_provision>\n".into(),
+        ),
+        (
+            "000413AA0003.xml".into(),
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<settings><phone-settings><user_name idx=\"1\" perm=\"\">2003</user_name><user_host idx=\"1\" perm=\"\">pbx.site.example</user_host></phone-settings><functionKeys><fkey idx=\"0\" context=\"active\" perm=\"\">line</fkey></functionKeys></settings>\n".into(),
+        ),
+        (
+            "0c383eaa0004.cfg".into(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<sysConf><Version>2.0000000000</Version><sip><SipUser>2004</SipUser></sip></sysConf>\n".into(),
+        ),
+        (
+            "cfg001fc1aa0005.xml".into(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<hl_provision version=\"1\"><config version=\"1\"><P35 para=\"Profile1_User\">2005</P35></config></hl_provision>\n".into(),
+        ),
+    ])
+}
+
+/// A JPEG, 960×540, as a marketing department would hand it over.
+fn company_logo() -> Vec<u8> {
+    let image = image::RgbImage::from_fn(960, 540, |x, _| image::Rgb([(x % 256) as u8, 80, 160]));
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
+        .unwrap();
+    bytes
+}
+
+/// The site's plain HTTP server: its provisioning files and the logo.
+async fn site_server() -> SocketAddr {
+    let files = Arc::new(site_files());
+    let logo = Arc::new(company_logo());
+    let app =
+        axum::Router::new()
+            .route(
+                "/prov/{file}",
+                axum::routing::get(
+                    |State(files): State<Arc<HashMap<String, String>>>,
+                     Path(file): Path<String>| async move {
+                        match files.get(&file) {
+                            Some(text) => (StatusCode::OK, text.clone()).into_response(),
+                            None => StatusCode::NOT_FOUND.into_response(),
+                        }
+                    },
+                ),
+            )
+            .route(
+                "/logo.jpg",
+                axum::routing::get(move || {
+                    let logo = logo.clone();
+                    async move { logo.to_vec() }
+                }),
+            )
+            .with_state(files);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_given_only_the_agents_address_are_provisioned_merged_adopted_and_programmed() {
+    let site = site_server().await;
+    let mut config = test_config();
+    config.provisioning = toml::from_str(&format!(
+        "upstream = \"http://{site}/prov/\"\nkeys = {{ 3 = \"Garage door\" }}\n"
+    ))
+    .unwrap();
+    let gw = start_gateway(config).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let power = tokio_util::sync::CancellationToken::new();
+    let mut phones = HashMap::new();
+    for (vendor, mac) in PHONES {
+        phones.insert(*vendor, unconfigured_phone(&gw, vendor, mac, &power).await);
+    }
+
+    for (vendor, mac) in PHONES {
+        let phone = &phones[vendor];
+        let snapshot = phone.snapshot();
+        // The site's account survived the merge, and the agent's Action URLs are in.
+        let account = snapshot
+            .settings
+            .iter()
+            .find(|(_, value)| value.starts_with("200"))
+            .map(|(key, value)| format!("{key} = {value}"));
+        assert!(
+            account.is_some(),
+            "{vendor}: the site's account is lost: {:#?}",
+            snapshot.settings
+        );
+        assert!(
+            snapshot.settings.values().all(|v| !v.contains("old-crm")),
+            "{vendor}: the site's old Action URL was not replaced"
+        );
+        assert!(
+            snapshot.settings.values().any(|v| v.contains("/action/")),
+            "{vendor}: no Action URL provisioned: {:#?}",
+            snapshot.settings
+        );
+        // Discovered, unconfigured, with what it told.
+        let info = probe
+            .expect(&format!("phone2mqtt/{mac}/info"), |i| {
+                i["vendor"] == *vendor
+            })
+            .await;
+        assert_eq!(info["configured"], false, "{vendor}");
+        let status = probe
+            .expect(&format!("phone2mqtt/{mac}/provisioning"), |s| {
+                s["served_at"].is_string()
+            })
+            .await;
+        assert_eq!(status["in_sync"], true, "{vendor}: {status}");
+        // Vendors without URL keys say so instead of dropping the key silently.
+        let refused = status["refused"].as_array().unwrap();
+        if matches!(*vendor, "yealink" | "snom") {
+            assert!(refused.is_empty(), "{vendor}: {status}");
+        } else {
+            assert!(
+                refused[0].as_str().unwrap().contains("Garage door"),
+                "{vendor}: {status}"
+            );
+        }
+    }
+
+    // Adopted over MQTT with its credentials, then controllable.
+    for (vendor, mac) in PHONES {
+        let phone = &phones[vendor];
+        let adopted = command(
+            &mut probe,
+            mac,
+            "adopt",
+            json!({"address": phone.addr().to_string(), "password": PASSWORD, "transaction": format!("a-{vendor}")}),
+        )
+        .await;
+        assert_eq!(adopted["status"], "ok", "{vendor}: {adopted}");
+        let hangup = command(
+            &mut probe,
+            mac,
+            "hangup",
+            json!({"transaction": format!("h-{vendor}")}),
+        )
+        .await;
+        assert_eq!(hangup["status"], "ok", "{vendor}: {hangup}");
+    }
+
+    // The programmed key: pressing it on the phone publishes the event with its label, on the
+    // phone's event topic and on the key's own topic.
+    for vendor in ["yealink", "snom"] {
+        let mac = PHONES.iter().find(|(v, _)| *v == vendor).unwrap().1;
+        let phone = &phones[vendor];
+        let client = reqwest::Client::new();
+        let pressed = client
+            .post(format!("http://{}/sim/key/3", phone.addr()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pressed.status(), 200, "{vendor}");
+        let event = probe
+            .expect(&format!("phone2mqtt/{mac}/key/3"), |_| true)
+            .await;
+        assert_eq!(event["event"], "key");
+        assert_eq!(event["key"], "3");
+        assert_eq!(event["label"], "Garage door");
+        probe
+            .expect(&format!("phone2mqtt/{mac}/event"), |e| e["event"] == "key")
+            .await;
+        // Key 4 is not programmed: the phone has nothing to call.
+        let unprogrammed = client
+            .post(format!("http://{}/sim/key/4", phone.addr()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unprogrammed.status(), 409, "{vendor}");
+    }
+
+    // A new logo, fetched from the site's server, converted and applied by re-provisioning.
+    let yealink = &phones["yealink"];
+    let logo = command(
+        &mut probe,
+        "001565aa0001",
+        "logo",
+        json!({"url": format!("http://{site}/logo.jpg"), "transaction": "logo-1"}),
+    )
+    .await;
+    assert_eq!(logo["status"], "ok", "{logo}");
+    assert_eq!(
+        (
+            logo["data"]["width"].as_u64(),
+            logo["data"]["height"].as_u64()
+        ),
+        (Some(480), Some(270))
+    );
+    phone_becomes(yealink, "the logo", |s| s.logo.is_some()).await;
+    let seen = yealink.snapshot().logo.unwrap();
+    assert_eq!((seen.width, seen.height), (480, 270));
+    assert!(seen.url.starts_with(&gw.gateway.public_url), "{}", seen.url);
+    assert!(yealink.snapshot().settings["phone_setting.backgrounds"].starts_with("Config:logo-"));
+    // The site's account is still there after re-provisioning.
+    assert_eq!(yealink.snapshot().settings["account.1.user_name"], "2001");
+    // A vendor with no logo setting gets an error naming it.
+    let refused = command(
+        &mut probe,
+        "0c383eaa0004",
+        "logo",
+        json!({"url": format!("http://{site}/logo.jpg"), "transaction": "logo-2"}),
+    )
+    .await;
+    assert_eq!(refused["status"], "error");
+    assert!(
+        refused["error"].as_str().unwrap().contains("Fanvil"),
+        "{refused}"
+    );
+    // An image URL that is not an image.
+    let broken = command(
+        &mut probe,
+        "000413aa0003",
+        "logo",
+        json!({"url": format!("http://{site}/prov/000413AA0003.xml"), "transaction": "logo-3"}),
+    )
+    .await;
+    assert_eq!(broken["status"], "error");
+    assert!(
+        broken["error"].as_str().unwrap().contains("not an image"),
+        "{broken}"
+    );
+
+    // A pushed setting reaches every vendor's phone through re-provisioning.
+    let pushed = [
+        ("yealink", "phone_setting.backlight_time", "60"),
+        ("grandstream", "P1362", "en"),
+        ("snom", "language", "Deutsch"),
+        ("fanvil", "phone.Backlight", "45"),
+        ("htek", "P1362", "de"),
+    ];
+    for (vendor, key, value) in pushed {
+        let mac = PHONES.iter().find(|(v, _)| *v == vendor).unwrap().1;
+        let result = command(
+            &mut probe,
+            mac,
+            "configure",
+            json!({"settings": {key: value}, "transaction": format!("c-{vendor}")}),
+        )
+        .await;
+        assert_eq!(result["status"], "ok", "{vendor}: {result}");
+        let phone = &phones[vendor];
+        phone_becomes(phone, vendor, |s| {
+            s.settings.get(key).map(String::as_str) == Some(value)
+        })
+        .await;
+        phone_becomes(phone, vendor, |s| {
+            s.settings.values().any(|v| v.starts_with("200"))
+        })
+        .await;
+    }
+    // Keys cannot be added where the vendor has no URL key type: an error naming it.
+    let refused = command(
+        &mut probe,
+        "000b82aa0002",
+        "configure",
+        json!({"keys": {"5": "Lights"}, "transaction": "c-keys"}),
+    )
+    .await;
+    assert_eq!(refused["status"], "error");
+    assert!(
+        refused["error"].as_str().unwrap().contains("Grandstream"),
+        "{refused}"
+    );
+
+    // Verify: Grandstream's configuration is read back from the phone itself.
+    let verified = command(
+        &mut probe,
+        "000b82aa0002",
+        "verify",
+        json!({"transaction": "v-1"}),
+    )
+    .await;
+    assert_eq!(verified["status"], "ok", "{verified}");
+    assert_eq!(verified["data"]["method"], "read_back");
+    assert_eq!(verified["data"]["in_sync"], true, "{verified}");
+    // Others compare what they were served with what they would be served now.
+    let verified = command(
+        &mut probe,
+        "001565aa0001",
+        "verify",
+        json!({"transaction": "v-2"}),
+    )
+    .await;
+    assert_eq!(verified["data"]["method"], "served");
+    assert_eq!(verified["data"]["in_sync"], true, "{verified}");
+
+    // Nothing published shows the action token.
+    for (topic, payload) in probe.drain() {
+        assert!(!payload.contains(TOKEN), "{topic} shows the token");
+    }
+    power.cancel();
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_found_by_reading_the_phone_back() {
+    let mut config = test_config();
+    config.provisioning.keys.clear();
+    let gw = start_gateway(config).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let power = tokio_util::sync::CancellationToken::new();
+    let mac = "000b82aa0012";
+    let phone = unconfigured_phone(&gw, "grandstream", mac, &power).await;
+    let adopted = command(
+        &mut probe,
+        mac,
+        "adopt",
+        json!({"address": phone.addr().to_string(), "password": PASSWORD, "transaction": "a"}),
+    )
+    .await;
+    assert_eq!(adopted["status"], "ok", "{adopted}");
+    // Stored without re-provisioning: the phone does not have it yet.
+    let stored = command(
+        &mut probe,
+        mac,
+        "configure",
+        json!({"settings": {"P1362": "fr"}, "apply": false, "transaction": "c"}),
+    )
+    .await;
+    assert_eq!(stored["status"], "ok", "{stored}");
+    let status = probe
+        .expect(&format!("phone2mqtt/{mac}/provisioning"), |s| {
+            s["in_sync"] == false
+        })
+        .await;
+    assert!(status["drift"].is_array());
+    let verified = command(&mut probe, mac, "verify", json!({"transaction": "v"})).await;
+    assert_eq!(verified["data"]["in_sync"], false, "{verified}");
+    let drift = verified["data"]["drift"].as_array().unwrap();
+    assert_eq!(drift.len(), 1, "{verified}");
+    assert_eq!(drift[0]["setting"], "P1362");
+    assert_eq!(drift[0]["expected"], "fr");
+    // Re-provisioned, it is in sync again.
+    let provisioned = command(&mut probe, mac, "provision", json!({"transaction": "p"})).await;
+    assert_eq!(provisioned["status"], "ok", "{provisioned}");
+    phone_becomes(&phone, "P1362", |s| {
+        s.settings.get("P1362").map(String::as_str) == Some("fr")
+    })
+    .await;
+    let verified = command(&mut probe, mac, "verify", json!({"transaction": "v2"})).await;
+    assert_eq!(verified["data"]["in_sync"], true, "{verified}");
+    power.cancel();
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yealink_boot_files_include_the_sites_file_and_the_agents() {
+    let site = site_server().await;
+    let mut config = test_config();
+    config.provisioning = toml::from_str(&format!(
+        "upstream = \"http://{site}/prov\"\nyealink_boot = true\nkeys = {{ 2 = \"Door\" }}\n"
+    ))
+    .unwrap();
+    let gw = start_gateway(config).await;
+    let power = tokio_util::sync::CancellationToken::new();
+    let phone = unconfigured_phone(&gw, "yealink", "001565aa0001", &power).await;
+    let snapshot = phone.snapshot();
+    assert_eq!(
+        snapshot.provisioning_files,
+        vec![
+            format!("http://{site}/prov/001565aa0001.cfg"),
+            format!("{}/001565aa0001.cfg", gw.gateway.public_url),
+        ]
+    );
+    assert_eq!(snapshot.settings["account.1.user_name"], "2001");
+    assert_eq!(snapshot.settings["linekey.2.label"], "Door");
+    assert!(snapshot.settings["action_url.incoming_call"].contains("/action/"));
+    power.cancel();
+    gw.stop().await;
+}
