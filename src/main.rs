@@ -349,3 +349,15 @@ async fn run_sim(
     stop.cancel();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (unique argument names...) for every subcommand, which
+    /// otherwise only fire when that subcommand is run.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -57,6 +57,7 @@ fn expected_components(vendor: &str) -> BTreeMap<&'static str, &'static str> {
     ]);
     match vendor {
         "yealink" => expected.extend([
+            ("key_3", "device_automation"),
             ("registered", "binary_sensor"),
             ("dnd", "switch"),
             ("volume_up", "button"),
@@ -70,6 +71,7 @@ fn expected_components(vendor: &str) -> BTreeMap<&'static str, &'static str> {
         ]),
         // Snom reports no registration and cannot refresh: no registration sensor.
         "snom" => expected.extend([
+            ("key_3", "device_automation"),
             ("dnd", "switch"),
             ("volume_up", "button"),
             ("volume_down", "button"),
@@ -89,9 +91,10 @@ fn expected_components(vendor: &str) -> BTreeMap<&'static str, &'static str> {
 fn absent_components(vendor: &str) -> &'static [&'static str] {
     match vendor {
         "yealink" => &["dnd_state"],
-        "grandstream" => &["dnd", "volume_up", "volume_down", "message"],
+        // No key type that calls a URL: no key trigger.
+        "grandstream" => &["dnd", "volume_up", "volume_down", "message", "key_3"],
         "snom" => &["registered", "message", "dnd_state"],
-        _ => &["message", "dnd_state"],
+        _ => &["message", "dnd_state", "key_3"],
     }
 }
 
@@ -113,6 +116,11 @@ async fn fleet() -> Fleet {
         .homeassistant
         .entity_names
         .insert("dnd".into(), "Nicht stören".into());
+    // Key 3 of every phone that can have one opens the garage.
+    config
+        .provisioning
+        .keys
+        .insert("3".into(), "Garage door".into());
     let gw = start_gateway(config).await;
     let mut phones = Vec::new();
     for ((vendor, mac, _), addr) in FLEET.iter().zip(&addrs) {
@@ -296,12 +304,15 @@ async fn every_phone_is_a_valid_home_assistant_device_with_its_vendors_entities(
             );
         }
         // A trigger for every event the vendor reports, and the event entity knows them all.
-        let vendor_events: BTreeSet<&str> = phone2mqtt::vendor::find(vendor)
-            .unwrap()
-            .events
-            .iter()
-            .map(|e| e.event)
-            .collect();
+        let spec = phone2mqtt::vendor::find(vendor).unwrap();
+        let mut vendor_events: BTreeSet<&str> = spec.events.iter().map(|e| e.event).collect();
+        // Phones with a programmed key also report `key`.
+        if spec.programming.key.is_some() {
+            vendor_events.insert("key");
+            let trigger = &components["key_3"];
+            assert_eq!(trigger["subtype"], "Garage door", "{vendor}");
+            assert_eq!(trigger["payload"], "3", "{vendor}");
+        }
         let event_types: BTreeSet<&str> = components["event"]["event_types"]
             .as_array()
             .unwrap()
@@ -309,7 +320,7 @@ async fn every_phone_is_a_valid_home_assistant_device_with_its_vendors_entities(
             .map(|v| v.as_str().unwrap())
             .collect();
         assert_eq!(event_types, vendor_events, "{vendor}");
-        for event in &vendor_events {
+        for event in vendor_events.iter().filter(|e| **e != "key") {
             let trigger = &components[&format!("event_{event}")];
             assert_eq!(trigger["subtype"], *event);
             assert_eq!(trigger["topic"], format!("phone2mqtt/{id}/event"));
@@ -361,6 +372,13 @@ async fn every_phone_is_a_valid_home_assistant_device_with_its_vendors_entities(
         .await;
     traffic
         .json(&format!("phone2mqtt/{yealink}"), |s| s["dnd"] == true)
+        .await;
+    // Someone presses the garage key.
+    reception.press_key(3).unwrap();
+    traffic
+        .json(&format!("phone2mqtt/{yealink}/key/3"), |e| {
+            e["label"] == "Garage door"
+        })
         .await;
     let mut samples = BTreeMap::new();
     for topic in [

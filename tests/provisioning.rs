@@ -408,3 +408,109 @@ async fn yealink_boot_files_include_the_sites_file_and_the_agents() {
     power.cancel();
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_pushed_to_a_group_and_the_site_reach_its_phones_and_survive_a_restart() {
+    let gw = start_gateway(test_config()).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let power = tokio_util::sync::CancellationToken::new();
+    let first = unconfigured_phone(&gw, "yealink", "001565aa0021", &power).await;
+    let second = unconfigured_phone(&gw, "snom", "000413aa0022", &power).await;
+    for (phone, mac) in [(&first, "001565aa0021"), (&second, "000413aa0022")] {
+        let adopted = command(
+            &mut probe,
+            mac,
+            "adopt",
+            json!({"address": phone.addr().to_string(), "password": PASSWORD, "groups": ["front"], "transaction": format!("a-{mac}")}),
+        )
+        .await;
+        assert_eq!(adopted["status"], "ok", "{adopted}");
+    }
+    // Settings for a mixed group need the vendor they are written for.
+    probe
+        .publish(
+            "phone2mqtt/group/front/cmd/configure",
+            &json!({"settings": {"phone_setting.backlight_time": "30"}, "transaction": "g-0"})
+                .to_string(),
+        )
+        .await;
+    let refused = probe
+        .expect("phone2mqtt/group/front/result", |r| {
+            r["transaction"] == "g-0"
+        })
+        .await;
+    assert_eq!(refused["status"], "error");
+    assert!(
+        refused["error"].as_str().unwrap().contains("vendor"),
+        "{refused}"
+    );
+    probe
+        .publish(
+            "phone2mqtt/group/front/cmd/configure",
+            &json!({"vendor": "yealink", "settings": {"phone_setting.backlight_time": "30"}, "keys": {"4": "Front door"}, "transaction": "g-1"}).to_string(),
+        )
+        .await;
+    let done = probe
+        .expect("phone2mqtt/group/front/result", |r| {
+            r["transaction"] == "g-1"
+        })
+        .await;
+    assert_eq!(done["status"], "ok", "{done}");
+    assert_eq!(done["data"]["phones"], 2);
+    phone_becomes(&first, "the group's setting and key", |s| {
+        s.settings
+            .get("phone_setting.backlight_time")
+            .map(String::as_str)
+            == Some("30")
+            && s.settings.get("linekey.4.label").map(String::as_str) == Some("Front door")
+    })
+    .await;
+    // The Snom gets the group's key (its own numbering), not the Yealink setting.
+    phone_becomes(&second, "the group's key", |s| {
+        s.settings.get("fkey_label3").map(String::as_str) == Some("Front door")
+    })
+    .await;
+    assert!(!second
+        .snapshot()
+        .settings
+        .contains_key("phone_setting.backlight_time"));
+    // The whole site, as group `all`; kept and shown retained on the bridge.
+    probe
+        .publish(
+            "phone2mqtt/group/all/cmd/configure",
+            &json!({"vendor": "snom", "settings": {"language": "Deutsch", "http_pass": "new-secret"}, "transaction": "s-1"}).to_string(),
+        )
+        .await;
+    let site = probe
+        .expect("phone2mqtt/bridge/test/provisioning", |p| {
+            !p["site"].is_null() && p["site"]["settings"].is_object()
+        })
+        .await;
+    assert_eq!(site["site"]["settings"]["snom"]["language"], "Deutsch");
+    assert_eq!(
+        site["site"]["settings"]["snom"]["http_pass"], "***",
+        "secrets stay off MQTT"
+    );
+    assert_eq!(site["group"]["front"]["keys"]["4"], "Front door");
+    phone_becomes(&second, "the site's setting", |s| {
+        s.settings.get("language").map(String::as_str) == Some("Deutsch")
+    })
+    .await;
+    // Kept across a restart, without anyone editing phone2mqtt.toml.
+    let data = gw.stop_keeping_data().await;
+    let text = std::fs::read_to_string(data.0.join("provisioning.toml")).unwrap();
+    assert!(
+        text.contains("Front door") && text.contains("Deutsch"),
+        "{text}"
+    );
+    let gw = start_gateway_in(test_config(), data).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let site = probe
+        .expect("phone2mqtt/bridge/test/provisioning", |p| {
+            p["site"]["settings"].is_object()
+        })
+        .await;
+    assert_eq!(site["group"]["front"]["keys"]["4"], "Front door");
+    power.cancel();
+    gw.stop().await;
+}

@@ -49,8 +49,8 @@ pub struct AdoptArgs {
     #[arg(long)]
     pub address: Option<String>,
     /// The phone's web admin user; default: `[provisioning] username`, else admin.
-    #[arg(long)]
-    pub username: Option<String>,
+    #[arg(long = "admin-user", value_name = "USER")]
+    pub admin_user: Option<String>,
     /// Read the admin password from standard input (one line), so that it stays out of the
     /// shell history and the process list; default: `[provisioning] password`, else admin.
     #[arg(long)]
@@ -68,7 +68,7 @@ pub async fn adopt(args: AdoptArgs) -> anyhow::Result<()> {
     let mut payload = serde_json::Map::new();
     for (key, value) in [
         ("address", &args.address),
-        ("username", &args.username),
+        ("username", &args.admin_user),
         ("name", &args.name),
     ] {
         if let Some(value) = value {
