@@ -41,10 +41,14 @@ async fn stopping_mid_command_still_answers_every_command() {
             &json!({"transaction": "queued"}).to_string(),
         )
         .await;
-    // Once the first command is with the phone, stop.
+    // Once the first command is with the phone and the second reached the broker's
+    // subscribers (the probe's own copy), stop.
     tokio::time::timeout(TIMEOUT, accepted.recv())
         .await
         .expect("the agent connects to the phone");
+    probe
+        .expect("phone2mqtt/001565000099/cmd/hangup", |_| true)
+        .await;
     gw.stop.cancel();
 
     // Both are answered, in either order: the queued one may be refused before the one in

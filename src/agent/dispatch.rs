@@ -17,29 +17,35 @@ use crate::model::{Command, CommandArg, CommandKind, CommandResult, PhoneId, Sta
 use crate::mqtt::Message;
 use crate::topics::Topic;
 
-/// Handles incoming messages until the agent stops.
+/// Handles incoming messages until the agent stops; what was received by then is still
+/// handled, so that a command that arrived while stopping is answered ("shutting down").
 pub async fn run(shared: Arc<Shared>, mut incoming: mpsc::UnboundedReceiver<Message>) {
     loop {
         let message = tokio::select! {
             message = incoming.recv() => match message { Some(message) => message, None => return },
-            () = shared.shutdown.cancelled() => return,
+            () = shared.shutdown.cancelled() => break,
         };
-        match shared.topics.parse(&message.topic) {
-            Some(Topic::Command { phone, command }) => {
-                phone_command(&shared, phone, command, &message).await
-            }
-            Some(Topic::GroupCommand { group, command }) => {
-                group_command(&shared, group, command, &message).await
-            }
-            Some(Topic::DirectorySet) if !message.retained => {
-                directory_set(&shared, &message).await
-            }
-            Some(Topic::RemindersCancel(agent)) if agent == shared.name && !message.retained => {
-                cancel_reminder(&shared, &message).await
-            }
-            None => crate::ha::handle_message(&shared, &message).await,
-            _ => {}
+        handle(&shared, &message).await;
+    }
+    while let Ok(message) = incoming.try_recv() {
+        handle(&shared, &message).await;
+    }
+}
+
+async fn handle(shared: &Arc<Shared>, message: &Message) {
+    match shared.topics.parse(&message.topic) {
+        Some(Topic::Command { phone, command }) => {
+            phone_command(shared, phone, command, message).await
         }
+        Some(Topic::GroupCommand { group, command }) => {
+            group_command(shared, group, command, message).await
+        }
+        Some(Topic::DirectorySet) if !message.retained => directory_set(shared, message).await,
+        Some(Topic::RemindersCancel(agent)) if agent == shared.name && !message.retained => {
+            cancel_reminder(shared, message).await
+        }
+        None => crate::ha::handle_message(shared, message).await,
+        _ => {}
     }
 }
 
