@@ -593,6 +593,10 @@ pub struct Discovery {
     names: BTreeMap<String, String>,
     /// A hash of each phone's last payload (a payload is ~15 KB; 10,000 of them add up).
     published: Mutex<HashMap<PhoneId, u64>>,
+    /// Held from building a payload to handing it to the MQTT session, so that a payload built
+    /// from older info (the burst on connect) never lands after a newer one (a phone's first
+    /// callback telling its model): the broker keeps the last.
+    publishing: tokio::sync::Mutex<()>,
 }
 
 impl Discovery {
@@ -602,6 +606,7 @@ impl Discovery {
             enabled: config.enabled,
             names: config.entity_names.clone(),
             published: Mutex::default(),
+            publishing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -685,6 +690,7 @@ pub async fn publish_phone(shared: &Shared, id: &PhoneId, info_changed: bool) {
     if !discovery.enabled || (!info_changed && discovery.published().contains_key(id)) {
         return;
     }
+    let _turn = discovery.publishing.lock().await;
     let Some(phone) = shared.registry.get(id) else {
         return;
     };
@@ -727,6 +733,11 @@ pub async fn publish_all(shared: &Shared) {
         "Publishing Home Assistant discovery."
     );
     for phone in phones {
+        let _turn = discovery.publishing.lock().await;
+        // Read again under the lock: the phone may have told more since the list was taken.
+        let Some(phone) = shared.registry.get(&phone.info.id) else {
+            continue;
+        };
         let Some(payload) = discovery.payload_for(shared, &phone) else {
             continue;
         };
