@@ -172,7 +172,7 @@ fn check_layer(
     Ok(())
 }
 
-/// Home Assistant MQTT discovery (`src/ha.rs`).
+/// Home Assistant MQTT discovery (`src/ha/`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HomeAssistantConfig {

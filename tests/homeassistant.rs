@@ -129,6 +129,16 @@ async fn fleet() -> Fleet {
     Fleet { gw, phones }
 }
 
+/// A payload as JSON; discovery messages expanded to Home Assistant's full key names.
+fn read(topic: &str, payload: &str) -> Option<Value> {
+    let value: Value = serde_json::from_str(payload).ok()?;
+    Some(if topic.starts_with("homeassistant/") {
+        phone2mqtt::ha::abbreviations::expand(value)
+    } else {
+        value
+    })
+}
+
 /// Records everything on its filters, with the retain flag.
 struct Probe {
     client: AsyncClient,
@@ -217,13 +227,13 @@ impl Probe {
         }
     }
 
+    /// The next JSON message on `topic` satisfying `check`; discovery messages with Home
+    /// Assistant's abbreviations expanded, as Home Assistant reads them.
     async fn json(&mut self, topic: &str, check: impl Fn(&Value) -> bool) -> Value {
         let (payload, _) = self
-            .expect(topic, |p, _| {
-                serde_json::from_str::<Value>(p).is_ok_and(|v| check(&v))
-            })
+            .expect(topic, |p, _| read(topic, p).is_some_and(|v| check(&v)))
             .await;
-        serde_json::from_str(&payload).unwrap()
+        read(topic, &payload).unwrap()
     }
 
     async fn publish(&self, topic: &str, payload: &str, retain: bool) {
@@ -256,7 +266,9 @@ async fn every_phone_is_a_valid_home_assistant_device_with_its_vendors_entities(
     for (_, mac, _) in FLEET {
         probe
             .expect(&config_topic(&id_of(mac)), |p, _| {
-                p.contains("\"model\"") && p.contains("\"sw_version\"")
+                read(&config_topic(&id_of(mac)), p).is_some_and(|c| {
+                    c["device"]["model"].is_string() && c["device"]["sw_version"].is_string()
+                })
             })
             .await;
     }
@@ -268,7 +280,7 @@ async fn every_phone_is_a_valid_home_assistant_device_with_its_vendors_entities(
         let id = id_of(mac);
         let (payload, retained) = probe.expect(&config_topic(&id), |_, _| true).await;
         assert!(retained, "{vendor}: discovery is retained");
-        let config: Value = serde_json::from_str(&payload).unwrap();
+        let config: Value = read(&config_topic(&id), &payload).unwrap();
         assert_valid(&config_topic(&id), &config);
 
         let device = &config["device"];
@@ -341,7 +353,7 @@ async fn every_phone_is_a_valid_home_assistant_device_with_its_vendors_entities(
         )
         .await;
     assert!(retained);
-    let bridge_config: Value = serde_json::from_str(&bridge).unwrap();
+    let bridge_config: Value = read("homeassistant/", &bridge).unwrap();
     assert_valid("bridge", &bridge_config);
     discovery.push((
         "homeassistant/device/phone2mqtt_bridge_test/config".into(),
@@ -409,7 +421,7 @@ async fn home_assistant_coming_online_gets_discovery_again_and_hidden_phones_are
         let (payload, _) = probe
             .expect(&config_topic(&id_of(mac)), |_, retained| !retained)
             .await;
-        let config: Value = serde_json::from_str(&payload).unwrap();
+        let config: Value = read(&config_topic(&id_of(mac)), &payload).unwrap();
         assert_valid("again", &config);
     }
     // The hidden phone's discovery is removed with an empty retained payload.

@@ -64,7 +64,7 @@ pub struct Shared {
     pub profiles: profiles::Profiles,
     /// What each phone was served.
     pub served: provisioning::Served,
-    /// Home Assistant discovery (`src/ha.rs`).
+    /// Home Assistant discovery (`src/ha/`).
     pub homeassistant: crate::ha::Discovery,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,

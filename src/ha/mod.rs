@@ -15,6 +15,8 @@
 //!   `device_trigger.mqtt`, `sensor.mqtt`, `binary_sensor.mqtt`, `switch.mqtt`, `button.mqtt`,
 //!   `notify.mqtt`, `text.mqtt` (same address pattern).
 
+pub mod abbreviations;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -653,7 +655,7 @@ impl Discovery {
         };
         let mut view = PhoneView::of(phone);
         view.keys = &keys;
-        Some(phone_config(&ctx, &view).to_string())
+        Some(abbreviations::abbreviate(phone_config(&ctx, &view)).to_string())
     }
 
     /// Whether this agent wants no discovery on the broker for this phone.
@@ -722,7 +724,7 @@ pub async fn publish_all(shared: &Shared) {
         .mqtt
         .publish(
             discovery.topics.bridge_config(&shared.name),
-            bridge_config(&ctx).to_string(),
+            abbreviations::abbreviate(bridge_config(&ctx)).to_string(),
             true,
         )
         .await;
@@ -769,7 +771,9 @@ pub async fn handle_message(shared: &Shared, message: &Message) {
             let Ok(payload) = serde_json::from_str::<Value>(&text) else {
                 return;
             };
-            if !written_by(&payload, &shared.name) || !discovery.unwanted(shared, &id) {
+            if !written_by(&abbreviations::expand(payload), &shared.name)
+                || !discovery.unwanted(shared, &id)
+            {
                 return;
             }
             info!(phone = %id, "Removing this agent's stale Home Assistant discovery.");
