@@ -71,7 +71,7 @@ impl BrokerUrl {
 }
 
 /// How to open a session.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionOptions {
     pub broker: BrokerUrl,
     pub client_id: String,
@@ -82,6 +82,19 @@ pub struct SessionOptions {
     /// Published retained by the session itself on a clean shutdown.
     pub goodbye: Option<(String, String)>,
     pub subscriptions: Vec<String>,
+}
+
+impl std::fmt::Debug for SessionOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The broker password never reaches a log.
+        f.debug_struct("SessionOptions")
+            .field("broker", &self.broker.host)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("subscriptions", &self.subscriptions)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An incoming message.

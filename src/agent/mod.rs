@@ -64,6 +64,8 @@ pub struct Shared {
     pub profiles: profiles::Profiles,
     /// What each phone was served.
     pub served: provisioning::Served,
+    /// How to open another session to the broker (without subscriptions or will).
+    pub broker_session: mqtt::SessionOptions,
     /// Home Assistant discovery (`src/ha/`).
     pub homeassistant: crate::ha::Discovery,
     pub shutdown: CancellationToken,
@@ -133,16 +135,23 @@ impl Agent {
         let topics = Topics::new(&config.mqtt.base_topic);
         let bridge = topics.bridge_state(&options.name);
         let homeassistant = crate::ha::Discovery::new(&config.homeassistant);
+        // How to reach the broker, for the agent's short-lived sessions (reading Home
+        // Assistant's retained discovery).
+        let broker_session = mqtt::SessionOptions {
+            broker: options.broker.clone(),
+            client_id: format!("phone2mqtt-agent-{}", options.name),
+            username: config.mqtt.username.clone(),
+            password: config
+                .mqtt
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_string()),
+            last_will: None,
+            goodbye: None,
+            subscriptions: Vec::new(),
+        };
         let (mqtt, incoming) = mqtt::start(
             mqtt::SessionOptions {
-                broker: options.broker.clone(),
-                client_id: format!("phone2mqtt-agent-{}", options.name),
-                username: config.mqtt.username.clone(),
-                password: config
-                    .mqtt
-                    .password
-                    .as_ref()
-                    .map(|p| p.expose().to_string()),
                 last_will: Some((bridge.clone(), "offline".into())),
                 goodbye: Some((bridge, "offline".into())),
                 subscriptions: vec![
@@ -154,6 +163,7 @@ impl Agent {
                 .into_iter()
                 .chain(homeassistant.subscriptions())
                 .collect(),
+                ..broker_session.clone()
             },
             lifecycle.sessions.clone(),
             &lifecycle.session_tracker,
@@ -183,6 +193,7 @@ impl Agent {
             profiles,
             served: provisioning::Served::default(),
             homeassistant,
+            broker_session,
             shutdown: lifecycle.work.clone(),
             tracker: lifecycle.work_tracker.clone(),
         });
@@ -383,6 +394,9 @@ async fn republish_on_connect(shared: Arc<Shared>) {
             }
         }
         crate::ha::publish_all(&shared).await;
+        shared
+            .tracker
+            .spawn(crate::ha::remove_stale(shared.clone()));
     }
 }
 

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use serde_json::{json, Map, Value};
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::agent::registry::Phone;
 use crate::agent::Shared;
@@ -612,14 +612,15 @@ impl Discovery {
         }
     }
 
-    /// Home Assistant's status when enabled; the device discovery topics always, to remove
-    /// this agent's stale messages (all of them, when discovery is off).
+    /// Home Assistant's status, when enabled. The device discovery topics are read by a
+    /// short-lived session of their own ([`remove_stale`]): subscribed for good, the agent would
+    /// get every discovery message it publishes back from the broker.
     pub fn subscriptions(&self) -> Vec<String> {
-        let mut filters = vec![self.topics.device_config_filter()];
         if self.enabled {
-            filters.push(self.topics.status());
+            vec![self.topics.status()]
+        } else {
+            Vec::new()
         }
-        filters
     }
 
     fn published(&self) -> std::sync::MutexGuard<'_, HashMap<PhoneId, u64>> {
@@ -751,6 +752,35 @@ pub async fn publish_all(shared: &Shared) {
             .publish(discovery.topics.phone_config(&phone.info.id), payload, true)
             .await;
     }
+}
+
+/// Reads the retained discovery messages on the broker, through a session of its own that
+/// ends when they have all come, and removes this agent's stale ones (`handle_message`). Run on
+/// every (re)connect of the agent.
+pub async fn remove_stale(shared: std::sync::Arc<Shared>) {
+    /// Waiting for the session and the first retained message, then for the next one: the
+    /// broker sends them all at once, right after the subscription.
+    const FIRST: std::time::Duration = std::time::Duration::from_secs(5);
+    const NEXT: std::time::Duration = std::time::Duration::from_secs(1);
+    let stop = shared.shutdown.child_token();
+    let tracker = tokio_util::task::TaskTracker::new();
+    let mut options = shared.broker_session.clone();
+    options.client_id = format!("{}-ha-read", options.client_id);
+    options.subscriptions = vec![shared.homeassistant.topics.device_config_filter()];
+    let (_session, mut incoming) = crate::mqtt::start(options, stop.clone(), &tracker);
+    let mut wait = FIRST;
+    let mut read = 0usize;
+    while let Ok(Some(message)) = tokio::time::timeout(wait, incoming.recv()).await {
+        if message.retained {
+            read += 1;
+            handle_message(&shared, &message).await;
+        }
+        wait = NEXT;
+    }
+    debug!(read, "Read the retained Home Assistant discovery messages.");
+    stop.cancel();
+    tracker.close();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), tracker.wait()).await;
 }
 
 /// Home Assistant's status and retained discovery messages; anything else is ignored.
