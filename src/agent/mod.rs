@@ -66,6 +66,9 @@ pub struct Shared {
     pub served: provisioning::Served,
     /// How to open another session to the broker (without subscriptions or will).
     pub broker_session: mqtt::SessionOptions,
+    /// The broker is another process (`[mqtt] url`), which may hold retained messages from
+    /// before this agent started; the embedded one starts empty with it.
+    pub external_broker: bool,
     /// Home Assistant discovery (`src/ha/`).
     pub homeassistant: crate::ha::Discovery,
     pub shutdown: CancellationToken,
@@ -194,6 +197,7 @@ impl Agent {
             served: provisioning::Served::default(),
             homeassistant,
             broker_session,
+            external_broker: config.mqtt.url.is_some(),
             shutdown: lifecycle.work.clone(),
             tracker: lifecycle.work_tracker.clone(),
         });
@@ -393,10 +397,12 @@ async fn republish_on_connect(shared: Arc<Shared>) {
                 provisioning::publish_status(&shared, &provisioning).await;
             }
         }
+        // What an earlier run left on an external broker is read before this run publishes,
+        // so that only that is read (the embedded broker starts empty).
+        if shared.external_broker {
+            crate::ha::remove_stale(&shared).await;
+        }
         crate::ha::publish_all(&shared).await;
-        shared
-            .tracker
-            .spawn(crate::ha::remove_stale(shared.clone()));
     }
 }
 

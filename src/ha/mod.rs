@@ -756,11 +756,11 @@ pub async fn publish_all(shared: &Shared) {
 
 /// Reads the retained discovery messages on the broker, through a session of its own that
 /// ends when they have all come, and removes this agent's stale ones (`handle_message`). Run on
-/// every (re)connect of the agent.
-pub async fn remove_stale(shared: std::sync::Arc<Shared>) {
+/// every (re)connect of the agent to an external broker, before the agent publishes its own.
+pub async fn remove_stale(shared: &Shared) {
     /// Waiting for the session and the first retained message, then for the next one: the
     /// broker sends them all at once, right after the subscription.
-    const FIRST: std::time::Duration = std::time::Duration::from_secs(5);
+    const FIRST: std::time::Duration = std::time::Duration::from_secs(2);
     const NEXT: std::time::Duration = std::time::Duration::from_secs(1);
     let stop = shared.shutdown.child_token();
     let tracker = tokio_util::task::TaskTracker::new();
@@ -773,7 +773,7 @@ pub async fn remove_stale(shared: std::sync::Arc<Shared>) {
     while let Ok(Some(message)) = tokio::time::timeout(wait, incoming.recv()).await {
         if message.retained {
             read += 1;
-            handle_message(&shared, &message).await;
+            handle_message(shared, &message).await;
         }
         wait = NEXT;
     }
@@ -798,6 +798,10 @@ pub async fn handle_message(shared: &Shared, message: &Message) {
         // Retained messages arrive when the agent (re)subscribes: the broker's memory of what
         // this agent published before. Remove those it no longer wants.
         HaTopic::PhoneConfig(id) if message.retained && !text.is_empty() => {
+            // A phone the agent has: nothing to read (10,000 of them are 130 MB of JSON).
+            if !discovery.unwanted(shared, &id) {
+                return;
+            }
             let Ok(payload) = serde_json::from_str::<Value>(&text) else {
                 return;
             };
