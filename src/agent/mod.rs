@@ -227,6 +227,7 @@ impl Agent {
         tracker.spawn(dispatch::run_reminders(shared.clone()));
         tracker.spawn(keep_phones(shared.clone()));
         tracker.spawn(republish_on_connect(shared.clone()));
+        tracker.spawn(crate::ha::run_publisher(shared.clone()));
         if !options.poll_interval.is_zero() {
             tracker.spawn(poll_phones(shared.clone(), options.poll_interval));
         }

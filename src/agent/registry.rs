@@ -217,6 +217,13 @@ impl Registry {
         phones
     }
 
+    /// Every phone's id, sorted.
+    pub fn ids(&self) -> Vec<PhoneId> {
+        let mut ids: Vec<PhoneId> = self.lock().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
     pub fn configured_ids(&self) -> Vec<PhoneId> {
         let mut ids: Vec<PhoneId> = self
             .lock()

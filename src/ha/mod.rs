@@ -595,10 +595,12 @@ pub struct Discovery {
     names: BTreeMap<String, String>,
     /// A hash of each phone's last payload (a payload is ~15 KB; 10,000 of them add up).
     published: Mutex<HashMap<PhoneId, u64>>,
-    /// Held from building a payload to handing it to the MQTT session, so that a payload built
-    /// from older info (the burst on connect) never lands after a newer one (a phone's first
-    /// callback telling its model): the broker keeps the last.
-    publishing: tokio::sync::Mutex<()>,
+    /// Phones whose discovery the publisher task ([`run_publisher`]) is to build and publish,
+    /// with whether to publish it even unchanged. Building a 13 KB message is not the phone's
+    /// callback's work (10,000 phones registering at once waited for it), and one task
+    /// publishing means a message built from older info never lands after a newer one.
+    queue: Mutex<HashMap<PhoneId, bool>>,
+    wake: tokio::sync::Notify,
 }
 
 impl Discovery {
@@ -608,8 +610,21 @@ impl Discovery {
             enabled: config.enabled,
             names: config.entity_names.clone(),
             published: Mutex::default(),
-            publishing: tokio::sync::Mutex::new(()),
+            queue: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Hands phones to the publisher task.
+    fn enqueue(&self, ids: impl IntoIterator<Item = PhoneId>, force: bool) {
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            for id in ids {
+                let entry = queue.entry(id).or_insert(force);
+                *entry |= force;
+            }
+        }
+        self.wake.notify_one();
     }
 
     /// Home Assistant's status, when enabled. The device discovery topics are read by a
@@ -687,30 +702,14 @@ fn fingerprint(payload: &str) -> u64 {
 }
 
 /// Publishes a phone's discovery when it first appears or its info changed and that changes the
-/// payload (`info_changed: false` only checks that the phone was published at all).
+/// payload (`info_changed: false` only checks that the phone was published at all). Queued for
+/// the publisher task; returns at once.
 pub async fn publish_phone(shared: &Shared, id: &PhoneId, info_changed: bool) {
     let discovery = &shared.homeassistant;
     if !discovery.enabled || (!info_changed && discovery.published().contains_key(id)) {
         return;
     }
-    let _turn = discovery.publishing.lock().await;
-    let Some(phone) = shared.registry.get(id) else {
-        return;
-    };
-    let Some(payload) = discovery.payload_for(shared, &phone) else {
-        return;
-    };
-    if discovery
-        .published()
-        .insert(id.clone(), fingerprint(&payload))
-        == Some(fingerprint(&payload))
-    {
-        return;
-    }
-    shared
-        .mqtt
-        .publish(discovery.topics.phone_config(id), payload, true)
-        .await;
+    discovery.enqueue([id.clone()], false);
 }
 
 /// Publishes the agent's device and every phone's discovery (or its removal): on every
@@ -729,28 +728,50 @@ pub async fn publish_all(shared: &Shared) {
             true,
         )
         .await;
-    let phones = shared.registry.all();
+    let ids = shared.registry.ids();
     info!(
-        phones = phones.len(),
+        phones = ids.len(),
         prefix = %discovery.topics.status().trim_end_matches("/status"),
         "Publishing Home Assistant discovery."
     );
-    for phone in phones {
-        let _turn = discovery.publishing.lock().await;
-        // Read again under the lock: the phone may have told more since the list was taken.
-        let Some(phone) = shared.registry.get(&phone.info.id) else {
-            continue;
-        };
-        let Some(payload) = discovery.payload_for(shared, &phone) else {
-            continue;
-        };
-        discovery
-            .published()
-            .insert(phone.info.id.clone(), fingerprint(&payload));
-        shared
-            .mqtt
-            .publish(discovery.topics.phone_config(&phone.info.id), payload, true)
-            .await;
+    discovery.enqueue(ids, true);
+}
+
+/// The publisher task: builds each queued phone's message from what the registry knows at that
+/// moment and publishes it when it changed (or always, after a reconnect). Runs until the agent
+/// stops.
+pub async fn run_publisher(shared: std::sync::Arc<Shared>) {
+    let discovery = &shared.homeassistant;
+    loop {
+        tokio::select! {
+            () = discovery.wake.notified() => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+        loop {
+            let batch: Vec<(PhoneId, bool)> =
+                std::mem::take(&mut *discovery.queue.lock().unwrap_or_else(|p| p.into_inner()))
+                    .into_iter()
+                    .collect();
+            if batch.is_empty() {
+                break;
+            }
+            for (id, force) in batch {
+                let Some(phone) = shared.registry.get(&id) else {
+                    continue;
+                };
+                let Some(payload) = discovery.payload_for(&shared, &phone) else {
+                    continue;
+                };
+                let hash = fingerprint(&payload);
+                if discovery.published().insert(id.clone(), hash) == Some(hash) && !force {
+                    continue;
+                }
+                shared
+                    .mqtt
+                    .publish(discovery.topics.phone_config(&id), payload, true)
+                    .await;
+            }
+        }
     }
 }
 
