@@ -126,6 +126,9 @@ async fn a_discovered_phone_is_adopted_then_controllable_and_stays_so() {
         .await;
     assert_eq!(info["configured"], true);
     assert_eq!(info["name"], "Lobby");
+    // What it told before the restart shows before it calls in again.
+    assert_eq!(info["model"], "D785", "{info}");
+    assert_eq!(info["firmware"], "10.1.33.33", "{info}");
     let other = probe
         .expect(&format!("phone2mqtt/{OTHER}/info"), |_| true)
         .await;

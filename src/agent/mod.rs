@@ -222,6 +222,16 @@ impl Agent {
                     .insert_discovered(id, vendor, model, firmware, ip);
             }
         }
+        for told in &kept.known {
+            if let Some(id) = crate::model::PhoneId::parse(&told.mac) {
+                shared.registry.restore_identity(
+                    &id,
+                    told.model.clone(),
+                    told.firmware.clone(),
+                    told.ip.clone(),
+                );
+            }
+        }
         let tracker = &lifecycle.work_tracker;
         tracker.spawn(dispatch::run(shared.clone(), incoming));
         tracker.spawn(dispatch::run_reminders(shared.clone()));
@@ -259,6 +269,7 @@ fn host_of(url: &str) -> String {
 impl Shared {
     pub async fn publish_update(&self, update: Update) {
         if let Some(info) = &update.info {
+            self.store.remember(info);
             self.mqtt
                 .publish_json(self.topics.info(&update.id), info, true)
                 .await;

@@ -275,6 +275,22 @@ impl Registry {
         update
     }
 
+    /// What a configured phone told about itself before a restart, until it tells again.
+    pub fn restore_identity(
+        &self,
+        id: &PhoneId,
+        model: Option<String>,
+        firmware: Option<String>,
+        ip: Option<String>,
+    ) {
+        let mut phones = self.lock();
+        if let Some(phone) = phones.get_mut(id).filter(|p| p.config.is_some()) {
+            phone.info.model = phone.info.model.take().or(model);
+            phone.info.firmware = phone.info.firmware.take().or(firmware);
+            phone.info.ip = phone.info.ip.take().or(ip);
+        }
+    }
+
     /// A phone discovered before a restart, or by its provisioning request: known as
     /// unconfigured. Returns its info when it was not known before.
     pub fn insert_discovered(
