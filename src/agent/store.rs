@@ -1,8 +1,9 @@
 //! Phones the agent learnt about at run time, kept in `<data_dir>/phones.toml` so that they
 //! survive a restart without anyone editing phone2mqtt.toml: adopted phones (with the
-//! credentials they were adopted with) and discovered ones; and what every phone last told about
-//! itself (model, firmware, IP), shown after a restart until it tells again. The file is TOML like the
-//! `[[phone]]` entries of the config, readable and editable by people, and only by its owner.
+//! credentials they were adopted with) and discovered ones; and what every phone last told
+//! about itself (model, firmware, IP), shown after a restart until it tells again. The file is
+//! TOML like the `[[phone]]` entries of the config, readable and editable by people, and only
+//! by its owner.
 
 use std::path::PathBuf;
 
