@@ -10,6 +10,7 @@ pub mod commands;
 pub mod datafile;
 pub mod directory;
 pub mod dispatch;
+pub mod identities;
 pub mod logo;
 pub mod profiles;
 pub mod provisioning;
@@ -55,6 +56,8 @@ pub struct Shared {
     pub command_timeout: Duration,
     pub answer_unknown_phones: bool,
     pub reminders: Reminders,
+    /// What configured phones last told about themselves, kept across restarts.
+    pub identities: identities::Identities,
     /// Adopted and discovered phones, kept across restarts.
     pub store: store::PhoneStore,
     pub data_dir: PathBuf,
@@ -97,6 +100,7 @@ const DIRECTORY_FILE: &str = "directory.csv";
 const REMINDERS_FILE: &str = "reminders.json";
 const PHONES_FILE: &str = "phones.toml";
 const PROFILES_FILE: &str = "provisioning.toml";
+const IDENTITIES_FILE: &str = "identities.json";
 
 impl Agent {
     pub fn start(
@@ -191,6 +195,7 @@ impl Agent {
             answer_unknown_phones: config.agent.answer_unknown_phones,
             reminders,
             store: phone_store,
+            identities: identities::Identities::load(data_dir.join(IDENTITIES_FILE)),
             data_dir,
             provisioning: config.provisioning.clone(),
             profiles,
@@ -222,15 +227,10 @@ impl Agent {
                     .insert_discovered(id, vendor, model, firmware, ip);
             }
         }
-        for told in &kept.known {
-            if let Some(id) = crate::model::PhoneId::parse(&told.mac) {
-                shared.registry.restore_identity(
-                    &id,
-                    told.model.clone(),
-                    told.firmware.clone(),
-                    told.ip.clone(),
-                );
-            }
+        for (id, told) in shared.identities.all() {
+            shared
+                .registry
+                .restore_identity(&id, told.model, told.firmware, told.ip);
         }
         let tracker = &lifecycle.work_tracker;
         tracker.spawn(dispatch::run(shared.clone(), incoming));
@@ -269,7 +269,7 @@ fn host_of(url: &str) -> String {
 impl Shared {
     pub async fn publish_update(&self, update: Update) {
         if let Some(info) = &update.info {
-            self.store.remember(info);
+            self.identities.remember(info);
             self.mqtt
                 .publish_json(self.topics.info(&update.id), info, true)
                 .await;
@@ -418,7 +418,8 @@ async fn republish_on_connect(shared: Arc<Shared>) {
     }
 }
 
-/// Writes discovered phones to the data directory at most once a second, and at the end.
+/// Writes discovered phones and identities to the data directory at most once a second, and at
+/// the end.
 async fn keep_phones(shared: Arc<Shared>) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -427,9 +428,13 @@ async fn keep_phones(shared: Arc<Shared>) {
             () = shared.shutdown.cancelled() => true,
         };
         let store = shared.clone();
-        let written = tokio::task::spawn_blocking(move || store.store.flush()).await;
+        let written = tokio::task::spawn_blocking(move || {
+            store.store.flush()?;
+            store.identities.flush()
+        })
+        .await;
         if let Ok(Err(err)) = written {
-            tracing::warn!(cause = %err, "Discovered phones could not be kept.");
+            tracing::warn!(cause = %err, "Phones could not be kept in the data directory.");
         }
         if stopping {
             return;

@@ -1,9 +1,7 @@
 //! Phones the agent learnt about at run time, kept in `<data_dir>/phones.toml` so that they
 //! survive a restart without anyone editing phone2mqtt.toml: adopted phones (with the
-//! credentials they were adopted with) and discovered ones; and what every phone last told
-//! about itself (model, firmware, IP), shown after a restart until it tells again. The file is
-//! TOML like the `[[phone]]` entries of the config, readable and editable by people, and only
-//! by its owner.
+//! credentials they were adopted with) and discovered ones. The file is TOML like the
+//! `[[phone]]` entries of the config, readable and editable by people, and only by its owner.
 
 use std::path::PathBuf;
 
@@ -19,10 +17,6 @@ pub struct Stored {
     pub phone: Vec<StoredPhone>,
     /// Phones that called in and were not adopted (yet).
     pub discovered: Vec<DiscoveredPhone>,
-    /// What configured and adopted phones last told about themselves (model, firmware, IP),
-    /// so that a restart shows them, in the Manager and in Home Assistant, before they call in.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub known: Vec<DiscoveredPhone>,
 }
 
 /// A `[[phone]]` entry as kept on disk (the config's own type never serialises its password).
@@ -113,33 +107,6 @@ impl PhoneStore {
     /// site powering up), and the file is rewritten whole, so one write covers many.
     pub fn change_soon(&self, change: impl FnOnce(&mut Stored)) {
         change(&mut self.content.lock().unwrap_or_else(|p| p.into_inner()));
-        self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Remembers what a phone told about itself: in its `discovered` entry, or for a configured
-    /// one in `known`. Written soon, and only when something changed.
-    pub fn remember(&self, info: &crate::model::PhoneInfo) {
-        let told = DiscoveredPhone {
-            mac: info.id.to_string(),
-            vendor: info.vendor.clone(),
-            model: info.model.clone(),
-            firmware: info.firmware.clone(),
-            ip: info.ip.clone(),
-        };
-        let mut content = self.content.lock().unwrap_or_else(|p| p.into_inner());
-        let list = if info.configured {
-            &mut content.known
-        } else {
-            &mut content.discovered
-        };
-        match list.iter_mut().find(|d| d.mac == told.mac) {
-            Some(kept) if *kept == told => return,
-            Some(kept) => *kept = told,
-            // An unconfigured phone is kept by `record_discovery`; a configured one from now.
-            None if info.configured => list.push(told),
-            None => return,
-        }
-        drop(content);
         self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 

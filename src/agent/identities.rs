@@ -1,0 +1,123 @@
+//! What each configured phone last told about itself (model, firmware, IP), kept in
+//! `<data_dir>/identities.json` so that after a restart the Manager and Home Assistant show it
+//! before the phone calls in again, and the phone's discovery is published once, complete.
+//!
+//! A cache the agent writes for itself, so compact JSON, written by the background flush at
+//! most once a second: 10,000 phones registering at once change it 10,000 times.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{PhoneId, PhoneInfo};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Identities {
+    path: PathBuf,
+    by_phone: Mutex<BTreeMap<String, Identity>>,
+    dirty: AtomicBool,
+}
+
+impl Identities {
+    /// Reads the file; a missing or unreadable one is an empty cache (it is only a cache).
+    pub fn load(path: PathBuf) -> Identities {
+        let by_phone = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        Identities {
+            path,
+            by_phone: Mutex::new(by_phone),
+            dirty: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Identity>> {
+        self.by_phone.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn all(&self) -> Vec<(PhoneId, Identity)> {
+        self.lock()
+            .iter()
+            .filter_map(|(mac, identity)| Some((PhoneId::parse(mac)?, identity.clone())))
+            .collect()
+    }
+
+    /// Remembers a configured phone's identity, when it changed.
+    pub fn remember(&self, info: &PhoneInfo) {
+        if !info.configured {
+            return;
+        }
+        let told = Identity {
+            model: info.model.clone(),
+            firmware: info.firmware.clone(),
+            ip: info.ip.clone(),
+        };
+        let mut by_phone = self.lock();
+        if by_phone.get(info.id.as_str()) != Some(&told) {
+            by_phone.insert(info.id.to_string(), told);
+            self.dirty.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Writes the file when something changed.
+    pub fn flush(&self) -> Result<(), String> {
+        if !self.dirty.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let text = serde_json::to_string(&*self.lock()).map_err(|err| err.to_string())?;
+        crate::agent::datafile::write(&self.path, &text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_survive_a_reload_and_only_configured_phones_are_kept() {
+        let dir = std::env::temp_dir().join(format!("p2m-identities-{}", std::process::id()));
+        let path = dir.join("identities.json");
+        let _ = std::fs::remove_file(&path);
+        let identities = Identities::load(path.clone());
+        let id = PhoneId::parse("001565000001").unwrap();
+        let mut info = PhoneInfo {
+            id: id.clone(),
+            mac: id.colon_mac(),
+            name: None,
+            vendor: "yealink".into(),
+            model: Some("SIP-T46G".into()),
+            firmware: Some("28.72.0.1".into()),
+            ip: Some("10.0.0.5".into()),
+            agent: "a".into(),
+            configured: true,
+            groups: Vec::new(),
+            subscriber: None,
+        };
+        identities.remember(&info);
+        identities.flush().unwrap();
+        info.id = PhoneId::parse("001565000002").unwrap();
+        info.configured = false;
+        identities.remember(&info);
+        identities.flush().unwrap();
+        let reloaded = Identities::load(path);
+        let all = reloaded.all();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].0, id);
+        assert_eq!(all[0].1.model.as_deref(), Some("SIP-T46G"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
