@@ -143,3 +143,36 @@ async fn a_discovered_phone_is_adopted_then_controllable_and_stays_so() {
     gw.stop().await;
     power.cancel();
 }
+
+/// `[provisioning] auto_adopt`: a phone that asks for its provisioning is adopted at once with
+/// the site's credentials, at the address it called from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_adopt_uses_the_sites_credentials_and_the_address_the_phone_called_from() {
+    let mut config = test_config();
+    config.provisioning.auto_adopt = true;
+    config.provisioning.username = Some("admin".into());
+    config.provisioning.password = Some(phone2mqtt::config::Secret::new(PASSWORD));
+    let gw = start_gateway(config).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let power = tokio_util::sync::CancellationToken::new();
+    let _phone = unconfigured_phone(&gw, "yealink", "001565aa0041", &power).await;
+    let info = probe
+        .expect("phone2mqtt/001565aa0041/info", |i| i["configured"] == true)
+        .await;
+    assert_eq!(info["ip"], "127.0.0.1");
+    let adopted = probe
+        .expect("phone2mqtt/001565aa0041/result", |r| {
+            r["command"] == "adopt"
+        })
+        .await;
+    assert_eq!(adopted["status"], "ok", "{adopted}");
+    let kept = std::fs::read_to_string(gw.data_dir.0.join("phones.toml")).unwrap();
+    assert!(kept.contains("address = \"127.0.0.1\""), "{kept}");
+    // The password is the site's, kept for the phone, and published nowhere.
+    assert!(kept.contains(PASSWORD));
+    for (topic, payload) in probe.drain() {
+        assert!(!payload.contains(PASSWORD), "the password reached {topic}");
+    }
+    power.cancel();
+    gw.stop().await;
+}
