@@ -514,3 +514,53 @@ async fn settings_pushed_to_a_group_and_the_site_reach_its_phones_and_survive_a_
     power.cancel();
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_or_unreachable_site_server_is_answered_502_never_with_a_file_that_drops_its_accounts(
+) {
+    // The site's server: a broken Grandstream file; nothing for Yealink (404).
+    let app = axum::Router::new().route(
+        "/prov/cfg000b82aa0051.xml",
+        axum::routing::get(|| async { "<gs_provision><config><P35>2001</config>" }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut config = test_config();
+    config.provisioning.upstream = Some(format!("http://{site}/prov/"));
+    let gw = start_gateway(config).await;
+    let http = reqwest::Client::new();
+    let get = |file: &str| http.get(format!("{}/{file}", gw.http())).send();
+
+    let broken = get("cfg000b82aa0051.xml").await.unwrap();
+    assert_eq!(broken.status(), 502);
+    let text = broken.text().await.unwrap();
+    assert!(
+        text.contains("cannot be merged") && text.contains("not well-formed"),
+        "{text}"
+    );
+    // No site file for this phone: the agent's own is served.
+    let own = get("001565aa0052.cfg").await.unwrap();
+    assert_eq!(own.status(), 200);
+    assert!(own
+        .text()
+        .await
+        .unwrap()
+        .contains("action_url.incoming_call"));
+
+    // The site's server is down: 502 naming it; the phone keeps what it has.
+    let mut config = test_config();
+    config.provisioning.upstream = Some(format!("http://{}/prov/", free_port()));
+    let down = start_gateway(config).await;
+    let answer = reqwest::get(format!("{}/001565aa0052.cfg", down.http()))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 502);
+    assert!(answer
+        .text()
+        .await
+        .unwrap()
+        .contains("provisioning server failed"));
+    down.stop().await;
+    gw.stop().await;
+}
