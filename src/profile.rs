@@ -139,9 +139,14 @@ pub fn check_key(index: &str, label: &str) -> Result<u32, String> {
 /// which would let a value inject further settings into a `key = value` file.
 pub fn check_setting(key: &str, value: &str) -> Result<(), String> {
     let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':');
-    if key.is_empty() || !key.chars().all(plain) {
+    // Names become XML element names and dotted sections: they start with a letter, and dots
+    // separate non-empty parts.
+    let well_formed = key.starts_with(|c: char| c.is_ascii_alphabetic())
+        && key.chars().all(plain)
+        && key.split('.').all(|part| !part.is_empty());
+    if !well_formed {
         return Err(format!(
-            "setting `{key}`: a name is letters, digits, `.`, `_`, `-` and `:`"
+            "setting `{key}`: a name starts with a letter, then letters, digits, `_`, `-`, `:` and dots between parts"
         ));
     }
     if value.contains(['\n', '\r']) {
@@ -231,6 +236,10 @@ mod tests {
         assert!(check_key("3", "a\nb").is_err());
         assert!(check_setting("phone_setting.backlight_time", "60").is_ok());
         assert!(check_setting("a b", "1").is_err());
+        for bad in [".", "a..b", "a.", "1abc", "-x", ""] {
+            assert!(check_setting(bad, "1").is_err(), "{bad}");
+        }
+        assert!(check_setting("sip.line.1.EnableReg", "1").is_ok());
         assert!(check_setting("a", "1\naction_url.x = evil").is_err());
         assert!(is_secret_setting("account.1.password"));
         assert!(is_secret_setting("P34"));

@@ -64,6 +64,36 @@ async fn bad_commands_get_error_results_and_never_reach_the_phone() {
             "logo",
             "`logo` needs an http(s) URL",
         ),
+        (
+            "configure",
+            r#"{"settings": {"a": "1\naction_url.incoming_call = http://evil"}, "transaction": "c-inject"}"#,
+            "c-inject",
+            "the value must be one line",
+        ),
+        (
+            "configure",
+            r#"{"settings": {".": "1"}, "transaction": "c-name"}"#,
+            "c-name",
+            "a name starts with a letter",
+        ),
+        (
+            "configure",
+            r#"{"keys": {"0": "Gate"}, "transaction": "c-key"}"#,
+            "c-key",
+            "must be a number from 1",
+        ),
+        (
+            "configure",
+            r#"{"transaction": "c-empty"}"#,
+            "c-empty",
+            "needs `keys` or `settings`",
+        ),
+        (
+            "configure",
+            r#"{"keys": {"3": "Gate"}, "colour": "red", "transaction": "c-field"}"#,
+            "c-field",
+            "unknown field `colour`",
+        ),
     ];
     for (command, payload, transaction, error) in cases {
         probe

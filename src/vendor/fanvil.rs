@@ -88,7 +88,10 @@ fn write_settings(settings: &[Setting]) -> String {
     for setting in settings {
         let value = xml_escape(&setting.value);
         let parts: Vec<&str> = setting.key.split('.').filter(|p| !p.is_empty()).collect();
-        let (leaf, sections) = parts.split_last().expect("checked: a setting has a name");
+        // Names are checked when they come in (`profile::check_setting`); never panic on one.
+        let Some((leaf, sections)) = parts.split_last() else {
+            continue;
+        };
         for section in sections {
             out.push_str(&format!("<{section}>"));
         }
