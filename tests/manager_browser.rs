@@ -293,6 +293,23 @@ async fn a_discovered_phone_is_adopted_and_programmed_from_the_manager() {
     .await;
     until(page, "in sync", "return document.querySelector('#detail-prov dd[data-field=in_sync]')?.dataset.value === 'in sync'").await;
 
+    // A setting kept without re-provisioning: the row says the phone drifted, and the search
+    // finds it by that word.
+    let stored = reqwest::Client::new()
+        .post(format!("{}/api/phones/{ID}/cmd/configure", gw.http()))
+        .body(r#"{"settings": {"language": "Deutsch"}, "apply": false}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 200);
+    until(
+        page,
+        "the drift badge",
+        &format!("return !document.querySelector('{row} .drift-badge').hidden"),
+    )
+    .await;
+    until(page, "the drift in the panel", "return document.querySelector('#detail-prov dd[data-field=in_sync]')?.dataset.value === 'drift'").await;
+
     // Pressed on the phone: the key event with its label in the live log.
     reqwest::Client::new()
         .post(format!("http://{}/sim/key/2", phone.addr()))
