@@ -94,19 +94,11 @@ pub async fn start(
     if options.web {
         let web_state = web::start(
             &config.mqtt.base_topic,
-            SessionOptions {
-                broker: broker.clone(),
-                client_id: format!("phone2mqtt-web-{name}-{}", std::process::id()),
-                username: config.mqtt.username.clone(),
-                password: config
-                    .mqtt
-                    .password
-                    .as_ref()
-                    .map(|p| p.expose().to_string()),
-                last_will: None,
-                goodbye: None,
-                subscriptions: Vec::new(),
-            },
+            SessionOptions::new(
+                broker.clone(),
+                format!("phone2mqtt-web-{name}-{}", std::process::id()),
+                &config.mqtt,
+            ),
             &lifecycle,
         );
         sessions.push(web_state.mqtt.clone());

@@ -324,6 +324,18 @@ pub struct Command {
     pub at: Option<time::OffsetDateTime>,
 }
 
+impl Command {
+    /// A command to run now, on the phone's default line.
+    pub fn new(kind: CommandKind, arg: CommandArg) -> Command {
+        Command {
+            kind,
+            arg,
+            line: None,
+            at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommandArg {
     None,

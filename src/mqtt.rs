@@ -84,6 +84,21 @@ pub struct SessionOptions {
     pub subscriptions: Vec<String>,
 }
 
+impl SessionOptions {
+    /// A session to `broker` with the credentials of `[mqtt]`, no will and no subscriptions.
+    pub fn new(broker: BrokerUrl, client_id: String, config: &crate::config::MqttConfig) -> Self {
+        SessionOptions {
+            broker,
+            client_id,
+            username: config.username.clone(),
+            password: config.password.as_ref().map(|p| p.expose().to_string()),
+            last_will: None,
+            goodbye: None,
+            subscriptions: Vec::new(),
+        }
+    }
+}
+
 impl std::fmt::Debug for SessionOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The broker password never reaches a log.

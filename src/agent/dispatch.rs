@@ -212,12 +212,7 @@ async fn configure_group(
     for id in members {
         crate::agent::provisioning::profile_changed(shared, id).await;
         if changes.apply {
-            let provision = Command {
-                kind: CommandKind::Provision,
-                arg: CommandArg::None,
-                line: None,
-                at: None,
-            };
+            let provision = Command::new(CommandKind::Provision, CommandArg::None);
             submit(shared, id, id.as_str(), provision, transaction.clone()).await;
         }
     }
@@ -287,12 +282,10 @@ pub async fn run_reminders(shared: Arc<Shared>) {
 }
 
 async fn show_reminder(shared: &Arc<Shared>, reminder: Reminder) {
-    let command = Command {
-        kind: CommandKind::Message,
-        arg: CommandArg::Text(reminder.text.clone()),
-        line: None,
-        at: None,
-    };
+    let command = Command::new(
+        CommandKind::Message,
+        CommandArg::Text(reminder.text.clone()),
+    );
     let transaction = reminder
         .transaction
         .clone()

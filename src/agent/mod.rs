@@ -144,19 +144,11 @@ impl Agent {
         let homeassistant = crate::ha::Discovery::new(&config.homeassistant);
         // How to reach the broker, for the agent's short-lived sessions (reading Home
         // Assistant's retained discovery).
-        let broker_session = mqtt::SessionOptions {
-            broker: options.broker.clone(),
-            client_id: format!("phone2mqtt-agent-{}", options.name),
-            username: config.mqtt.username.clone(),
-            password: config
-                .mqtt
-                .password
-                .as_ref()
-                .map(|p| p.expose().to_string()),
-            last_will: None,
-            goodbye: None,
-            subscriptions: Vec::new(),
-        };
+        let broker_session = mqtt::SessionOptions::new(
+            options.broker.clone(),
+            format!("phone2mqtt-agent-{}", options.name),
+            &config.mqtt,
+        );
         let (mqtt, incoming) = mqtt::start(
             mqtt::SessionOptions {
                 last_will: Some((bridge.clone(), "offline".into())),
@@ -458,12 +450,7 @@ async fn poll_phones(shared: Arc<Shared>, every: Duration) {
                 continue;
             }
             let job = Job {
-                command: Command {
-                    kind: CommandKind::Refresh,
-                    arg: CommandArg::None,
-                    line: None,
-                    at: None,
-                },
+                command: Command::new(CommandKind::Refresh, CommandArg::None),
                 reply_to: id.to_string(),
                 transaction: None,
                 internal: true,

@@ -353,19 +353,7 @@ impl Registry {
         let phone = phones.entry(id.clone()).or_insert_with(|| Phone {
             config: None,
             vendor,
-            info: PhoneInfo {
-                id: id.clone(),
-                mac: id.colon_mac(),
-                name: None,
-                vendor: vendor.id.to_string(),
-                model: None,
-                firmware: None,
-                ip: None,
-                agent: self.agent.clone(),
-                configured: false,
-                groups: Vec::new(),
-                subscriber: None,
-            },
+            info: self.blank_info(&id, vendor),
             state: PhoneState::default(),
             online: None,
         });

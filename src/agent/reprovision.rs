@@ -51,12 +51,7 @@ pub async fn reprovision(
     phone: &Phone,
     config: &PhoneConfig,
 ) -> Result<(), CommandError> {
-    let command = Command {
-        kind: CommandKind::Provision,
-        arg: CommandArg::None,
-        line: None,
-        at: None,
-    };
+    let command = Command::new(CommandKind::Provision, CommandArg::None);
     send_command(shared, phone, config, &command)
         .await
         .map(|_| ())

@@ -168,12 +168,7 @@ impl<'a> PhoneView<'a> {
             CommandKind::Message => CommandArg::Text("phone2mqtt".into()),
             _ => CommandArg::None,
         };
-        let command = Command {
-            kind,
-            arg,
-            line: None,
-            at: None,
-        };
+        let command = Command::new(kind, arg);
         let target = Target {
             line: config.line.clone(),
             agent_url: Some(ctx.public_url.to_string()),

@@ -484,8 +484,9 @@ impl SimPhone {
         state.provisioned_files = read;
     }
 
-    /// A provisioning file's text; `None` when it is not served (or the server is down).
-    async fn get_text(&self, url: &str, user_agent: &str) -> Option<String> {
+    /// A GET from the provisioning server, as the phone makes it; `None` when the file is not
+    /// served (or the server is down).
+    async fn fetch(&self, url: &str, user_agent: &str) -> Option<reqwest::Response> {
         match self
             .inner
             .http
@@ -494,7 +495,7 @@ impl SimPhone {
             .send()
             .await
         {
-            Ok(response) if response.status().is_success() => response.text().await.ok(),
+            Ok(response) if response.status().is_success() => Some(response),
             Ok(response) => {
                 debug!(%url, status = %response.status(), "Provisioning file not served.");
                 None
@@ -506,18 +507,14 @@ impl SimPhone {
         }
     }
 
+    /// A provisioning file's text.
+    async fn get_text(&self, url: &str, user_agent: &str) -> Option<String> {
+        self.fetch(url, user_agent).await?.text().await.ok()
+    }
+
     /// Downloads the logo like the phone would, and reads its size.
     async fn download_logo(&self, url: &str, user_agent: &str) -> Option<LogoSeen> {
-        let response = self
-            .inner
-            .http
-            .get(url)
-            .header(header::USER_AGENT, user_agent)
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())?;
-        let bytes = response.bytes().await.ok()?;
+        let bytes = self.fetch(url, user_agent).await?.bytes().await.ok()?;
         let image = match image::load_from_memory(&bytes) {
             Ok(image) => image,
             Err(err) => {
