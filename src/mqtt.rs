@@ -320,12 +320,11 @@ async fn run(
 
 /// The QoS a filter is subscribed with. rumqttd hands a new QoS 1 subscription at most 100
 /// retained messages (its in-flight window, fixed in its code) and drops the rest, so filters
-/// read for their retained messages subscribe at QoS 0, where the broker's
-/// `max_outgoing_packet_count` applies instead: those that mirror a whole tree (`.../#`: the web
-/// adapter, the terminal client) and Home Assistant discovery (`<prefix>/device/+/config`, read
-/// to remove what the agent published for phones it no longer has). Commands stay at QoS 1.
+/// read for their retained messages, which all end in `#` (the web adapter's and the terminal
+/// client's mirror of the tree, the agent's read of Home Assistant discovery), subscribe at
+/// QoS 0, where the broker's `max_outgoing_packet_count` applies instead. Commands stay at QoS 1.
 pub fn subscription_qos(filter: &str) -> QoS {
-    if filter.ends_with('#') || filter.ends_with("/device/+/config") {
+    if filter.ends_with('#') {
         QoS::AtMostOnce
     } else {
         QoS::AtLeastOnce

@@ -270,9 +270,11 @@ impl HaTopics {
         format!("{}/device/{object_id}/config", self.prefix)
     }
 
-    /// Every device-based discovery message, to find this agent's stale ones.
-    pub fn device_config_filter(&self) -> String {
-        format!("{}/device/+/config", self.prefix)
+    /// Every device-based discovery message (and anything else under `device/`, which `parse`
+    /// sets aside), to find this agent's stale ones. A `#` filter, so it is read at QoS 0 and
+    /// gets every retained message (`mqtt::subscription_qos`).
+    pub fn device_filter(&self) -> String {
+        format!("{}/device/#", self.prefix)
     }
 
     /// Home Assistant's birth (`online`) and last will (`offline`).

@@ -782,7 +782,7 @@ pub async fn remove_stale(shared: &Shared) {
     let tracker = tokio_util::task::TaskTracker::new();
     let mut options = shared.broker_session.clone();
     options.client_id = format!("{}-ha-read", options.client_id);
-    options.subscriptions = vec![shared.homeassistant.topics.device_config_filter()];
+    options.subscriptions = vec![shared.homeassistant.topics.device_filter()];
     let (_session, mut incoming) = crate::mqtt::start(options, stop.clone(), &tracker);
     let mut wait = FIRST;
     let mut read = 0usize;
