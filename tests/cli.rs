@@ -141,7 +141,7 @@ async fn serve_never_logs_passwords_or_tokens() {
         ),
     )
     .unwrap();
-    let child = tokio::process::Command::new(BIN)
+    let mut child = tokio::process::Command::new(BIN)
         .args(["serve", "-c", config.to_str().unwrap(), "--poll", "1"])
         .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
@@ -149,6 +149,10 @@ async fn serve_never_logs_passwords_or_tokens() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // Read the logs while serve runs: at debug level they outgrow a pipe's buffer, and a
+    // full pipe would block serve's logging threads.
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while tokio::net::TcpStream::connect(http).await.is_err() {
         assert!(
@@ -202,17 +206,13 @@ async fn serve_never_logs_passwords_or_tokens() {
         .args(["-TERM", &pid])
         .status()
         .unwrap();
-    let output = tokio::time::timeout(TIMEOUT, child.wait_with_output())
+    let status = tokio::time::timeout(TIMEOUT, child.wait())
         .await
         .expect("serve stops on SIGTERM")
         .unwrap();
-    assert!(output.status.success(), "serve exits 0 on SIGTERM");
+    assert!(status.success(), "serve exits 0 on SIGTERM");
     stop.cancel();
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let logs = format!("{}{}", stdout.await.unwrap(), stderr.await.unwrap());
     assert!(
         logs.contains("Phone event."),
         "the logs are there at all: {logs}"
@@ -230,4 +230,16 @@ async fn serve_never_logs_passwords_or_tokens() {
             "secret on {topic}"
         );
     }
+}
+
+/// Reads a child's output to the end on its own task.
+fn collect(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut bytes = Vec::new();
+        pipe.read_to_end(&mut bytes).await.unwrap();
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
