@@ -112,7 +112,17 @@ enum Command {
     },
 }
 
+/// jemalloc: a registration storm frees thousands of connections' buffers at once, and glibc's
+/// malloc kept them (BENCHMARKS.md: 10,000 phones settled at 220 MB with it, 110 MB with this).
+#[cfg(all(feature = "jemalloc", target_os = "linux", not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
+    // Freed pages go back to the system from jemalloc's own thread, also while the gateway
+    // is idle after a burst (`.cargo/config.toml` sets the same for builds from this tree).
+    #[cfg(all(feature = "jemalloc", target_os = "linux", not(target_env = "musl")))]
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
     let cli = Cli::parse();
     // Before any thread exists: the only moment the local time zone can be read safely.
     client::remember_local_offset();

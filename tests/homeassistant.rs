@@ -662,6 +662,55 @@ async fn turning_discovery_off_removes_what_the_agent_published() {
     broker.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_retain_the_broker_keeps_no_discovery_and_home_assistant_gets_it_live() {
+    // The broker lives in agent `other`'s gateway; agent `test` comes and goes.
+    let mut first = test_config();
+    first.agent.name = Some("other".into());
+    let broker = start_gateway(first).await;
+    let mac = "00:15:65:00:05:02";
+    let id = id_of(mac);
+    let mut config = test_config();
+    config.mqtt.url = Some(format!("mqtt://127.0.0.1:{}", broker.mqtt_port()));
+    config
+        .phones
+        .push(phone_entry("yealink", mac, free_port(), "Desk"));
+    let agent = start_gateway(config.clone()).await;
+    let mut probe = Probe::connect(broker.mqtt_port(), &["homeassistant/device/#"]).await;
+    probe.expect(&config_topic(&id), |p, _| !p.is_empty()).await;
+    agent.stop().await;
+
+    // Back with `retain = false`: what it had retained is cleared, then sent live.
+    config.homeassistant.retain = false;
+    let agent = start_gateway(config).await;
+    probe
+        .expect(&config_topic(&id), |p, retained| p.is_empty() && !retained)
+        .await;
+    let (payload, retained) = probe.expect(&config_topic(&id), |p, _| !p.is_empty()).await;
+    assert!(!retained);
+    assert_valid("live", &read(&config_topic(&id), &payload).unwrap());
+
+    // Nothing stays on the broker for a newcomer...
+    let mut late = Probe::connect(broker.mqtt_port(), &["homeassistant/#"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(late.payloads_on(&config_topic(&id)).is_empty());
+    // ...until Home Assistant announces itself: then it gets every message.
+    late.publish("homeassistant/status", "online", false).await;
+    let (payload, retained) = late.expect(&config_topic(&id), |p, _| !p.is_empty()).await;
+    assert!(!retained);
+    assert_valid(
+        "after the birth message",
+        &read(&config_topic(&id), &payload).unwrap(),
+    );
+    late.expect(
+        "homeassistant/device/phone2mqtt_bridge_test/config",
+        |p, r| !p.is_empty() && !r,
+    )
+    .await;
+    agent.stop().await;
+    broker.stop().await;
+}
+
 #[test]
 fn the_node_red_example_imports_with_core_nodes_and_documented_topics() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node-red-flow.json");

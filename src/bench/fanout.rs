@@ -7,7 +7,7 @@ use crate::bench::load::{self, Plan, Requests, Timeline};
 use crate::bench::process::{Memory, Scratch, Server};
 use crate::bench::stats::{millis, thousands, Histogram, Latency};
 use crate::bench::ws::Clients;
-use crate::bench::{cpu_time, gateway_config, provision, table, Settings, Target};
+use crate::bench::{cpu_time, gateway_config, provision, table, Discovery, Settings, Target};
 
 #[derive(Debug, Clone, Default)]
 pub struct FanoutFigures {
@@ -30,7 +30,12 @@ pub async fn run(settings: &Settings) -> anyhow::Result<FanoutFigures> {
     let scratch = Scratch::new("websocket")?;
     let dir = &scratch.0;
     let phones = load::phone_entries(settings.flood_phones);
-    let server = Server::gateway(&settings.bin, dir, &gateway_config(dir, true, &phones)).await?;
+    let server = Server::gateway(
+        &settings.bin,
+        dir,
+        &gateway_config(dir, Discovery::Retained, &phones),
+    )
+    .await?;
     let result = fan_out(settings, &server, dir).await;
     let log = server.log.clone();
     server.stop().await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::bench::load::{self, Delivered, Plan, Requests, Sent, Subscriber, Timeline};
 use crate::bench::process::{Memory, Scratch, Server};
 use crate::bench::stats::{median, thousands, Latency};
-use crate::bench::{cpu_time, gateway_config, provision, table, Settings, Target};
+use crate::bench::{cpu_time, gateway_config, provision, table, Discovery, Settings, Target};
 
 /// The subscriber's filter: every phone's events (and the pipeline's one topic).
 const EVENTS: &str = "phone2mqtt/+/event";
@@ -108,7 +108,15 @@ async fn serve_and_flood(
         Kind::Pipeline => Server::baseline(&settings.bin, dir, "pipeline").await?,
         Kind::Gateway | Kind::BareGateway => {
             let phones = load::phone_entries(settings.flood_phones);
-            let config = gateway_config(dir, kind == Kind::Gateway, &phones);
+            let config = gateway_config(
+                dir,
+                if kind == Kind::Gateway {
+                    Discovery::Retained
+                } else {
+                    Discovery::Off
+                },
+                &phones,
+            );
             Server::gateway(&settings.bin, dir, &config).await?
         }
     };

@@ -224,11 +224,26 @@ impl Machine {
 /// The gateway's config for a bench: everything on loopback port 0, the bench token, no
 /// polling (the bench passes `--poll 0`), the data directory in `dir`, Home Assistant discovery
 /// on (the default) or off; `phones` (`[[phone]]` entries) is appended.
-pub fn gateway_config(dir: &Path, homeassistant: bool, phones: &str) -> String {
+pub fn gateway_config(dir: &Path, homeassistant: Discovery, phones: &str) -> String {
+    let discovery = match homeassistant {
+        Discovery::Retained => "enabled = true",
+        Discovery::Live => "enabled = true\nretain = false",
+        Discovery::Off => "enabled = false",
+    };
     format!(
-        "[broker]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\naction_token = \"{TOKEN}\"\n\n[agent]\nname = \"bench\"\ndata_dir = \"{}\"\n\n[homeassistant]\nenabled = {homeassistant}\n\n{phones}",
+        "[broker]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\naction_token = \"{TOKEN}\"\n\n[agent]\nname = \"bench\"\ndata_dir = \"{}\"\n\n[homeassistant]\n{discovery}\n\n{phones}",
         dir.join("data").display()
     )
+}
+
+/// Home Assistant discovery in the gateway under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discovery {
+    /// On, retained: the default.
+    Retained,
+    /// On, `retain = false`.
+    Live,
+    Off,
 }
 
 /// What `phone2mqtt provision yealink` prints for a gateway at `public_url`.

@@ -587,6 +587,8 @@ pub fn written_by(payload: &Value, agent: &str) -> bool {
 pub struct Discovery {
     pub topics: HaTopics,
     enabled: bool,
+    /// `[homeassistant] retain`.
+    retain: bool,
     names: BTreeMap<String, String>,
     /// A hash of each phone's last payload (a payload is ~15 KB; 10,000 of them add up).
     published: Mutex<HashMap<PhoneId, u64>>,
@@ -603,6 +605,7 @@ impl Discovery {
         Discovery {
             topics: HaTopics::new(&config.prefix),
             enabled: config.enabled,
+            retain: config.retain,
             names: config.entity_names.clone(),
             published: Mutex::default(),
             queue: Mutex::default(),
@@ -720,7 +723,7 @@ pub async fn publish_all(shared: &Shared) {
         .publish(
             discovery.topics.bridge_config(&shared.name),
             abbreviations::abbreviate(bridge_config(&ctx)).to_string(),
-            true,
+            discovery.retain,
         )
         .await;
     let ids = shared.registry.ids();
@@ -763,7 +766,11 @@ pub async fn run_publisher(shared: std::sync::Arc<Shared>) {
                 }
                 shared
                     .mqtt
-                    .publish(discovery.topics.phone_config(&id), payload, true)
+                    .publish(
+                        discovery.topics.phone_config(&id),
+                        payload,
+                        discovery.retain,
+                    )
                     .await;
             }
         }
@@ -814,21 +821,22 @@ pub async fn handle_message(shared: &Shared, message: &Message) {
         // Retained messages arrive when the agent (re)subscribes: the broker's memory of what
         // this agent published before. Remove those it no longer wants.
         HaTopic::PhoneConfig(id) if message.retained && !text.is_empty() => {
-            // A phone the agent has: nothing to read (10,000 of them are 130 MB of JSON).
-            if !discovery.unwanted(shared, &id) {
+            // A phone the agent has: nothing to read (10,000 of them are 130 MB of JSON), unless
+            // the agent no longer retains its messages (then each of its own goes).
+            if discovery.retain && !discovery.unwanted(shared, &id) {
                 return;
             }
             let Ok(payload) = serde_json::from_str::<Value>(&text) else {
                 return;
             };
             if !written_by(&abbreviations::expand(payload), &shared.name)
-                || !discovery.unwanted(shared, &id)
+                || (discovery.retain && !discovery.unwanted(shared, &id))
             {
                 return;
             }
             info!(phone = %id, "Removing this agent's stale Home Assistant discovery.");
             shared.mqtt.publish(message.topic.clone(), "", true).await;
-            // The phone may have called in meanwhile: then it is wanted after all.
+            // The phone may have called in meanwhile (or is wanted, live only): publish it.
             if !discovery.unwanted(shared, &id) {
                 discovery.published().remove(&id);
                 publish_phone(shared, &id, true).await;
@@ -836,7 +844,7 @@ pub async fn handle_message(shared: &Shared, message: &Message) {
         }
         HaTopic::BridgeConfig(_)
             if message.retained
-                && !discovery.enabled
+                && !(discovery.enabled && discovery.retain)
                 && message.topic == discovery.topics.bridge_config(&shared.name)
                 && !text.is_empty() =>
         {
