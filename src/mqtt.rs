@@ -6,6 +6,8 @@
 //! reconnects, and forwards incoming publishes. Everyone else publishes through the cloneable
 //! [`Mqtt`] handle, never from the polling task, so the two can't deadlock.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{
@@ -120,21 +122,81 @@ pub struct Message {
     pub retained: bool,
 }
 
+/// Publishes queued for the session task at most. Callbacks publish from thousands of tasks
+/// at once in a registration storm; waiting on rumqttc's own full queue costs every waiter a
+/// scan of its waiter list on each wake (an eighth of the gateway's CPU in a storm), so they
+/// wait here, on a semaphore, and rumqttc's queue (`QUEUE`) never fills.
+const ROOM: usize = 1_024;
+const QUEUE: usize = ROOM * 4;
+/// Bulk publishers (every phone's state on connect, Home Assistant discovery) wait until this
+/// much room is free, leaving the rest to the phones' callbacks.
+const BULK_ROOM: usize = ROOM / 2;
+/// The longest a bulk publisher waits for it.
+const BULK_WAIT: Duration = Duration::from_secs(5);
+
+/// The publishes queued and not yet written by the session task.
+#[derive(Debug)]
+struct Backlog {
+    room: tokio::sync::Semaphore,
+    queued: AtomicUsize,
+}
+
+impl Backlog {
+    fn new() -> Backlog {
+        Backlog {
+            room: tokio::sync::Semaphore::new(ROOM),
+            queued: AtomicUsize::new(0),
+        }
+    }
+
+    async fn take(&self) {
+        if let Ok(permit) = self.room.acquire().await {
+            permit.forget();
+        }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn written(&self) {
+        // After a reconnect rumqttc writes unacknowledged publishes again: those were counted.
+        let counted = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if counted {
+            self.room.add_permits(1);
+        }
+    }
+}
+
 /// The publishing handle. Cloneable; every publish is QoS 1.
 #[derive(Debug, Clone)]
 pub struct Mqtt {
     client: AsyncClient,
     connected: watch::Receiver<u64>,
+    backlog: Arc<Backlog>,
 }
 
 impl Mqtt {
     pub async fn publish(&self, topic: String, payload: impl Into<Vec<u8>>, retain: bool) {
+        self.backlog.take().await;
         if let Err(err) = self
             .client
             .publish(topic.clone(), QoS::AtLeastOnce, retain, payload.into())
             .await
         {
+            self.backlog.written();
             warn!(%topic, cause = %err, "Publish could not be queued.");
+        }
+    }
+
+    /// Waits until the queue has [`BULK_ROOM`] free (at most [`BULK_WAIT`]): bulk publishers
+    /// call it before each message.
+    pub async fn wait_for_room(&self) {
+        let deadline = tokio::time::Instant::now() + BULK_WAIT;
+        while self.backlog.room.available_permits() < BULK_ROOM
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -222,12 +284,14 @@ pub fn start(
             true,
         ));
     }
-    let (client, eventloop) = AsyncClient::new(mqtt_options, 1024);
+    let (client, eventloop) = AsyncClient::new(mqtt_options, QUEUE);
     let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
     let (connected_tx, connected_rx) = watch::channel(0u64);
+    let backlog = Arc::new(Backlog::new());
     let handle = Mqtt {
         client: client.clone(),
         connected: connected_rx,
+        backlog: backlog.clone(),
     };
     tracker.spawn(run(
         eventloop,
@@ -235,6 +299,7 @@ pub fn start(
         options,
         incoming_tx,
         connected_tx,
+        backlog,
         shutdown,
     ));
     (handle, incoming_rx)
@@ -246,6 +311,7 @@ async fn run(
     options: SessionOptions,
     incoming: mpsc::UnboundedSender<Message>,
     connected: watch::Sender<u64>,
+    backlog: Arc<Backlog>,
     shutdown: CancellationToken,
 ) {
     let broker = format!("{}:{}", options.broker.host, options.broker.port);
@@ -286,6 +352,7 @@ async fn run(
                     retained: publish.retain,
                 });
             }
+            Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => backlog.written(),
             Ok(_) => {}
             Err(err) => {
                 warn!(client_id = %options.client_id, %broker, cause = %describe(&err), retry_in = ?backoff, "MQTT connection lost.");
@@ -316,6 +383,8 @@ async fn run(
     {
         debug!(client_id = %options.client_id, "MQTT session did not close in time.");
     }
+    // Nothing will be written any more: publishers waiting for room go on (and are refused).
+    backlog.room.close();
 }
 
 /// The QoS a filter is subscribed with. rumqttd hands a new QoS 1 subscription at most 100

@@ -381,6 +381,8 @@ async fn republish_on_connect(shared: Arc<Shared>) {
             "Publishing the retained state of every phone."
         );
         for phone in phones {
+            // 10,000 phones are 30,000 messages: leave room for the phones' callbacks.
+            shared.mqtt.wait_for_room().await;
             shared
                 .mqtt
                 .publish_json(shared.topics.info(&phone.info.id), &phone.info, true)

@@ -764,6 +764,8 @@ pub async fn run_publisher(shared: std::sync::Arc<Shared>) {
                 if discovery.published().insert(id.clone(), hash) == Some(hash) && !force {
                     continue;
                 }
+                // 13 KB each, 10,000 at once in a storm: leave the queue to the callbacks.
+                shared.mqtt.wait_for_room().await;
                 shared
                     .mqtt
                     .publish(
