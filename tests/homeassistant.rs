@@ -625,24 +625,31 @@ fn assert_valid(topic: &str, config: &Value) {
     assert!(errors.is_empty(), "{topic}: {errors:#?}\n{config:#}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn turning_discovery_off_removes_what_the_agent_published() {
-    // The broker lives in agent `other`'s gateway; agent `test` comes and goes.
+/// A broker in agent `other`'s gateway, where agent `test` (whose config is returned) published
+/// the discovery of one phone and stopped; the probe watches `homeassistant/device/#`.
+async fn published_once_on_another_broker(mac: &str) -> (TestGateway, Config, Probe) {
     let mut first = test_config();
     first.agent.name = Some("other".into());
     let broker = start_gateway(first).await;
-    let url = format!("mqtt://127.0.0.1:{}", broker.mqtt_port());
-    let mac = "00:15:65:00:05:01";
-    let id = id_of(mac);
     let mut config = test_config();
-    config.mqtt.url = Some(url.clone());
+    config.mqtt.url = Some(format!("mqtt://127.0.0.1:{}", broker.mqtt_port()));
     config
         .phones
         .push(phone_entry("yealink", mac, free_port(), "Desk"));
     let agent = start_gateway(config.clone()).await;
     let mut probe = Probe::connect(broker.mqtt_port(), &["homeassistant/device/#"]).await;
-    probe.expect(&config_topic(&id), |p, _| !p.is_empty()).await;
+    probe
+        .expect(&config_topic(&id_of(mac)), |p, _| !p.is_empty())
+        .await;
     agent.stop().await;
+    (broker, config, probe)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_discovery_off_removes_what_the_agent_published() {
+    let mac = "00:15:65:00:05:01";
+    let id = id_of(mac);
+    let (broker, mut config, mut probe) = published_once_on_another_broker(mac).await;
 
     // Back with `[homeassistant] enabled = false`: its phone and its own device are removed.
     config.homeassistant.enabled = false;
@@ -664,21 +671,9 @@ async fn turning_discovery_off_removes_what_the_agent_published() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_retain_the_broker_keeps_no_discovery_and_home_assistant_gets_it_live() {
-    // The broker lives in agent `other`'s gateway; agent `test` comes and goes.
-    let mut first = test_config();
-    first.agent.name = Some("other".into());
-    let broker = start_gateway(first).await;
     let mac = "00:15:65:00:05:02";
     let id = id_of(mac);
-    let mut config = test_config();
-    config.mqtt.url = Some(format!("mqtt://127.0.0.1:{}", broker.mqtt_port()));
-    config
-        .phones
-        .push(phone_entry("yealink", mac, free_port(), "Desk"));
-    let agent = start_gateway(config.clone()).await;
-    let mut probe = Probe::connect(broker.mqtt_port(), &["homeassistant/device/#"]).await;
-    probe.expect(&config_topic(&id), |p, _| !p.is_empty()).await;
-    agent.stop().await;
+    let (broker, mut config, mut probe) = published_once_on_another_broker(mac).await;
 
     // Back with `retain = false`: what it had retained is cleared, then sent live.
     config.homeassistant.retain = false;

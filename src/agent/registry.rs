@@ -20,6 +20,19 @@ pub struct Phone {
     pub online: Option<bool>,
 }
 
+impl Phone {
+    /// A phone known from its calls or its provisioning requests only, boxed for the table.
+    fn unconfigured(vendor: &'static VendorSpec, info: PhoneInfo) -> Box<Phone> {
+        Box::new(Phone {
+            config: None,
+            vendor,
+            info,
+            state: PhoneState::default(),
+            online: None,
+        })
+    }
+}
+
 /// What changed and must be published.
 #[derive(Debug, Clone)]
 pub struct Update {
@@ -252,15 +265,9 @@ impl Registry {
                 .insert(name.to_lowercase(), id.clone());
         }
         let mut phones = self.lock();
-        let phone = phones.entry(id.clone()).or_insert_with(|| {
-            Box::new(Phone {
-                config: None,
-                vendor,
-                info: self.blank_info(&id, vendor),
-                state: PhoneState::default(),
-                online: None,
-            })
-        });
+        let phone = phones
+            .entry(id.clone())
+            .or_insert_with(|| Phone::unconfigured(vendor, self.blank_info(&id, vendor)));
         phone.vendor = vendor;
         phone.info.vendor = vendor.id.to_string();
         phone.info.name = config.name.clone();
@@ -318,16 +325,7 @@ impl Registry {
             ip,
             ..self.blank_info(&id, vendor)
         };
-        phones.insert(
-            id,
-            Box::new(Phone {
-                config: None,
-                vendor,
-                info: info.clone(),
-                state: PhoneState::default(),
-                online: None,
-            }),
-        );
+        phones.insert(id, Phone::unconfigured(vendor, info.clone()));
         Some(info)
     }
 
@@ -357,15 +355,9 @@ impl Registry {
         let id = event.phone.clone();
         let mut phones = self.lock();
         let discovered = !phones.contains_key(&id);
-        let phone = phones.entry(id.clone()).or_insert_with(|| {
-            Box::new(Phone {
-                config: None,
-                vendor,
-                info: self.blank_info(&id, vendor),
-                state: PhoneState::default(),
-                online: None,
-            })
-        });
+        let phone = phones
+            .entry(id.clone())
+            .or_insert_with(|| Phone::unconfigured(vendor, self.blank_info(&id, vendor)));
         // What the phone told about itself, where it changed (most events change nothing).
         let mut info_changed = false;
         for (field, told) in [
