@@ -36,6 +36,7 @@ pub mod docs;
 pub mod gateway;
 pub mod ha;
 pub mod http_front;
+pub mod logging;
 pub mod model;
 pub mod mqtt;
 pub mod profile;

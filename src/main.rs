@@ -138,19 +138,7 @@ fn main() -> ExitCode {
             | Command::Bench(_)
             | Command::BenchBaseline { .. }
     );
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                if client {
-                    "error"
-                } else {
-                    "info,rumqttd=warn,rumqttc=warn,hyper=warn"
-                }
-                .into()
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    phone2mqtt::logging::init(client);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
