@@ -217,12 +217,14 @@ impl Mqtt {
         }
     }
 
-    /// Changes every time the session (re)connects: owners republish their retained state.
+    /// Changes every time the session (re)connects and has subscribed: owners republish their
+    /// retained state.
     pub fn connections(&self) -> watch::Receiver<u64> {
         self.connected.clone()
     }
 
-    /// Waits until the session has connected once, or the timeout passes.
+    /// Waits until the session has connected once (and subscribed, when it has subscriptions),
+    /// or the timeout passes.
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
         let mut connected = self.connected.clone();
         tokio::time::timeout(timeout, connected.wait_for(|n| *n > 0))
@@ -316,6 +318,7 @@ async fn run(
 ) {
     let broker = format!("{}:{}", options.broker.host, options.broker.port);
     let mut backoff = Duration::from_millis(250);
+    let mut awaiting_suback = false;
     loop {
         let event = tokio::select! {
             event = eventloop.poll() => event,
@@ -342,7 +345,15 @@ async fn run(
                             warn!(cause = %err, "Subscribe could not be queued.");
                         }
                     });
+                    awaiting_suback = true;
+                } else {
+                    connected.send_modify(|n| *n += 1);
                 }
+            }
+            // Connected means subscribed: a command published right after `wait_connected`
+            // (a test, the CLI's own session) must find the subscription in place.
+            Ok(Event::Incoming(Packet::SubAck(_))) if awaiting_suback => {
+                awaiting_suback = false;
                 connected.send_modify(|n| *n += 1);
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
