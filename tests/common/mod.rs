@@ -20,12 +20,23 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 pub const PASSWORD: &str = "s3cret-admin-pw";
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, for a simulated phone that binds it later. Taken below
+/// Linux's ephemeral range (32768 and up): a port the kernel handed out for port 0 could be
+/// handed out again, as the source port of an outgoing connection, before the phone binds it.
 pub fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    // Each test binary starts elsewhere in the span, then counts up.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let offset = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", FIRST + offset)) {
+            return listener.local_addr().unwrap();
+        }
+    }
+    panic!("no free port between {FIRST} and {}", FIRST + SPAN);
 }
 
 pub struct TestGateway {
