@@ -125,8 +125,9 @@ pub struct Message {
 /// Publishes queued for the session task at most. Callbacks publish from thousands of tasks
 /// at once in a registration storm; waiting on rumqttc's own full queue costs every waiter a
 /// scan of its waiter list on each wake (an eighth of the gateway's CPU in a storm), so they
-/// wait here, on a semaphore, and rumqttc's queue (`QUEUE`) never fills.
+/// wait here, on a semaphore, and rumqttc's queue never fills.
 const ROOM: usize = 1_024;
+/// rumqttc's queue: the publishers' room, and room besides for subscriptions.
 const QUEUE: usize = ROOM * 4;
 /// Bulk publishers (every phone's state on connect, Home Assistant discovery) wait until this
 /// much room is free, leaving the rest to the phones' callbacks.
@@ -329,22 +330,13 @@ async fn run(
                 info!(client_id = %options.client_id, %broker, "Connected to the MQTT broker.");
                 backoff = Duration::from_millis(250);
                 if !options.subscriptions.is_empty() {
-                    // From another task: the request queue may be full (publishes queued while
-                    // disconnected), and only this task empties it. A `try_subscribe` here
-                    // would drop the subscriptions exactly when there is much to do.
-                    let client = client.clone();
-                    let filters: Vec<SubscribeFilter> = options
-                        .subscriptions
-                        .iter()
-                        .map(|filter| {
-                            SubscribeFilter::new(filter.clone(), subscription_qos(filter))
-                        })
-                        .collect();
-                    tokio::spawn(async move {
-                        if let Err(err) = client.subscribe_many(filters).await {
-                            warn!(cause = %err, "Subscribe could not be queued.");
-                        }
+                    // Publishers hold at most `ROOM` of the `QUEUE` slots, so there is room.
+                    let filters = options.subscriptions.iter().map(|filter| {
+                        SubscribeFilter::new(filter.clone(), subscription_qos(filter))
                     });
+                    if let Err(err) = client.try_subscribe_many(filters) {
+                        warn!(cause = %err, "Subscribe could not be queued.");
+                    }
                     awaiting_suback = true;
                 } else {
                     connected.send_modify(|n| *n += 1);

@@ -77,11 +77,7 @@ async fn run_one(settings: &Settings, homeassistant: Discovery) -> anyhow::Resul
     }
     eprintln!(
         "fleet: starting a gateway with {phones} configured phones, Home Assistant discovery {}",
-        match homeassistant {
-            Discovery::Retained => "on",
-            Discovery::Live => "on, not retained",
-            Discovery::Off => "off",
-        }
+        homeassistant.label()
     );
     let config = gateway_config(dir, homeassistant, &entries);
     let server = Server::gateway(&settings.bin, dir, &config).await?;
@@ -239,7 +235,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 impl FleetReport {
     pub fn table(&self) -> String {
-        let both = |f: &dyn Fn(&FleetFigures) -> String| {
+        let columns = |f: &dyn Fn(&FleetFigures) -> String| {
             vec![f(&self.default), f(&self.live), f(&self.bare)]
         };
         let time = |d: Option<Duration>| d.map_or("did not finish".to_string(), millis);
@@ -250,11 +246,11 @@ impl FleetReport {
         };
         row(
             "resident with the phones configured, before the storm".into(),
-            both(&|f| memory(&f.idle)),
+            columns(&|f| memory(&f.idle)),
         );
         row(
             "registration storm: every phone sends setup_completed, then registered".into(),
-            both(&|f| {
+            columns(&|f| {
                 format!(
                     "{} ({} of {} phones complete, {} failed)",
                     time(f.storm),
@@ -266,11 +262,11 @@ impl FleetReport {
         );
         row(
             "resident with the phones registered".into(),
-            both(&|f| memory(&f.after_storm)),
+            columns(&|f| memory(&f.after_storm)),
         );
         row(
             format!("`reboot` to group `{GROUP}`, until every result is back"),
-            both(&|f| {
+            columns(&|f| {
                 format!(
                     "{} ({} ok, {} error, {} rebooted once)",
                     time(f.reboot),
@@ -282,11 +278,11 @@ impl FleetReport {
         );
         row(
             "resident after the reboot".into(),
-            both(&|f| memory(&f.after_reboot)),
+            columns(&|f| memory(&f.after_reboot)),
         );
         row(
             format!("resident {} s later, settled", SETTLE.as_secs()),
-            both(&|f| memory(&f.settled)),
+            columns(&|f| memory(&f.settled)),
         );
         let mut text = format!(
             "### {} phones known to one agent\n\nThe simulator's lightweight mode holds every phone in the bench process; each registers from its own address. The agent talks to at most {} phones at once.\n\n{}",
@@ -296,8 +292,8 @@ impl FleetReport {
                 &[
                     "",
                     "phone2mqtt",
-                    "HA discovery not retained",
-                    "HA discovery off"
+                    &format!("HA discovery {}", Discovery::Live.label()),
+                    &format!("HA discovery {}", Discovery::Off.label()),
                 ],
                 &rows
             )

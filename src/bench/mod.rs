@@ -246,6 +246,16 @@ pub enum Discovery {
     Off,
 }
 
+impl Discovery {
+    pub fn label(self) -> &'static str {
+        match self {
+            Discovery::Retained => "on",
+            Discovery::Live => "not retained",
+            Discovery::Off => "off",
+        }
+    }
+}
+
 /// What `phone2mqtt provision yealink` prints for a gateway at `public_url`.
 pub async fn provision(bin: &Path, dir: &Path, public_url: &str) -> anyhow::Result<String> {
     let path = dir.join("provision.toml");

@@ -823,17 +823,17 @@ pub async fn handle_message(shared: &Shared, message: &Message) {
         // Retained messages arrive when the agent (re)subscribes: the broker's memory of what
         // this agent published before. Remove those it no longer wants.
         HaTopic::PhoneConfig(id) if message.retained && !text.is_empty() => {
-            // A phone the agent has: nothing to read (10,000 of them are 130 MB of JSON), unless
-            // the agent no longer retains its messages (then each of its own goes).
-            if discovery.retain && !discovery.unwanted(shared, &id) {
+            // Kept: a phone the agent has, retained as it should be. Nothing to read then
+            // (10,000 of them are 130 MB of JSON). With `retain = false` each of its own goes.
+            let kept = || discovery.retain && !discovery.unwanted(shared, &id);
+            if kept() {
                 return;
             }
             let Ok(payload) = serde_json::from_str::<Value>(&text) else {
                 return;
             };
-            if !written_by(&abbreviations::expand(payload), &shared.name)
-                || (discovery.retain && !discovery.unwanted(shared, &id))
-            {
+            // Asked again: the phone may have called in meanwhile.
+            if !written_by(&abbreviations::expand(payload), &shared.name) || kept() {
                 return;
             }
             info!(phone = %id, "Removing this agent's stale Home Assistant discovery.");
