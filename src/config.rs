@@ -240,6 +240,17 @@ pub struct HttpConfig {
     pub public_url: Option<String>,
     /// The secret carried in every Action URL. Absent: generated and kept in the data directory.
     pub action_token: Option<Secret>,
+    /// The HTTPS listener for people (Manager, `/ws`, REST API). Absent while a certificate is
+    /// configured: port 8443 on the `listen` address.
+    pub tls_listen: Option<SocketAddr>,
+    /// The HTTPS certificate chain and its private key (PEM files).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// A self-signed certificate, generated on first start and kept in the data directory.
+    pub tls_self_signed: bool,
+    /// How people reach the Manager, e.g. `https://phones.example.com:8443`. Absent: the HTTPS
+    /// address when HTTPS is on, `public_url` otherwise.
+    pub manager_url: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -248,9 +259,82 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             action_token: None,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            manager_url: None,
         }
     }
 }
+
+impl HttpConfig {
+    /// Where HTTPS listens, when a certificate is configured.
+    pub fn https_listen(&self) -> Option<SocketAddr> {
+        let certificate = self.tls_self_signed || self.tls_cert.is_some();
+        certificate.then(|| {
+            self.tls_listen
+                .unwrap_or_else(|| SocketAddr::new(self.listen.ip(), DEFAULT_HTTPS_PORT))
+        })
+    }
+
+    fn validate_tls(
+        &self,
+        fail: &dyn Fn(String, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err(fail(
+                    "http.tls_key".into(),
+                    "required with http.tls_cert: the certificate's private key (PEM)".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(fail(
+                    "http.tls_cert".into(),
+                    "required with http.tls_key: the certificate chain (PEM)".into(),
+                ))
+            }
+            (Some(_), Some(_)) if self.tls_self_signed => {
+                return Err(fail(
+                    "http.tls_self_signed".into(),
+                    "either tls_cert and tls_key or tls_self_signed, not both".into(),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(tls_listen) = self.tls_listen {
+            if self.https_listen().is_none() {
+                return Err(fail(
+                    "http.tls_listen".into(),
+                    "needs a certificate: http.tls_cert and http.tls_key, or http.tls_self_signed = true".into(),
+                ));
+            }
+            if tls_listen == self.listen && tls_listen.port() != 0 {
+                return Err(fail(
+                    "http.tls_listen".into(),
+                    "must differ from http.listen, which stays plain HTTP for the phones".into(),
+                ));
+            }
+        }
+        if let Some(url) = &self.manager_url {
+            if url::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                .is_none()
+            {
+                return Err(fail(
+                    "http.manager_url".into(),
+                    format!("`{url}` must be an http:// or https:// URL"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// HTTPS's port when `[http] tls_listen` is not given.
+pub const DEFAULT_HTTPS_PORT: u16 = 8443;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -439,6 +523,7 @@ impl Config {
                 ),
             ));
         }
+        self.http.validate_tls(&fail)?;
         if let Some(token) = &self.http.action_token {
             if token.expose().len() < 16
                 || !token

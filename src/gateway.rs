@@ -16,7 +16,7 @@ use crate::agent::{Agent, AgentOptions};
 use crate::config::{Config, Secret};
 use crate::mqtt::{BrokerUrl, SessionOptions};
 use crate::shutdown::Lifecycle;
-use crate::{broker, http_front, web};
+use crate::{broker, http_front, tls, web};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -35,6 +35,13 @@ pub struct GatewayOptions {
 pub struct Gateway {
     pub http_addr: SocketAddr,
     pub public_url: String,
+    /// The HTTPS listener's address, when `[http]` configures a certificate.
+    pub https_addr: Option<SocketAddr>,
+    /// Where people open the Manager: `[http] manager_url`, else the HTTPS address when HTTPS
+    /// is on, else `public_url`.
+    pub manager_url: String,
+    /// SHA-256 of the HTTPS certificate, `AB:CD:...`.
+    pub tls_fingerprint: Option<String>,
     pub broker: BrokerUrl,
     pub token: Secret,
     pub agent: Agent,
@@ -72,6 +79,31 @@ pub async fn start(
         .unwrap_or_else(|| format!("http://{}", broker::connect_addr(http_addr)))
         .trim_end_matches('/')
         .to_string();
+    let https_listener = match config.http.https_listen() {
+        Some(addr) => Some(
+            listen(addr).with_context(|| format!("http.tls_listen: cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
+    let https_addr = https_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let manager_url = config
+        .http
+        .manager_url
+        .clone()
+        .or_else(|| https_addr.map(|addr| tls::default_manager_url(addr, &public_url)))
+        .unwrap_or_else(|| public_url.clone())
+        .trim_end_matches('/')
+        .to_string();
+    let https = match https_addr {
+        Some(addr) => {
+            let names = tls::certificate_names(&config.http, addr, &public_url, &manager_url);
+            Some(tls::setup(&config.http, &config.agent.data_dir, &names)?)
+        }
+        None => None,
+    };
     let token = match &config.http.action_token {
         Some(token) => token.clone(),
         None => load_or_create_token(&config.agent.data_dir)?,
@@ -84,12 +116,15 @@ pub async fn start(
             name: name.clone(),
             broker: broker.clone(),
             public_url: public_url.clone(),
+            manager_url: manager_url.clone(),
             token: token.clone(),
             poll_interval: options.poll_interval,
         },
         &lifecycle,
     )?;
-    let mut router = agent.router();
+    // Phones' routes and people's routes: with HTTPS on, the plain port keeps only the first.
+    let phones = agent.router();
+    let mut people = agent.people_router();
     let mut sessions = vec![agent.mqtt().clone()];
     if options.web {
         let web_state = web::start(
@@ -102,15 +137,39 @@ pub async fn start(
             &lifecycle,
         );
         sessions.push(web_state.mqtt.clone());
-        router = router.merge(web::router(web_state));
+        people = people.merge(web::router(web_state));
     }
-    lifecycle.work_tracker.spawn(http_front::serve(
-        listener,
-        router,
+    let mut listeners = Vec::new();
+    match (https_listener, &https) {
+        (Some(https_listener), Some(https)) => {
+            listeners.push(http_front::Listener {
+                tcp: listener,
+                tls: None,
+                router: phones
+                    .clone()
+                    .merge(tls::https_only(people.clone(), &manager_url)),
+            });
+            listeners.push(http_front::Listener {
+                tcp: https_listener,
+                tls: Some(https.acceptor.clone()),
+                router: phones.merge(people),
+            });
+        }
+        _ => listeners.push(http_front::Listener {
+            tcp: listener,
+            tls: None,
+            router: phones.merge(people),
+        }),
+    }
+    lifecycle.work_tracker.spawn(http_front::serve_all(
+        listeners,
         lifecycle.work.clone(),
         lifecycle.work_tracker.clone(),
     ));
     info!(%http_addr, %public_url, agent = %name, "HTTP listening.");
+    if let (Some(https_addr), Some(https)) = (https_addr, &https) {
+        info!(%https_addr, %manager_url, sha256 = %https.fingerprint, "HTTPS listening; the plain HTTP port serves phones only.");
+    }
     for session in sessions {
         if !session.wait_connected(Duration::from_secs(10)).await {
             warn!(broker = %format!("{}:{}", broker.host, broker.port), "Not connected to the MQTT broker yet; retrying in the background.");
@@ -120,6 +179,9 @@ pub async fn start(
     Ok(Gateway {
         http_addr,
         public_url,
+        https_addr,
+        manager_url,
+        tls_fingerprint: https.map(|https| https.fingerprint),
         broker,
         token,
         agent,

@@ -9,6 +9,10 @@
 //! a plain one (a GET with no body, as phones send them, the bulk of the traffic) is run through
 //! the router and answered here, without a hyper connection of its own.
 //! A head that is not HTTP at all gets a 400 here, and the listener goes on serving.
+//!
+//! The same front serves plain TCP and TLS (`[http] tls_listen`): a TLS connection is
+//! handshaken first, then read, repaired and answered the same way, and each of its requests
+//! carries [`ViaTls`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,8 +26,9 @@ use axum::Router;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -33,17 +38,68 @@ use tracing::{debug, warn};
 const MAX_HEAD: usize = 16 * 1024;
 /// How long a client may take to send its first head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// Open connections at most; more wait in the kernel's accept queue.
+/// How long a client may take to complete its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections at most, over all listeners; more wait in the kernel's accept queue.
 const MAX_CONNECTIONS: usize = 4096;
 
-/// Serves `router` on `listener` until `shutdown` is cancelled.
+/// The request extension of every request that arrived over TLS (`[http] tls_listen`).
+#[derive(Clone, Copy, Debug)]
+pub struct ViaTls;
+
+/// One listening socket and what it serves.
+pub struct Listener {
+    pub tcp: TcpListener,
+    /// Handshake every connection first; `None`: plain HTTP.
+    pub tls: Option<TlsAcceptor>,
+    pub router: Router,
+}
+
+/// Serves `router` on `listener` (plain HTTP) until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    serve_all(
+        vec![Listener {
+            tcp: listener,
+            tls: None,
+            router,
+        }],
+        shutdown,
+        tracker,
+    )
+    .await;
+}
+
+/// Serves every listener until `shutdown` is cancelled; their connections count against one
+/// limit, so a flood on one port cannot take more than the front holds altogether.
+pub async fn serve_all(
+    listeners: Vec<Listener>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    futures_util::future::join_all(
+        listeners.into_iter().map(|listener| {
+            accept_loop(listener, permits.clone(), shutdown.clone(), tracker.clone())
+        }),
+    )
+    .await;
+}
+
+async fn accept_loop(
+    Listener {
+        tcp: listener,
+        tls,
+        router,
+    }: Listener,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
     let mut backoff = Duration::from_millis(10);
     loop {
         let permit = tokio::select! {
@@ -59,8 +115,33 @@ pub async fn serve(
                 backoff = Duration::from_millis(10);
                 let router = router.clone();
                 let shutdown = shutdown.clone();
+                let tls = tls.clone();
                 tracker.spawn(async move {
-                    if let Err(err) = connection(stream, peer, router, shutdown).await {
+                    let result = match tls {
+                        None => connection(stream, peer, router, shutdown, None).await,
+                        Some(acceptor) => {
+                            let handshake = tokio::select! {
+                                handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => handshake,
+                                () = shutdown.cancelled() => return,
+                            };
+                            match handshake {
+                                Ok(Ok(stream)) => {
+                                    connection(stream, peer, router, shutdown, Some(ViaTls)).await
+                                }
+                                // Scanners and clients that do not trust the certificate end
+                                // here all day: not worth a warning.
+                                Ok(Err(err)) => {
+                                    debug!(%peer, cause = %err, "TLS handshake failed.");
+                                    Ok(())
+                                }
+                                Err(_) => {
+                                    debug!(%peer, "TLS handshake timed out.");
+                                    Ok(())
+                                }
+                            }
+                        }
+                    };
+                    if let Err(err) = result {
                         debug!(%peer, cause = %err, "Connection ended with an error.");
                     }
                     drop(permit);
@@ -76,11 +157,17 @@ pub async fn serve(
     }
 }
 
-async fn connection(
-    mut stream: TcpStream,
+/// A connection's byte stream: TCP, or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
+async fn connection<S: Stream>(
+    mut stream: S,
     peer: SocketAddr,
     router: Router,
     shutdown: CancellationToken,
+    via_tls: Option<ViaTls>,
 ) -> io::Result<()> {
     let head = tokio::select! {
         head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)) => head,
@@ -116,7 +203,10 @@ async fn connection(
             return respond(&mut stream, 400, "Bad Request", reason).await;
         }
     };
-    if let Some(request) = callback_request(&prefix, peer) {
+    if let Some(mut request) = callback_request(&prefix, peer) {
+        if let Some(marker) = via_tls {
+            request.extensions_mut().insert(marker);
+        }
         return answer_callback(&mut stream, request, router).await;
     }
     let io = TokioIo::new(Prefixed {
@@ -126,6 +216,9 @@ async fn connection(
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(marker) = via_tls {
+                request.extensions_mut().insert(marker);
+            }
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
     let connection = hyper::server::conn::http1::Builder::new()
@@ -151,7 +244,7 @@ enum HeadError {
 }
 
 /// Reads until the end of the first request head; returns everything read so far.
-async fn read_head(stream: &mut TcpStream) -> Result<BytesMut, HeadError> {
+async fn read_head(stream: &mut impl Stream) -> Result<BytesMut, HeadError> {
     let mut buffer = BytesMut::with_capacity(1024);
     loop {
         if let Some(end) = find_head_end(&buffer) {
@@ -350,7 +443,7 @@ fn callback_request(
 
 /// Runs a callback through the router and writes the answer, then closes the connection.
 async fn answer_callback(
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     request: axum::http::Request<axum::body::Body>,
     router: Router,
 ) -> io::Result<()> {
@@ -404,7 +497,12 @@ fn http_date() -> String {
         .unwrap_or_default()
 }
 
-async fn respond(stream: &mut TcpStream, status: u16, reason: &str, body: &str) -> io::Result<()> {
+async fn respond(
+    stream: &mut impl Stream,
+    status: u16,
+    reason: &str,
+    body: &str,
+) -> io::Result<()> {
     let response = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}\n",
         body.len() + 1
@@ -414,12 +512,12 @@ async fn respond(stream: &mut TcpStream, status: u16, reason: &str, body: &str) 
 }
 
 /// A stream with some bytes already read from it put back in front.
-struct Prefixed {
+struct Prefixed<S> {
     prefix: Bytes,
-    inner: TcpStream,
+    inner: S,
 }
 
-impl AsyncRead for Prefixed {
+impl<S: Stream> AsyncRead for Prefixed<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -435,7 +533,7 @@ impl AsyncRead for Prefixed {
     }
 }
 
-impl AsyncWrite for Prefixed {
+impl<S: Stream> AsyncWrite for Prefixed<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

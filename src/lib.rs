@@ -14,6 +14,7 @@
 //!   building, reply reading, provisioning. No I/O.
 //! - [`agent`]: receives callbacks, keeps state, runs one command queue per phone.
 //! - [`http_front`]: the HTTP listener, lenient about the request lines phones write.
+//! - [`tls`]: HTTPS for people: the certificate, and the plain port kept for phones.
 //! - [`mqtt`]: the one MQTT session task per component, with reconnect and resubscribe.
 //! - [`broker`]: the embedded rumqttd broker.
 //! - [`web`]: the `/ws` adapter, the REST API and the Manager page.
@@ -42,6 +43,7 @@ pub mod mqtt;
 pub mod profile;
 pub mod shutdown;
 pub mod sim;
+pub mod tls;
 pub mod topics;
 pub mod vendor;
 pub mod web;

@@ -267,9 +267,17 @@ async fn run_gateway(
         &tracker,
     )
     .await?;
+    // With HTTPS or a separate Manager address, the phones' port is named too, and the
+    // certificate's fingerprint for people to check what their browser shows.
+    let mut manager = format!("{}/", gateway.manager_url);
+    if let Some(fingerprint) = &gateway.tls_fingerprint {
+        manager.push_str(&format!(" (certificate SHA-256 {fingerprint})"));
+    }
+    if gateway.manager_url != gateway.public_url {
+        manager.push_str(&format!(", phones {}/", gateway.public_url));
+    }
     println!(
-        "phone2mqtt is running: Manager {url}/ , MQTT mqtt://{host}:{port} (try: mosquitto_sub -h {host} -p {port} -t 'phone2mqtt/#' -v)",
-        url = gateway.public_url,
+        "phone2mqtt is running: Manager {manager} , MQTT mqtt://{host}:{port} (try: mosquitto_sub -h {host} -p {port} -t 'phone2mqtt/#' -v)",
         host = gateway.broker.host,
         port = gateway.broker.port
     );

@@ -52,6 +52,8 @@ pub struct Shared {
     pub http: reqwest::Client,
     pub token: Secret,
     pub public_url: String,
+    /// The Manager's address, for links to it.
+    pub manager_url: String,
     pub provision: ProvisionCtx,
     pub command_timeout: Duration,
     pub answer_unknown_phones: bool,
@@ -90,6 +92,8 @@ pub struct AgentOptions {
     pub name: String,
     pub broker: mqtt::BrokerUrl,
     pub public_url: String,
+    /// The Manager's address, for links to it (Home Assistant's device page).
+    pub manager_url: String,
     pub token: Secret,
     /// Seconds between state polls of configured phones; zero turns polling off.
     pub poll_interval: Duration,
@@ -183,6 +187,7 @@ impl Agent {
             },
             token: options.token,
             public_url: options.public_url,
+            manager_url: options.manager_url,
             command_timeout: Duration::from_secs_f64(config.agent.command_timeout),
             answer_unknown_phones: config.agent.answer_unknown_phones,
             reminders,
@@ -239,6 +244,11 @@ impl Agent {
     /// The routes phones use: Action URL callbacks and provisioning files.
     pub fn router(&self) -> Router {
         receiver::router(self.shared.clone())
+    }
+
+    /// The agent's routes for people (the logo upload); HTTPS only when HTTPS is on.
+    pub fn people_router(&self) -> Router {
+        receiver::people_router(self.shared.clone())
     }
 
     pub fn mqtt(&self) -> &Mqtt {

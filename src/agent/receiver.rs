@@ -23,17 +23,24 @@ use crate::agent::Shared;
 use crate::model::{now_rfc3339, Event};
 use crate::vendor::{self, Callback, ParseError};
 
+/// What phones call: Action URLs, logos and provisioning files.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/action/{*rest}", get(action_url))
         .route("/logos/{file}", get(logo_file))
+        .route("/{file}", get(provisioning_file))
+        .with_state(shared)
+}
+
+/// What people call on the agent: the Manager's logo upload.
+pub fn people_router(shared: Arc<Shared>) -> Router {
+    Router::new()
         .route(
             "/api/phones/{id}/logo",
             axum::routing::post(upload_logo).layer(axum::extract::DefaultBodyLimit::max(
                 crate::agent::logo::MAX_IMAGE_BYTES,
             )),
         )
-        .route("/{file}", get(provisioning_file))
         .with_state(shared)
 }
 

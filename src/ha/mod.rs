@@ -105,8 +105,10 @@ pub struct Context<'a> {
     pub topics: &'a Topics,
     /// The agent's name: its bridge state topic and its own device.
     pub agent: &'a str,
-    /// The Manager's address; a phone's `configuration_url` is `<public_url>/#<id>`.
+    /// How phones reach the agent (the Action URL host of the commands checked here).
     pub public_url: &'a str,
+    /// The Manager's address; a phone's `configuration_url` is `<manager_url>/#<id>`.
+    pub manager_url: &'a str,
     /// `[homeassistant] entity_names`.
     pub names: &'a BTreeMap<String, String>,
 }
@@ -244,7 +246,7 @@ pub fn device(ctx: &Context, phone: &PhoneView) -> Value {
         "connections": [["mac", info.mac]],
         "name": device_name(phone),
         "manufacturer": phone.vendor.name,
-        "configuration_url": format!("{}/#{}", ctx.public_url.trim_end_matches('/'), info.id),
+        "configuration_url": format!("{}/#{}", ctx.manager_url.trim_end_matches('/'), info.id),
         "via_device": HaTopics::bridge_object_id(ctx.agent),
     });
     if let Some(model) = &info.model {
@@ -553,7 +555,7 @@ pub fn bridge_config(ctx: &Context) -> Value {
             "manufacturer": "phone2mqtt",
             "model": "Agent",
             "sw_version": env!("CARGO_PKG_VERSION"),
-            "configuration_url": ctx.public_url,
+            "configuration_url": ctx.manager_url,
         },
         "origin": origin(),
         "components": {
@@ -687,6 +689,7 @@ fn context<'a>(shared: &'a Shared, names: &'a BTreeMap<String, String>) -> Conte
         topics: &shared.topics,
         agent: &shared.name,
         public_url: &shared.public_url,
+        manager_url: &shared.manager_url,
         names,
     }
 }
@@ -903,6 +906,7 @@ mod tests {
             topics: &topics,
             agent: "gw1",
             public_url: "http://192.168.1.10:8080",
+            manager_url: "https://192.168.1.10:8443",
             names: &names,
         };
         let info = info("001565000001", vendor_id);
@@ -960,7 +964,7 @@ mod tests {
         assert_eq!(device["sw_version"], "28.72.0.1");
         assert_eq!(
             device["configuration_url"],
-            "http://192.168.1.10:8080/#001565000001"
+            "https://192.168.1.10:8443/#001565000001"
         );
         assert_eq!(payload["availability_mode"], "all");
         assert!(written_by(&payload, "gw1"));
