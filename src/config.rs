@@ -734,6 +734,45 @@ mod tests {
     }
 
     #[test]
+    fn https_keys() {
+        let config = Config::parse("", "t.toml").unwrap();
+        assert_eq!(config.http.https_listen(), None);
+        let config = Config::parse("[http]\ntls_self_signed = true\n", "t.toml").unwrap();
+        assert_eq!(
+            config.http.https_listen(),
+            Some("127.0.0.1:8443".parse().unwrap())
+        );
+        let config = Config::parse(
+            "[http]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_listen = \"0.0.0.0:443\"\npublic_url = \"http://10.0.0.1:8080\"\nmanager_url = \"https://phones.example.com\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            config.http.https_listen(),
+            Some("0.0.0.0:443".parse().unwrap())
+        );
+        for (text, key) in [
+            ("tls_cert = \"c.pem\"\n", "http.tls_key"),
+            ("tls_key = \"k.pem\"\n", "http.tls_cert"),
+            (
+                "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_self_signed = true\n",
+                "http.tls_self_signed",
+            ),
+            ("tls_listen = \"127.0.0.1:8443\"\n", "http.tls_listen"),
+            (
+                "tls_self_signed = true\ntls_listen = \"127.0.0.1:8080\"\n",
+                "http.tls_listen",
+            ),
+            ("manager_url = \"phones.example.com\"\n", "http.manager_url"),
+        ] {
+            let err = Config::parse(&format!("[http]\n{text}"), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let config = Config::parse(
             "[[phone]]\nmac = \"001565000001\"\nvendor = \"yealink\"\naddress = \"10.0.0.5\"\npassword = \"hunter2\"\n",

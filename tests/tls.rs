@@ -422,3 +422,148 @@ async fn garbage_on_the_https_port_does_not_stop_it() {
     assert!(reached(response.status()), "{}", response.status());
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_tls_carry_the_via_tls_marker() {
+    use axum::routing::{get, post};
+    use phone2mqtt::http_front::{self, ViaTls};
+    async fn seen(marker: Option<axum::Extension<ViaTls>>) -> &'static str {
+        if marker.is_some() {
+            "tls"
+        } else {
+            "plain"
+        }
+    }
+    // The front answers a plain `GET /action/...` itself and hands the rest to hyper: both
+    // paths must mark TLS requests.
+    let router = axum::Router::new()
+        .route("/action/{*rest}", get(seen))
+        .route("/other", post(seen));
+    let data = tempdir::TempDir::new();
+    let mut http = phone2mqtt::config::HttpConfig::default();
+    http.tls_self_signed = true;
+    let https = tls::setup(&http, &data.0, &["127.0.0.1".to_string()]).unwrap();
+    let plain_tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls_tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (plain_addr, tls_addr) = (
+        plain_tcp.local_addr().unwrap(),
+        tls_tcp.local_addr().unwrap(),
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tracker = tokio_util::task::TaskTracker::new();
+    tracker.spawn(http_front::serve_all(
+        vec![
+            http_front::Listener {
+                tcp: plain_tcp,
+                tls: None,
+                router: router.clone(),
+            },
+            http_front::Listener {
+                tcp: tls_tcp,
+                tls: Some(https.acceptor.clone()),
+                router,
+            },
+        ],
+        stop.clone(),
+        tracker.clone(),
+    ));
+    let pem = std::fs::read(data.0.join(tls::SELF_SIGNED_CERT)).unwrap();
+    let client = client_trusting(&pem);
+    let plain = plain_client();
+    for (path, post) in [("/action/t/yealink/dnd_on?mac=1", false), ("/other", true)] {
+        let request = |client: &reqwest::Client, base: String| {
+            if post {
+                client.post(format!("{base}{path}")).body("x")
+            } else {
+                client.get(format!("{base}{path}"))
+            }
+        };
+        let over_tls = request(&client, format!("https://{tls_addr}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(over_tls.text().await.unwrap(), "tls", "{path}");
+        let in_clear = request(&plain, format!("http://{plain_addr}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(in_clear.text().await.unwrap(), "plain", "{path}");
+    }
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_the_https_address_and_the_certificate_fingerprint() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempdir::TempDir::new();
+    let (http, https, mqtt) = (free_port(), free_port(), free_port());
+    let config = dir.0.join("phone2mqtt.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[broker]\nlisten = \"{mqtt}\"\n[http]\nlisten = \"{http}\"\ntls_listen = \"{https}\"\ntls_self_signed = true\n[agent]\ndata_dir = \"{}\"\n",
+            dir.0.display()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_phone2mqtt"))
+        .args(["serve", "-c", config.to_str().unwrap(), "--poll", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = tokio::time::timeout(TIMEOUT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("is running") {
+                return line;
+            }
+        }
+        panic!("serve ended without its banner");
+    })
+    .await
+    .expect("the banner in time");
+    let pem = std::fs::read(dir.0.join(tls::SELF_SIGNED_CERT)).unwrap();
+    let fingerprint = tls::fingerprint(&CertificateDer::from_pem_slice(&pem).unwrap());
+    assert!(
+        banner.contains(&format!(
+            "Manager https://{https}/ (certificate SHA-256 {fingerprint}), phones http://{http}/ ,"
+        )),
+        "{banner}"
+    );
+    let response = client_trusting(&pem)
+        .get(format!("https://{https}/api/info"))
+        .send()
+        .await
+        .unwrap();
+    assert!(reached(response.status()), "{}", response.status());
+    assert_eq!(presented(&response), fingerprint);
+
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(TIMEOUT, child.wait())
+        .await
+        .expect("serve stops on SIGTERM")
+        .unwrap();
+    assert!(status.success());
+    let logs = logs.await.unwrap();
+    assert!(
+        logs.contains("Generated a self-signed HTTPS certificate") && logs.contains(&fingerprint),
+        "{logs}"
+    );
+    let key = String::from_utf8(std::fs::read(dir.0.join(tls::SELF_SIGNED_KEY)).unwrap()).unwrap();
+    let secret = key.lines().nth(1).unwrap();
+    assert!(!logs.contains(secret), "the key stays out of the logs");
+}
