@@ -376,11 +376,11 @@ mod tests {
 
     #[test]
     fn names_and_addresses() {
-        let mut http = HttpConfig {
+        let http = HttpConfig {
             listen: "0.0.0.0:8080".parse().unwrap(),
+            tls_self_signed: true,
             ..HttpConfig::default()
         };
-        http.tls_self_signed = true;
         let https: SocketAddr = "0.0.0.0:8443".parse().unwrap();
         let manager = default_manager_url(https, "http://192.168.1.10:8080");
         assert_eq!(manager, "https://192.168.1.10:8443");

@@ -440,8 +440,10 @@ async fn requests_over_tls_carry_the_via_tls_marker() {
         .route("/action/{*rest}", get(seen))
         .route("/other", post(seen));
     let data = tempdir::TempDir::new();
-    let mut http = phone2mqtt::config::HttpConfig::default();
-    http.tls_self_signed = true;
+    let http = phone2mqtt::config::HttpConfig {
+        tls_self_signed: true,
+        ..Default::default()
+    };
     let https = tls::setup(&http, &data.0, &["127.0.0.1".to_string()]).unwrap();
     let plain_tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls_tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
