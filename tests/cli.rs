@@ -201,16 +201,7 @@ async fn serve_never_logs_passwords_or_tokens() {
     assert_eq!(status_of(&wrong), 403);
 
     // SIGTERM: a clean stop, with the bridge marked offline.
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(TIMEOUT, child.wait())
-        .await
-        .expect("serve stops on SIGTERM")
-        .unwrap();
-    assert!(status.success(), "serve exits 0 on SIGTERM");
+    terminate(&mut child).await;
     stop.cancel();
     let logs = format!("{}{}", stdout.await.unwrap(), stderr.await.unwrap());
     assert!(

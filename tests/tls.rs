@@ -265,27 +265,11 @@ async fn given_certificate_files_are_served_and_bad_ones_stop_the_start() {
         (empty, "http.tls_cert"),
         (missing, "http.tls_key"),
     ] {
-        let stop = tokio_util::sync::CancellationToken::new();
-        let tracker = tokio_util::task::TaskTracker::new();
-        let data = tempdir::TempDir::new();
-        let mut bad = bad;
-        bad.agent.data_dir = data.0.clone();
-        let err = phone2mqtt::gateway::start(
-            phone2mqtt::gateway::GatewayOptions {
-                config: bad,
-                embedded_broker: true,
-                web: true,
-                poll_interval: Duration::ZERO,
-            },
-            stop.clone(),
-            &tracker,
-        )
-        .await
-        .map(|_| ())
-        .expect_err("a bad certificate stops the start");
+        let Err(err) = try_start_gateway_in(bad, tempdir::TempDir::new()).await else {
+            panic!("{expected}: a bad certificate stops the start");
+        };
         let message = format!("{err:#}");
         assert!(message.contains(expected), "{expected}: {message}");
-        stop.cancel();
     }
 }
 
@@ -550,16 +534,7 @@ async fn serve_prints_the_https_address_and_the_certificate_fingerprint() {
     assert!(reached(response.status()), "{}", response.status());
     assert_eq!(presented(&response), fingerprint);
 
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(TIMEOUT, child.wait())
-        .await
-        .expect("serve stops on SIGTERM")
-        .unwrap();
-    assert!(status.success());
+    terminate(&mut child).await;
     let logs = logs.await.unwrap();
     assert!(
         logs.contains("Generated a self-signed HTTPS certificate") && logs.contains(&fingerprint),

@@ -114,11 +114,21 @@ pub async fn start_gateway(config: Config) -> TestGateway {
 
 /// A gateway whose data directory is `data_dir`, to restart one on the same data.
 pub async fn start_gateway_in(config: Config, data_dir: tempdir::TempDir) -> TestGateway {
+    try_start_gateway_in(config, data_dir)
+        .await
+        .expect("the gateway starts")
+}
+
+/// A gateway, or why it did not start.
+pub async fn try_start_gateway_in(
+    config: Config,
+    data_dir: tempdir::TempDir,
+) -> anyhow::Result<TestGateway> {
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let mut config = config;
     config.agent.data_dir = data_dir.0.clone();
-    let gateway = gateway::start(
+    let started = gateway::start(
         GatewayOptions {
             config,
             embedded_broker: true,
@@ -128,14 +138,35 @@ pub async fn start_gateway_in(config: Config, data_dir: tempdir::TempDir) -> Tes
         stop.clone(),
         &tracker,
     )
-    .await
-    .expect("the gateway starts");
-    TestGateway {
+    .await;
+    let gateway = match started {
+        Ok(gateway) => gateway,
+        Err(err) => {
+            stop.cancel();
+            return Err(err);
+        }
+    };
+    Ok(TestGateway {
         gateway,
         stop,
         tracker,
         data_dir,
-    }
+    })
+}
+
+/// Stops a `phone2mqtt` process the way a service manager does (SIGTERM) and requires a clean
+/// exit in time.
+pub async fn terminate(child: &mut tokio::process::Child) {
+    let pid = child.id().expect("still running").to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(TIMEOUT, child.wait())
+        .await
+        .expect("the process stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "the process exits 0 on SIGTERM");
 }
 
 /// A phone entry for a simulated phone that will listen on `addr`.
