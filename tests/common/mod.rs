@@ -124,6 +124,7 @@ pub async fn start_gateway_in(config: Config, data_dir: tempdir::TempDir) -> Tes
             embedded_broker: true,
             web: true,
             poll_interval: Duration::ZERO,
+            mqtt_users: None,
         },
         stop.clone(),
         &tracker,
