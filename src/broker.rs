@@ -103,8 +103,7 @@ impl Credentials {
 /// Compares two secrets in a time that depends on their lengths only.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |diff, (x, y)| diff | (x ^ y))
             == 0
@@ -404,6 +403,26 @@ mod tests {
         let config = load_config(None).unwrap();
         assert_eq!(config.router.max_segment_size, 1048576);
         assert_eq!(config.v4.unwrap()["1"].listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn the_probe_logs_in_with_long_credentials() {
+        let password = "p".repeat(300);
+        let packet = connect_packet("probe", "user", &password);
+        // The remaining length, in two bytes of MQTT's variable-length encoding.
+        let length = usize::from(packet[1] & 0x7f) + 128 * usize::from(packet[2]);
+        assert!(packet[1] & 0x80 != 0);
+        assert_eq!(length, packet.len() - 3);
+        assert!(packet.ends_with(password.as_bytes()));
+        assert_eq!(packet[10], 0xc2, "user name, password, clean session");
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+        assert!(!same("", "a"));
     }
 
     #[test]

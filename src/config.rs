@@ -669,6 +669,25 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_file_is_for_tls_brokers_only() {
+        let config = Config::parse(
+            "[mqtt]\nurl = \"mqtts://broker.example\"\nca_file = \"ca.pem\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(config.mqtt.ca_file.unwrap().to_str(), Some("ca.pem"));
+        for text in [
+            "[mqtt]\nurl = \"mqtt://broker.example\"\nca_file = \"ca.pem\"\n",
+            "[mqtt]\nca_file = \"ca.pem\"\n",
+        ] {
+            let err = Config::parse(text, "t.toml").unwrap_err().to_string();
+            assert!(err.contains("mqtt.ca_file"), "{err}");
+        }
+        let config = Config::parse("[broker]\nallow_anonymous = false\n", "t.toml").unwrap();
+        assert_eq!(config.broker.allow_anonymous, Some(false));
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let config = Config::parse(
             "[[phone]]\nmac = \"001565000001\"\nvendor = \"yealink\"\naddress = \"10.0.0.5\"\npassword = \"hunter2\"\n",

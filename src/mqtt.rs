@@ -99,8 +99,8 @@ pub fn load_ca(path: &std::path::Path) -> anyhow::Result<rustls::RootCertStore> 
         .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&text) {
-        let cert =
-            cert.map_err(|err| anyhow::anyhow!("{}: not a PEM certificate: {err}", path.display()))?;
+        let cert = cert
+            .map_err(|err| anyhow::anyhow!("{}: not a PEM certificate: {err}", path.display()))?;
         roots
             .add(cert)
             .map_err(|err| anyhow::anyhow!("{}: unusable certificate: {err}", path.display()))?;
@@ -511,5 +511,27 @@ mod tests {
         assert_eq!(BrokerUrl::parse("mqtt://127.0.0.1").unwrap().port, 1883);
         assert!(BrokerUrl::parse("http://b").is_err());
         assert!(BrokerUrl::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn passwords_travel_only_on_loopback_or_tls() {
+        for private in [
+            "mqtt://127.0.0.1:1883",
+            "mqtt://127.0.1.1",
+            "mqtt://localhost",
+            "mqtt://[::1]:1883",
+            "mqtts://broker.example",
+            "wss://broker.example/mqtt",
+        ] {
+            assert!(BrokerUrl::parse(private).unwrap().is_private(), "{private}");
+        }
+        for clear in [
+            "mqtt://192.168.1.10",
+            "mqtt://broker.example",
+            "ws://broker.example/mqtt",
+            "mqtt://localhost.example",
+        ] {
+            assert!(!BrokerUrl::parse(clear).unwrap().is_private(), "{clear}");
+        }
     }
 }

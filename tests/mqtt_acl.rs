@@ -32,15 +32,15 @@ async fn the_example_acl_gives_each_user_its_role() {
     // The shipped files, with this test's paths and ports.
     let conf = std::fs::read_to_string(format!("{example}/mosquitto.conf"))
         .unwrap()
-        .replace(
-            "/etc/mosquitto/phone2mqtt.passwd",
-            passwd.to_str().unwrap(),
-        )
+        .replace("/etc/mosquitto/phone2mqtt.passwd", passwd.to_str().unwrap())
         .replace(
             "/etc/mosquitto/phone2mqtt.acl",
             &format!("{example}/phone2mqtt.acl"),
         )
-        .replace("listener 1883 127.0.0.1", &format!("listener {plain} 127.0.0.1"))
+        .replace(
+            "listener 1883 127.0.0.1",
+            &format!("listener {plain} 127.0.0.1"),
+        )
         .replace("listener 8883", &format!("listener {tls} 127.0.0.1"))
         .replace(
             "/etc/mosquitto/certs/server.crt",
@@ -50,7 +50,8 @@ async fn the_example_acl_gives_each_user_its_role() {
             "/etc/mosquitto/certs/server.key",
             certs.join("server.key").to_str().unwrap(),
         );
-    let _mosquitto = Mosquitto::start(&dir.0, &format!("{conf}persistence false\n"), &[plain, tls]).await;
+    let _mosquitto =
+        Mosquitto::start(&dir.0, &format!("{conf}persistence false\n"), &[plain, tls]).await;
 
     let addr = free_port();
     let mut config = test_config();
@@ -95,8 +96,11 @@ async fn the_example_acl_gives_each_user_its_role() {
     .await;
 
     // The viewer sees the state, but its command is dropped by the broker.
-    let mut viewer = MqttProbe::connect_as(plain, "phone2mqtt/#", Some(("viewer", "viewer-pw"))).await;
-    let state = viewer.expect(&format!("phone2mqtt/{ID}"), |v| v.is_object()).await;
+    let mut viewer =
+        MqttProbe::connect_as(plain, "phone2mqtt/#", Some(("viewer", "viewer-pw"))).await;
+    let state = viewer
+        .expect(&format!("phone2mqtt/{ID}"), |v| v.is_object())
+        .await;
     assert_eq!(state["call_state"], "idle", "{state}");
     let before = phone.snapshot().requests.len();
     viewer

@@ -39,7 +39,8 @@ fn broker_toml_with_static_users() -> String {
 
 /// An authenticator that knows one operator.
 fn operator() -> Access {
-    let check: broker::Authenticator = Arc::new(|user, password| user == "ops" && password == "ops-pw");
+    let check: broker::Authenticator =
+        Arc::new(|user, password| user == "ops" && password == "ops-pw");
     Access {
         authenticator: Some(check),
         has_users: true,
@@ -61,9 +62,18 @@ async fn beyond_loopback_only_logins_get_in() {
     assert!(!started.anonymous);
     let addr = local(&started);
     assert!(!mqtt_login(addr, None).await, "anonymous refused");
-    assert!(!mqtt_login(addr, Some(("ops", "wrong"))).await, "wrong password refused");
-    assert!(!mqtt_login(addr, Some(("nobody", "ops-pw"))).await, "unknown user refused");
-    assert!(mqtt_login(addr, Some(("ops", "ops-pw"))).await, "the authenticator's user");
+    assert!(
+        !mqtt_login(addr, Some(("ops", "wrong"))).await,
+        "wrong password refused"
+    );
+    assert!(
+        !mqtt_login(addr, Some(("nobody", "ops-pw"))).await,
+        "unknown user refused"
+    );
+    assert!(
+        mqtt_login(addr, Some(("ops", "ops-pw"))).await,
+        "the authenticator's user"
+    );
     let gateway = &started.credentials;
     assert!(
         mqtt_login(addr, Some((&gateway.username, gateway.password.expose()))).await,
@@ -101,10 +111,17 @@ async fn beyond_loopback_only_logins_get_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loopback_broker_lets_anonymous_clients_in_unless_told_not_to() {
     let loopback = Some("127.0.0.1:0".parse().unwrap());
-    let started = broker::start(broker::load_config(None).unwrap(), loopback, Access::default())
-        .unwrap();
+    let started = broker::start(
+        broker::load_config(None).unwrap(),
+        loopback,
+        Access::default(),
+    )
+    .unwrap();
     assert!(started.anonymous);
-    assert!(mqtt_login(local(&started), None).await, "anonymous on loopback");
+    assert!(
+        mqtt_login(local(&started), None).await,
+        "anonymous on loopback"
+    );
 
     let closed = Access {
         allow_anonymous: Some(false),
@@ -162,7 +179,9 @@ fn serve_refuses_a_broker_beyond_loopback_with_nobody_to_let_in() {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one clear line: {stderr}");
     assert!(
-        lines[0].contains(&format!("0.0.0.0:{port}, beyond loopback, and has no MQTT user")),
+        lines[0].contains(&format!(
+            "0.0.0.0:{port}, beyond loopback, and has no MQTT user"
+        )),
         "{stderr}"
     );
 
@@ -220,10 +239,15 @@ async fn serve_starts_with_the_static_users_of_broker_toml() {
         }
         command.stderr(Stdio::null()).output()
     };
-    let output = sub(Some(("homeassistant", "a long password"))).await.unwrap();
+    let output = sub(Some(("homeassistant", "a long password")))
+        .await
+        .unwrap();
     assert!(output.status.success());
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "online");
-    assert!(!sub(None).await.unwrap().status.success(), "anonymous refused");
+    assert!(
+        !sub(None).await.unwrap().status.success(),
+        "anonymous refused"
+    );
 
     // The terminal client with the same login.
     let output = Command::new(BIN)
@@ -243,7 +267,10 @@ async fn serve_starts_with_the_static_users_of_broker_toml() {
         .output()
         .await
         .unwrap();
-    assert!(!output.status.success(), "the terminal client needs the login");
+    assert!(
+        !output.status.success(),
+        "the terminal client needs the login"
+    );
     let _ = serve.kill().await;
 }
 

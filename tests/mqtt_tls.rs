@@ -26,7 +26,11 @@ async fn tls_mosquitto(dir: &std::path::Path, certs: &std::path::Path) -> (Mosqu
         certs.join("server.pem").display(),
         certs.join("server.key").display()
     );
-    (Mosquitto::start(dir, &text, &[plain, tls]).await, plain, tls)
+    (
+        Mosquitto::start(dir, &text, &[plain, tls]).await,
+        plain,
+        tls,
+    )
 }
 
 async fn phones_cli(url: &str, ca_file: Option<&std::path::Path>) -> std::process::Output {
@@ -108,12 +112,13 @@ async fn the_agent_reaches_a_broker_with_a_private_ca_over_mqtts() {
         error.contains("certificate") || error.contains("UnknownIssuer"),
         "{error}"
     );
-    assert!(!gw
-        .gateway
-        .agent
-        .mqtt()
-        .wait_connected(std::time::Duration::from_millis(500))
-        .await);
+    assert!(
+        !gw.gateway
+            .agent
+            .mqtt()
+            .wait_connected(std::time::Duration::from_millis(500))
+            .await
+    );
     gw.stop().await;
 }
 

@@ -428,7 +428,10 @@ pub async fn adopt(shared: &Shared, phone: &str, payload: &[u8]) -> CommandResul
     let fail = |err: CommandError| CommandResult::error(phone, ADOPT, transaction.clone(), err);
     // It came in clear: refusing tells the sender, so that it stops (and changes the password).
     if fields.contains_key("password") && !shared.broker_session.broker.is_private() {
-        warn!(phone, "Adoption with a password over a clear broker connection refused.");
+        warn!(
+            phone,
+            "Adoption with a password over a clear broker connection refused."
+        );
         return fail(CommandError::Forbidden(CLEAR_PASSWORD.into()));
     }
     let known = shared
