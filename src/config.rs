@@ -210,6 +210,9 @@ pub struct MqttConfig {
     pub base_topic: String,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// The CA (PEM) that signed an `mqtts://` or `wss://` broker's certificate, for a private
+    /// CA; absent: the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for MqttConfig {
@@ -219,6 +222,7 @@ impl Default for MqttConfig {
             base_topic: "phone2mqtt".into(),
             username: None,
             password: None,
+            ca_file: None,
         }
     }
 }
@@ -230,6 +234,9 @@ pub struct BrokerConfig {
     pub config: Option<PathBuf>,
     /// Overrides the MQTT listener of that file; default 127.0.0.1:1883.
     pub listen: Option<SocketAddr>,
+    /// Let clients in without a user name. Only for a broker listening on loopback only;
+    /// absent: allowed there unless broker.toml lists static users.
+    pub allow_anonymous: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -506,6 +513,19 @@ impl Config {
         if let Some(url) = &self.mqtt.url {
             crate::mqtt::BrokerUrl::parse(url).map_err(|reason| fail("mqtt.url".into(), reason))?;
         }
+        if self.mqtt.ca_file.is_some()
+            && !self
+                .mqtt
+                .url
+                .as_deref()
+                .and_then(|url| crate::mqtt::BrokerUrl::parse(url).ok())
+                .is_some_and(|url| url.is_tls())
+        {
+            return Err(fail(
+                "mqtt.ca_file".into(),
+                "only for a TLS broker: set mqtt.url to mqtts:// or wss://".into(),
+            ));
+        }
         if let Some(url) = &self.http.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(fail(
@@ -770,6 +790,25 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_ca_file_is_for_tls_brokers_only() {
+        let config = Config::parse(
+            "[mqtt]\nurl = \"mqtts://broker.example\"\nca_file = \"ca.pem\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(config.mqtt.ca_file.unwrap().to_str(), Some("ca.pem"));
+        for text in [
+            "[mqtt]\nurl = \"mqtt://broker.example\"\nca_file = \"ca.pem\"\n",
+            "[mqtt]\nca_file = \"ca.pem\"\n",
+        ] {
+            let err = Config::parse(text, "t.toml").unwrap_err().to_string();
+            assert!(err.contains("mqtt.ca_file"), "{err}");
+        }
+        let config = Config::parse("[broker]\nallow_anonymous = false\n", "t.toml").unwrap();
+        assert_eq!(config.broker.allow_anonymous, Some(false));
     }
 
     #[test]

@@ -28,6 +28,23 @@ pub struct GatewayOptions {
     pub web: bool,
     /// How often configured phones are polled for their state; zero turns it off.
     pub poll_interval: Duration,
+    /// phone2mqtt's users on the embedded broker (operators, admins, API tokens), besides the
+    /// gateway's own clients and broker.toml's static users.
+    pub mqtt_users: Option<MqttUsers>,
+}
+
+/// phone2mqtt's users as the embedded broker asks for them.
+#[derive(Clone)]
+pub struct MqttUsers {
+    pub authenticator: broker::Authenticator,
+    /// Whether there is anyone the authenticator can let in.
+    pub any: bool,
+}
+
+impl std::fmt::Debug for MqttUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttUsers").field("any", &self.any).finish()
+    }
 }
 
 /// A running gateway, with the addresses it ended up on.
@@ -43,6 +60,8 @@ pub struct Gateway {
     /// SHA-256 of the HTTPS certificate, `AB:CD:...`.
     pub tls_fingerprint: Option<String>,
     pub broker: BrokerUrl,
+    /// The gateway's own login on the embedded broker (none with `[mqtt] url`).
+    pub broker_login: Option<broker::Credentials>,
     pub token: Secret,
     pub agent: Agent,
 }
@@ -53,22 +72,37 @@ pub async fn start(
     tracker: &TaskTracker,
 ) -> anyhow::Result<Gateway> {
     raise_file_limit();
-    let config = &options.config;
+    let mut config = options.config.clone();
+    let mut broker_login = None;
     let broker = match &config.mqtt.url {
         Some(url) => {
+            if let Some(ca_file) = &config.mqtt.ca_file {
+                crate::mqtt::load_ca(ca_file).context("mqtt.ca_file")?;
+            }
             BrokerUrl::parse(url).map_err(|reason| anyhow::anyhow!("mqtt.url: {reason}"))?
         }
         None if options.embedded_broker => {
             let broker_config = broker::load_config(config.broker.config.as_deref())?;
-            let addr = broker::start(broker_config, config.broker.listen)?;
-            let addr = broker::connect_addr(addr);
-            info!(%addr, "Embedded MQTT broker listening.");
+            let access = broker::Access {
+                authenticator: options.mqtt_users.as_ref().map(|u| u.authenticator.clone()),
+                has_users: options.mqtt_users.as_ref().is_some_and(|u| u.any),
+                allow_anonymous: config.broker.allow_anonymous,
+            };
+            let started = broker::start(broker_config, config.broker.listen, access)?;
+            let addr = broker::connect_addr(started.addr);
+            info!(%addr, anonymous = started.anonymous, "Embedded MQTT broker listening.");
+            // Every session the gateway opens to it (agent, web adapter, Home Assistant's
+            // short-lived reads) logs in as the gateway, whatever `[mqtt]` says.
+            config.mqtt.username = Some(started.credentials.username.clone());
+            config.mqtt.password = Some(started.credentials.password.clone());
+            broker_login = Some(started.credentials);
             BrokerUrl::parse(&format!("mqtt://{addr}")).expect("a socket address makes a URL")
         }
         None => {
             bail!("mqtt.url: the agent needs the broker's address, e.g. mqtt://broker.example:1883")
         }
     };
+    let config = &config;
     let listener = listen(config.http.listen)
         .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?;
     let http_addr = listener.local_addr()?;
@@ -183,6 +217,7 @@ pub async fn start(
         manager_url,
         tls_fingerprint: https.map(|https| https.fingerprint),
         broker,
+        broker_login,
         token,
         agent,
     })

@@ -262,6 +262,7 @@ async fn run_gateway(
             embedded_broker: embedded,
             web: embedded,
             poll_interval: Duration::from_secs(poll),
+            mqtt_users: None,
         },
         stop.clone(),
         &tracker,

@@ -70,6 +70,56 @@ impl BrokerUrl {
             password,
         })
     }
+
+    /// `mqtts://` or `wss://`.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.scheme.as_str(), "mqtts" | "ssl" | "wss")
+    }
+
+    /// The broker is on this machine: `localhost`, 127.0.0.0/8 or ::1.
+    pub fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// Whether a password may travel over this connection: it does not leave the machine, or
+    /// it is encrypted.
+    pub fn is_private(&self) -> bool {
+        self.is_loopback() || self.is_tls()
+    }
+}
+
+/// The certificates of a PEM file, for trusting a private CA.
+pub fn load_ca(path: &std::path::Path) -> anyhow::Result<rustls::RootCertStore> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let text = std::fs::read(path)
+        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&text) {
+        let cert = cert
+            .map_err(|err| anyhow::anyhow!("{}: not a PEM certificate: {err}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|err| anyhow::anyhow!("{}: unusable certificate: {err}", path.display()))?;
+    }
+    if roots.is_empty() {
+        anyhow::bail!("{}: holds no PEM certificate", path.display());
+    }
+    Ok(roots)
+}
+
+/// rumqttc's TLS setup: the system's roots, or only the CA of `ca_file`.
+fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<rumqttc::TlsConfiguration> {
+    let Some(path) = ca_file else {
+        return Ok(rumqttc::TlsConfiguration::default());
+    };
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(load_ca(path)?)
+        .with_no_client_auth();
+    Ok(rumqttc::TlsConfiguration::Rustls(Arc::new(config)))
 }
 
 /// How to open a session.
@@ -79,6 +129,8 @@ pub struct SessionOptions {
     pub client_id: String,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// The CA of a TLS broker (`[mqtt] ca_file`); absent: the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Published retained by the broker if this session dies without saying goodbye.
     pub last_will: Option<(String, String)>,
     /// Published retained by the session itself on a clean shutdown.
@@ -94,6 +146,7 @@ impl SessionOptions {
             client_id,
             username: config.username.clone(),
             password: config.password.as_ref().map(|p| p.expose().to_string()),
+            ca_file: config.ca_file.clone(),
             last_will: None,
             goodbye: None,
             subscriptions: Vec::new(),
@@ -175,6 +228,8 @@ pub struct Mqtt {
     client: AsyncClient,
     connected: watch::Receiver<u64>,
     backlog: Arc<Backlog>,
+    /// Why the last connection attempt failed, for a client that gives up.
+    last_error: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Mqtt {
@@ -224,6 +279,14 @@ impl Mqtt {
         self.connected.clone()
     }
 
+    /// Why the last connection attempt failed, if it did.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .map(|last| last.clone())
+            .unwrap_or_default()
+    }
+
     /// Waits until the session has connected once (and subscribed, when it has subscriptions),
     /// or the timeout passes.
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
@@ -262,15 +325,28 @@ pub fn start(
     mqtt_options.set_keep_alive(Duration::from_secs(30));
     mqtt_options.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
     mqtt_options.set_clean_session(true);
+    // A CA file that cannot be read was reported at start (gateway, terminal client); one
+    // that went away since leaves the session without TLS roots, and its error in the log.
+    let tls = || match tls_config(options.ca_file.as_deref()) {
+        Ok(tls) => tls,
+        Err(err) => {
+            tracing::error!(cause = %err, "mqtt.ca_file: the CA cannot be loaded.");
+            rumqttc::TlsConfiguration::Rustls(Arc::new(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            ))
+        }
+    };
     match options.broker.scheme.as_str() {
         "mqtts" | "ssl" => {
-            mqtt_options.set_transport(Transport::tls_with_default_config());
+            mqtt_options.set_transport(Transport::tls_with_config(tls()));
         }
         "ws" => {
             mqtt_options.set_transport(Transport::Ws);
         }
         "wss" => {
-            mqtt_options.set_transport(Transport::wss_with_default_config());
+            mqtt_options.set_transport(Transport::wss_with_config(tls()));
         }
         _ => {}
     }
@@ -290,19 +366,18 @@ pub fn start(
     let (client, eventloop) = AsyncClient::new(mqtt_options, QUEUE);
     let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
     let (connected_tx, connected_rx) = watch::channel(0u64);
-    let backlog = Arc::new(Backlog::new());
     let handle = Mqtt {
-        client: client.clone(),
+        client,
         connected: connected_rx,
-        backlog: backlog.clone(),
+        backlog: Arc::new(Backlog::new()),
+        last_error: Arc::default(),
     };
     tracker.spawn(run(
         eventloop,
-        client,
+        handle.clone(),
         options,
         incoming_tx,
         connected_tx,
-        backlog,
         shutdown,
     ));
     (handle, incoming_rx)
@@ -310,13 +385,18 @@ pub fn start(
 
 async fn run(
     mut eventloop: EventLoop,
-    client: AsyncClient,
+    handle: Mqtt,
     options: SessionOptions,
     incoming: mpsc::UnboundedSender<Message>,
     connected: watch::Sender<u64>,
-    backlog: Arc<Backlog>,
     shutdown: CancellationToken,
 ) {
+    let Mqtt {
+        client,
+        backlog,
+        last_error,
+        ..
+    } = handle;
     let broker = format!("{}:{}", options.broker.host, options.broker.port);
     let mut backoff = Duration::from_millis(250);
     let mut awaiting_suback = false;
@@ -358,7 +438,11 @@ async fn run(
             Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => backlog.written(),
             Ok(_) => {}
             Err(err) => {
-                warn!(client_id = %options.client_id, %broker, cause = %describe(&err), retry_in = ?backoff, "MQTT connection lost.");
+                let cause = describe(&err);
+                warn!(client_id = %options.client_id, %broker, %cause, retry_in = ?backoff, "MQTT connection lost.");
+                if let Ok(mut last) = last_error.lock() {
+                    *last = Some(cause);
+                }
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = shutdown.cancelled() => return,
@@ -427,5 +511,27 @@ mod tests {
         assert_eq!(BrokerUrl::parse("mqtt://127.0.0.1").unwrap().port, 1883);
         assert!(BrokerUrl::parse("http://b").is_err());
         assert!(BrokerUrl::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn passwords_travel_only_on_loopback_or_tls() {
+        for private in [
+            "mqtt://127.0.0.1:1883",
+            "mqtt://127.0.1.1",
+            "mqtt://localhost",
+            "mqtt://[::1]:1883",
+            "mqtts://broker.example",
+            "wss://broker.example/mqtt",
+        ] {
+            assert!(BrokerUrl::parse(private).unwrap().is_private(), "{private}");
+        }
+        for clear in [
+            "mqtt://192.168.1.10",
+            "mqtt://broker.example",
+            "ws://broker.example/mqtt",
+            "mqtt://localhost.example",
+        ] {
+            assert!(!BrokerUrl::parse(clear).unwrap().is_private(), "{clear}");
+        }
     }
 }

@@ -14,15 +14,7 @@ use tokio::process::Command;
 const MAC: &str = "00:15:65:4a:a9:37";
 const ID: &str = "0015654aa937";
 
-fn tool(name: &str) -> String {
-    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"] {
-        let path = format!("{dir}/{name}");
-        if std::path::Path::new(&path).exists() {
-            return path;
-        }
-    }
-    panic!("`{name}` is not installed: run scripts/test, which installs mosquitto and mosquitto-clients");
-}
+use common::mosquitto::tool;
 
 /// Lines of `mosquitto_sub -v` output, as `(topic, payload)`.
 struct Sub {

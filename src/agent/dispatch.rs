@@ -402,6 +402,10 @@ async fn directory_set(shared: &Arc<Shared>, message: &Message) {
 /// `cmd/adopt`: not a phone command but the agent's, so it is not in the vendor tables.
 pub const ADOPT: &str = "adopt";
 
+/// Why an adoption with a password is refused over a broker connection that is neither on
+/// this machine nor encrypted.
+pub const CLEAR_PASSWORD: &str = "a phone's password is not sent over MQTT in clear beyond this machine: use a broker on loopback, or mqtts:// or wss://, or leave the password out (the agent's `[provisioning] password` is used then)";
+
 /// Gives a discovered phone (or one not seen yet, by MAC) its `[[phone]]` entry, from the
 /// payload `{"address", "username", "password", "name", "line", "groups", "vendor"}`; what is
 /// left out comes from what the phone told (its IP, its vendor) and the `[[phone]]` defaults.
@@ -422,6 +426,14 @@ pub async fn adopt(shared: &Shared, phone: &str, payload: &[u8]) -> CommandResul
     let get = |key: &str| fields.get(key).and_then(|v| v.as_str()).map(str::to_string);
     let transaction = get("transaction");
     let fail = |err: CommandError| CommandResult::error(phone, ADOPT, transaction.clone(), err);
+    // It came in clear: refusing tells the sender, so that it stops (and changes the password).
+    if fields.contains_key("password") && !shared.broker_session.broker.is_private() {
+        warn!(
+            phone,
+            "Adoption with a password over a clear broker connection refused."
+        );
+        return fail(CommandError::Forbidden(CLEAR_PASSWORD.into()));
+    }
     let known = shared
         .registry
         .resolve(phone)

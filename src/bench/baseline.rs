@@ -37,7 +37,8 @@ pub async fn serve(kind: Kind) -> anyhow::Result<()> {
         }
         Kind::Pipeline => {
             let config = crate::broker::load_config(None)?;
-            let broker = crate::broker::start(config, Some("127.0.0.1:0".parse()?))?;
+            let access = crate::broker::Access::default();
+            let broker = crate::broker::start(config, Some("127.0.0.1:0".parse()?), access)?.addr;
             let client = connect(broker).await?;
             println!("ready http://{http} mqtt://{broker}");
             Router::new().fallback(move |uri: Uri| {

@@ -76,6 +76,11 @@ pub async fn adopt(args: AdoptArgs) -> anyhow::Result<()> {
         }
     }
     if args.password_stdin {
+        let url = crate::mqtt::BrokerUrl::parse(&args.broker.url)
+            .map_err(|reason| anyhow!("--mqtt: {reason}"))?;
+        if !url.is_private() {
+            bail!("{}", crate::agent::dispatch::CLEAR_PASSWORD);
+        }
         let mut line = String::new();
         std::io::stdin()
             .read_line(&mut line)

@@ -50,6 +50,10 @@ pub struct BrokerArgs {
     /// MQTT password (better from the environment than on the command line).
     #[arg(long, env = "PHONE2MQTT_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// The CA (PEM) that signed a mqtts:// or wss:// broker's certificate; default: the
+    /// system's roots.
+    #[arg(long, value_name = "PEM", env = "PHONE2MQTT_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// `phone2mqtt phones`.
@@ -128,6 +132,12 @@ impl Session {
                 args.base_topic
             );
         }
+        if let Some(ca_file) = &args.ca_file {
+            if !url.is_tls() {
+                bail!("--ca-file: only for a TLS broker (mqtts:// or wss://)");
+            }
+            mqtt::load_ca(ca_file).map_err(|err| anyhow!("--ca-file: {err}"))?;
+        }
         let topics = Topics::new(base);
         let broker = format!("{}://{}:{}", url.scheme, url.host, url.port);
         let stop = CancellationToken::new();
@@ -138,6 +148,7 @@ impl Session {
                 client_id: format!("phone2mqtt-cli-{}", random_hex(8)),
                 username: args.username.clone(),
                 password: args.password.clone(),
+                ca_file: args.ca_file.clone(),
                 last_will: None,
                 goodbye: None,
                 subscriptions: vec![topics.all_filter()],
@@ -155,8 +166,9 @@ impl Session {
         };
         if !session.mqtt.wait_connected(CONNECT_TIMEOUT).await {
             let broker = session.broker.clone();
+            let last_error = session.mqtt.last_error();
             session.close().await;
-            let why = diagnose(&url).await;
+            let why = diagnose(&url, last_error).await;
             bail!(
                 "cannot connect to the MQTT broker at {broker} within {} s: {why}",
                 CONNECT_TIMEOUT.as_secs()
@@ -173,8 +185,14 @@ impl Session {
     }
 }
 
-/// Why the session did not come up: a plain TCP connect tells a dead broker from a refused session.
-async fn diagnose(url: &BrokerUrl) -> String {
+/// Why the session did not come up: a TLS error as the session saw it, else a plain TCP connect
+/// tells a dead broker from a refused session.
+async fn diagnose(url: &BrokerUrl, last_error: Option<String>) -> String {
+    if let Some(err) = last_error.filter(|err| err.contains("TLS") || err.contains("certificate")) {
+        return format!(
+            "{err} (the broker's certificate is not trusted: give the CA that signed it with --ca-file)"
+        );
+    }
     let address = (url.host.as_str(), url.port);
     match tokio::time::timeout(
         Duration::from_secs(2),

@@ -134,6 +134,7 @@ pub async fn try_start_gateway_in(
             embedded_broker: true,
             web: true,
             poll_interval: Duration::ZERO,
+            mqtt_users: None,
         },
         stop.clone(),
         &tracker,
@@ -235,6 +236,11 @@ impl MqttProbe {
     }
 
     pub async fn connect_filter(port: u16, filter: &str) -> MqttProbe {
+        Self::connect_as(port, filter, None).await
+    }
+
+    /// A probe that logs in as `login` (user name, password).
+    pub async fn connect_as(port: u16, filter: &str, login: Option<(&str, &str)>) -> MqttProbe {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let id = format!(
             "probe-{}-{}",
@@ -243,6 +249,9 @@ impl MqttProbe {
         );
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
         options.set_max_packet_size(1 << 20, 1 << 20);
+        if let Some((user, password)) = login {
+            options.set_credentials(user, password);
+        }
         let (client, mut eventloop) = AsyncClient::new(options, 100);
         let (tx, rx) = mpsc::unbounded_channel();
         let (subscribed_tx, mut subscribed_rx) = mpsc::unbounded_channel();
@@ -489,4 +498,132 @@ pub async fn phone_becomes(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Mosquitto, started by a test from Debian's packages (scripts/test installs them).
+pub mod mosquitto {
+    use std::process::Stdio;
+
+    use tokio::process::{Child, Command};
+
+    /// The path of an installed program.
+    pub fn tool(name: &str) -> String {
+        for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"] {
+            let path = format!("{dir}/{name}");
+            if std::path::Path::new(&path).exists() {
+                return path;
+            }
+        }
+        panic!("`{name}` is not installed: run scripts/test, which installs mosquitto and mosquitto-clients");
+    }
+
+    /// A running Mosquitto, killed when dropped.
+    pub struct Mosquitto {
+        pub child: Child,
+    }
+
+    impl Mosquitto {
+        /// Starts Mosquitto with the config `text` (written to `dir`) and waits until every
+        /// port of `ports` accepts connections.
+        pub async fn start(dir: &std::path::Path, text: &str, ports: &[u16]) -> Mosquitto {
+            let conf = dir.join("mosquitto.conf");
+            std::fs::write(&conf, text).unwrap();
+            let mut child = Command::new(tool("mosquitto"))
+                .args(["-c", conf.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("mosquitto starts");
+            let deadline = tokio::time::Instant::now() + super::TIMEOUT;
+            for port in ports {
+                while tokio::net::TcpStream::connect(("127.0.0.1", *port))
+                    .await
+                    .is_err()
+                {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("mosquitto stopped ({status}) with this config:\n{text}");
+                    }
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "mosquitto did not listen on {port}"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+            Mosquitto { child }
+        }
+    }
+
+    /// Adds a user to a Mosquitto password file (created if missing), as its README says.
+    pub fn add_user(file: &std::path::Path, user: &str, password: &str) {
+        let mut args = vec!["-b"];
+        if !file.exists() {
+            args.push("-c");
+        }
+        let status = std::process::Command::new(tool("mosquitto_passwd"))
+            .args(args)
+            .args([file.to_str().unwrap(), user, password])
+            .status()
+            .expect("mosquitto_passwd runs");
+        assert!(status.success(), "mosquitto_passwd {user}");
+    }
+}
+
+/// A private CA and a server certificate it signed for `localhost` and 127.0.0.1, as PEM files
+/// in `dir`: `ca.pem`, `server.pem`, `server.key`.
+pub fn private_ca(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{name} test CA"));
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(params, ca_key);
+    let mut server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let server_key = KeyPair::generate().unwrap();
+    let cert = server.signed_by(&server_key, &issuer).unwrap();
+    let dir = dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
+    dir
+}
+
+/// Whether an MQTT 3.1.1 session with this login (none: anonymous) is accepted at `addr`:
+/// a real rumqttc client, connected or refused within the test timeout.
+pub async fn mqtt_login(addr: SocketAddr, login: Option<(&str, &str)>) -> bool {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let id = format!(
+        "login-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    if let Some((user, password)) = login {
+        options.set_credentials(user, password);
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, 10);
+    let accepted = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    return ack.code == rumqttc::ConnectReturnCode::Success
+                }
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await
+    .expect("the broker answers or closes the connection");
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+    accepted
 }

@@ -1,0 +1,352 @@
+//! Who gets into the embedded broker, through real sockets: anonymous clients only on a broker
+//! that listens on loopback only, phone2mqtt's users and broker.toml's static users beyond it,
+//! the gateway's own login always; `serve` refuses a broker beyond loopback with nobody to let
+//! in, starts with broker.toml's static users; a phone's password never goes over MQTT in
+//! clear beyond this machine.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use common::mosquitto::{tool, Mosquitto};
+use common::*;
+use phone2mqtt::broker::{self, Access};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_phone2mqtt");
+
+/// broker.toml as its comment says to enable static users.
+fn broker_toml_with_static_users() -> String {
+    let text = broker::DEFAULT_BROKER_TOML
+        .replace(
+            "    # [v4.1.connections.auth]\n",
+            "    [v4.1.connections.auth]\n",
+        )
+        .replace(
+            "    # homeassistant = \"a long password\"\n",
+            "    homeassistant = \"a long password\"\n",
+        );
+    assert!(
+        text.contains("\n    [v4.1.connections.auth]\n    homeassistant = \"a long password\"\n"),
+        "broker.toml documents [v4.1.connections.auth] as the tests expect"
+    );
+    text
+}
+
+/// An authenticator that knows one operator.
+fn operator() -> Access {
+    let check: broker::Authenticator =
+        Arc::new(|user, password| user == "ops" && password == "ops-pw");
+    Access {
+        authenticator: Some(check),
+        has_users: true,
+        allow_anonymous: None,
+    }
+}
+
+/// The broker's address for a client on this machine.
+fn local(started: &broker::Started) -> SocketAddr {
+    broker::connect_addr(started.addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_loopback_only_logins_get_in() {
+    let config = broker::load_config(None).unwrap();
+    // Listening on every address: the rule is about where the broker listens, whatever
+    // address a client comes from (here 127.0.0.1).
+    let started = broker::start(config, Some("0.0.0.0:0".parse().unwrap()), operator()).unwrap();
+    assert!(!started.anonymous);
+    let addr = local(&started);
+    assert!(!mqtt_login(addr, None).await, "anonymous refused");
+    assert!(
+        !mqtt_login(addr, Some(("ops", "wrong"))).await,
+        "wrong password refused"
+    );
+    assert!(
+        !mqtt_login(addr, Some(("nobody", "ops-pw"))).await,
+        "unknown user refused"
+    );
+    assert!(
+        mqtt_login(addr, Some(("ops", "ops-pw"))).await,
+        "the authenticator's user"
+    );
+    let gateway = &started.credentials;
+    assert!(
+        mqtt_login(addr, Some((&gateway.username, gateway.password.expose()))).await,
+        "the gateway's own login"
+    );
+    assert!(!mqtt_login(addr, Some((&gateway.username, "guess"))).await);
+
+    // A real third-party client: mosquitto_pub with and without the login.
+    let publish = |login: Option<(&str, &str)>| {
+        let mut command = Command::new(tool("mosquitto_pub"));
+        command.args(["-h", "127.0.0.1", "-p", &addr.port().to_string()]);
+        command.args(["-t", "phone2mqtt/test", "-m", "x", "-q", "1"]);
+        if let Some((user, password)) = login {
+            command.args(["-u", user, "-P", password]);
+        }
+        command.stdout(Stdio::null()).stderr(Stdio::null()).status()
+    };
+    assert!(publish(Some(("ops", "ops-pw"))).await.unwrap().success());
+    assert!(!publish(None).await.unwrap().success());
+    assert!(!publish(Some(("ops", "nope"))).await.unwrap().success());
+
+    // broker.toml's static users beyond loopback, next to the authenticator's.
+    let dir = tempdir::TempDir::new();
+    let path = dir.0.join("broker.toml");
+    std::fs::write(&path, broker_toml_with_static_users()).unwrap();
+    let config = broker::load_config(Some(&path)).unwrap();
+    let started = broker::start(config, Some("0.0.0.0:0".parse().unwrap()), operator()).unwrap();
+    let addr = local(&started);
+    assert!(mqtt_login(addr, Some(("homeassistant", "a long password"))).await);
+    assert!(!mqtt_login(addr, Some(("homeassistant", "a long passwor"))).await);
+    assert!(mqtt_login(addr, Some(("ops", "ops-pw"))).await);
+    assert!(!mqtt_login(addr, None).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_broker_lets_anonymous_clients_in_unless_told_not_to() {
+    let loopback = Some("127.0.0.1:0".parse().unwrap());
+    let started = broker::start(
+        broker::load_config(None).unwrap(),
+        loopback,
+        Access::default(),
+    )
+    .unwrap();
+    assert!(started.anonymous);
+    assert!(
+        mqtt_login(local(&started), None).await,
+        "anonymous on loopback"
+    );
+
+    let closed = Access {
+        allow_anonymous: Some(false),
+        ..operator()
+    };
+    let started = broker::start(broker::load_config(None).unwrap(), loopback, closed).unwrap();
+    assert!(!started.anonymous);
+    let addr = local(&started);
+    assert!(!mqtt_login(addr, None).await, "allow_anonymous = false");
+    assert!(mqtt_login(addr, Some(("ops", "ops-pw"))).await);
+
+    // Anonymous beyond loopback is refused even when asked for.
+    let open = Access {
+        allow_anonymous: Some(true),
+        ..operator()
+    };
+    let err = broker::start(
+        broker::load_config(None).unwrap(),
+        Some("0.0.0.0:0".parse().unwrap()),
+        open,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("allow_anonymous"), "{err}");
+}
+
+/// Runs `phone2mqtt serve -c <config>` to its end; returns (success, stderr).
+fn serve_once(config: &str) -> (bool, String) {
+    let dir = tempdir::TempDir::new();
+    let path = dir.0.join("phone2mqtt.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{config}\n[http]\nlisten = \"127.0.0.1:0\"\n[agent]\ndata_dir = \"{}\"\n",
+            dir.0.join("data").display()
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new(BIN)
+        .args(["serve", "-c", path.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_refuses_a_broker_beyond_loopback_with_nobody_to_let_in() {
+    let port = free_port().port();
+    let (ok, stderr) = serve_once(&format!("[broker]\nlisten = \"0.0.0.0:{port}\"\n"));
+    assert!(!ok, "serve must not start: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one clear line: {stderr}");
+    assert!(
+        lines[0].contains(&format!(
+            "0.0.0.0:{port}, beyond loopback, and has no MQTT user"
+        )),
+        "{stderr}"
+    );
+
+    let (ok, stderr) = serve_once(&format!(
+        "[broker]\nlisten = \"0.0.0.0:{port}\"\nallow_anonymous = true\n"
+    ));
+    assert!(!ok, "serve must not start: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("[broker] allow_anonymous"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_starts_with_the_static_users_of_broker_toml() {
+    let dir = tempdir::TempDir::new();
+    let broker_toml = dir.0.join("broker.toml");
+    std::fs::write(&broker_toml, broker_toml_with_static_users()).unwrap();
+    let mqtt = free_port();
+    let config = dir.0.join("phone2mqtt.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[broker]\nconfig = \"{}\"\nlisten = \"{mqtt}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[agent]\nname = \"static\"\ndata_dir = \"{}\"\n",
+            broker_toml.display(),
+            dir.0.join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut serve = Command::new(BIN)
+        .args(["serve", "-c", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(serve.stdout.take().unwrap()).lines();
+    let running = tokio::time::timeout(TIMEOUT, async {
+        while let Ok(Some(line)) = stdout.next_line().await {
+            if line.starts_with("phone2mqtt is running") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(matches!(running, Ok(true)), "serve started");
+
+    // The static user reads the agent's retained bridge state, which the agent (logged in
+    // as the gateway) published; nobody gets in without a login.
+    let sub = |login: Option<(&str, &str)>| {
+        let mut command = Command::new(tool("mosquitto_sub"));
+        command.args(["-h", "127.0.0.1", "-p", &mqtt.port().to_string()]);
+        command.args(["-t", "phone2mqtt/bridge/static/state", "-C", "1", "-W", "5"]);
+        if let Some((user, password)) = login {
+            command.args(["-u", user, "-P", password]);
+        }
+        command.stderr(Stdio::null()).output()
+    };
+    let output = sub(Some(("homeassistant", "a long password")))
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "online");
+    assert!(
+        !sub(None).await.unwrap().status.success(),
+        "anonymous refused"
+    );
+
+    // The terminal client with the same login.
+    let output = Command::new(BIN)
+        .args(["phones", "--mqtt", &format!("mqtt://{mqtt}")])
+        .args(["--username", "homeassistant"])
+        .env("PHONE2MQTT_PASSWORD", "a long password")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = Command::new(BIN)
+        .args(["phones", "--mqtt", &format!("mqtt://{mqtt}")])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "the terminal client needs the login"
+    );
+    let _ = serve.kill().await;
+}
+
+/// An address of this machine that is not loopback.
+fn lan_ip() -> std::net::IpAddr {
+    // Connecting a UDP socket sends nothing: it only picks the outgoing interface.
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .connect("192.0.2.1:9")
+        .expect("the test needs a network interface besides loopback");
+    let ip = socket.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback() && !ip.is_unspecified(), "{ip}");
+    ip
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_with_a_password_is_refused_over_a_clear_connection_beyond_loopback() {
+    let dir = tempdir::TempDir::new();
+    let port = free_port().port();
+    let _mosquitto = Mosquitto::start(
+        &dir.0,
+        &format!("listener {port} 0.0.0.0\nallow_anonymous true\npersistence false\n"),
+        &[port],
+    )
+    .await;
+    let url = format!("mqtt://{}:{port}", lan_ip());
+    let mut config = test_config();
+    config.mqtt.url = Some(url.clone());
+    let gw = start_gateway(config).await;
+    let mut probe = MqttProbe::connect(port).await;
+
+    let phone = "001565000001";
+    let refused = command(
+        &mut probe,
+        phone,
+        "adopt",
+        json!({"address": "10.0.0.5", "vendor": "yealink", "password": "hunter2-secret", "transaction": "a1"}),
+    )
+    .await;
+    assert_eq!(refused["status"], "error", "{refused}");
+    let error = refused["error"].as_str().unwrap();
+    assert!(error.contains("not sent over MQTT in clear"), "{error}");
+    assert!(!refused.to_string().contains("hunter2-secret"));
+    // Without a password, the same connection adopts.
+    let adopted = command(
+        &mut probe,
+        phone,
+        "adopt",
+        json!({"address": "10.0.0.5", "vendor": "yealink", "transaction": "a2"}),
+    )
+    .await;
+    assert_eq!(adopted["status"], "ok", "{adopted}");
+
+    // The terminal client refuses before anything is sent (and before reading the password).
+    let mut cli = Command::new(BIN)
+        .args(["adopt", "001565000002", "--password-stdin", "--mqtt", &url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = cli.stdin.take().unwrap();
+    let _ = stdin.write_all(b"hunter2-secret\n").await;
+    drop(stdin);
+    let output = cli.wait_with_output().await.unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not sent over MQTT in clear"), "{stderr}");
+    assert!(!stderr.contains("hunter2-secret"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !probe
+            .drain()
+            .iter()
+            .any(|(topic, _)| topic.contains("001565000002")),
+        "nothing was published for the second phone"
+    );
+    gw.stop().await;
+}
