@@ -240,6 +240,10 @@ pub struct HttpConfig {
     pub public_url: Option<String>,
     /// The secret carried in every Action URL. Absent: generated and kept in the data directory.
     pub action_token: Option<Secret>,
+    /// More names people reach the Manager by (`phones.example.com`, `gw.example.com:8443`),
+    /// besides the listen address, loopback and `public_url`: a browser request whose `Host` or
+    /// `Origin` is none of them is refused (DNS rebinding, cross-site requests).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -248,6 +252,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             action_token: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -438,6 +443,14 @@ impl Config {
                     self.http.listen.port()
                 ),
             ));
+        }
+        for name in &self.http.allowed_hosts {
+            if !crate::auth::http::is_host_name(name) {
+                return Err(fail(
+                    "http.allowed_hosts".into(),
+                    format!("`{name}` is not a host name or `host:port`"),
+                ));
+            }
         }
         if let Some(token) = &self.http.action_token {
             if token.expose().len() < 16

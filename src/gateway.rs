@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::agent::{Agent, AgentOptions};
+use crate::auth::Auth;
 use crate::config::{Config, Secret};
 use crate::mqtt::{BrokerUrl, SessionOptions};
 use crate::shutdown::Lifecycle;
@@ -38,6 +39,20 @@ pub struct Gateway {
     pub broker: BrokerUrl,
     pub token: Secret,
     pub agent: Agent,
+    /// Users, tokens and sessions of the Manager, the REST API and `/ws` (`None` without web).
+    pub auth: Option<Auth>,
+}
+
+impl Gateway {
+    /// The Manager's address on this machine: `http://127.0.0.1:8080`.
+    pub fn local_url(&self) -> String {
+        format!("http://{}", broker::connect_addr(self.http_addr))
+    }
+
+    /// The one-time link that logs a browser in as an admin, while it is unused.
+    pub fn login_link(&self) -> Option<String> {
+        self.auth.as_ref()?.login_link(&self.local_url())
+    }
 }
 
 pub async fn start(
@@ -91,7 +106,14 @@ pub async fn start(
     )?;
     let mut router = agent.router();
     let mut sessions = vec![agent.mqtt().clone()];
+    let mut auth = None;
     if options.web {
+        let allowed = crate::auth::http::Allowed::new(
+            http_addr,
+            config.http.public_url.as_deref(),
+            &config.http.allowed_hosts,
+        );
+        let opened = Auth::open(&config.agent.data_dir, allowed)?;
         let web_state = web::start(
             &config.mqtt.base_topic,
             SessionOptions::new(
@@ -100,9 +122,11 @@ pub async fn start(
                 &config.mqtt,
             ),
             &lifecycle,
+            opened.clone(),
         );
         sessions.push(web_state.mqtt.clone());
-        router = router.merge(web::router(web_state));
+        router = router.merge(web::router(web_state, agent.people_router()));
+        auth = Some(opened);
     }
     lifecycle.work_tracker.spawn(http_front::serve(
         listener,
@@ -123,6 +147,7 @@ pub async fn start(
         broker,
         token,
         agent,
+        auth,
     })
 }
 

@@ -241,6 +241,11 @@ impl Agent {
         receiver::router(self.shared.clone())
     }
 
+    /// Routes for people (the logo upload), to be served behind authentication.
+    pub fn people_router(&self) -> Router {
+        receiver::people_router(self.shared.clone())
+    }
+
     pub fn mqtt(&self) -> &Mqtt {
         &self.shared.mqtt
     }

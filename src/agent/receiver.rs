@@ -27,13 +27,20 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/action/{*rest}", get(action_url))
         .route("/logos/{file}", get(logo_file))
+        .route("/{file}", get(provisioning_file))
+        .with_state(shared)
+}
+
+/// The agent's routes for people rather than phones (the Manager's logo upload); the gateway
+/// serves them behind the web side's authentication, and `agent` alone does not serve them.
+pub fn people_router(shared: Arc<Shared>) -> Router {
+    Router::new()
         .route(
             "/api/phones/{id}/logo",
             axum::routing::post(upload_logo).layer(axum::extract::DefaultBodyLimit::max(
                 crate::agent::logo::MAX_IMAGE_BYTES,
             )),
         )
-        .route("/{file}", get(provisioning_file))
         .with_state(shared)
 }
 
@@ -266,13 +273,18 @@ async fn logo_file(
     }
 }
 
-/// `POST /api/phones/<id>/logo` with an image as the body (the Manager's upload): converted
-/// for the phone's screen and hosted; the answer's `url` is then given to the `logo` command.
+/// `POST /api/phones/<id>/logo` with an image as the body (the Manager's upload, admins only):
+/// converted for the phone's screen and hosted; the answer's `url` is then given to the `logo`
+/// command.
 async fn upload_logo(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<crate::auth::http::Caller>,
     axum::extract::Path(id): axum::extract::Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
+    if let Err(refused) = caller.require(crate::auth::Role::Admin, "uploading a logo") {
+        return refused;
+    }
     let fail = |status: StatusCode, error: String| {
         (status, axum::Json(serde_json::json!({ "error": error }))).into_response()
     };
