@@ -295,7 +295,8 @@ async fn a_discovered_phone_is_adopted_and_programmed_from_the_manager() {
 
     // A setting kept without re-provisioning: the row says the phone drifted, and the search
     // finds it by that word.
-    let stored = reqwest::Client::new()
+    let stored = gw
+        .api()
         .post(format!("{}/api/phones/{ID}/cmd/configure", gw.http()))
         .body(r#"{"settings": {"language": "Deutsch"}, "apply": false}"#)
         .send()
