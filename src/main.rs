@@ -306,7 +306,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             UserAction::Add { name, role, config } => {
                 auth_cli::user_add(&load(config.as_ref())?.agent.data_dir, &name, role)
             }
-            UserAction::List { config } => auth_cli::user_list(&load(config.as_ref())?.agent.data_dir),
+            UserAction::List { config } => {
+                auth_cli::user_list(&load(config.as_ref())?.agent.data_dir)
+            }
             UserAction::Remove { name, config } => {
                 auth_cli::user_remove(&load(config.as_ref())?.agent.data_dir, &name)
             }

@@ -10,7 +10,9 @@ use common::*;
 use phone2mqtt::auth::store::Store;
 use phone2mqtt::auth::Role;
 use phone2mqtt::sim::SimPhone;
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+use reqwest::header::{
+    HeaderMap, AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, ORIGIN, SET_COOKIE,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -83,7 +85,10 @@ async fn nothing_happened(phone: &SimPhone, before: usize, probe: &mut MqttProbe
         .into_iter()
         .filter(|(topic, _)| topic.contains("/cmd/") || topic.ends_with("/directory/set"))
         .collect();
-    assert!(commands.is_empty(), "commands were published: {commands:#?}");
+    assert!(
+        commands.is_empty(),
+        "commands were published: {commands:#?}"
+    );
 }
 
 /// Logs in through `POST /login`; the cookie as a `Cookie` header value.
@@ -142,7 +147,10 @@ async fn without_credentials_rest_and_websocket_are_refused_and_the_phone_gets_n
         assert!(body["error"].is_string(), "{method} {path}: {body}");
     }
     // A wrong or malformed credential is no better.
-    for authorization in ["Bearer p2m_wrongwrongwrongwrongwrongwrongwr", "Basic YWRtaW46YWRtaW4="] {
+    for authorization in [
+        "Bearer p2m_wrongwrongwrongwrongwrongwrongwr",
+        "Basic YWRtaW46YWRtaW4=",
+    ] {
         let answer = http
             .post(format!("{base}/api/phones/{ID}/cmd/reboot"))
             .header(AUTHORIZATION, authorization)
@@ -236,7 +244,7 @@ async fn viewers_and_operators_are_refused_what_their_role_may_not_do() {
     ws_expect(&mut ws, |f| f["topic"] == format!("phone2mqtt/{ID}/info")).await;
     for (topic, payload) in [
         (format!("phone2mqtt/{ID}/cmd/dnd"), json!("on")),
-        (format!("phone2mqtt/group/all/cmd/reboot"), json!({})),
+        ("phone2mqtt/group/all/cmd/reboot".to_string(), json!({})),
         ("phone2mqtt/directory/set".to_string(), json!("100,Anna")),
         (
             "phone2mqtt/bridge/test/reminders/cancel".to_string(),
@@ -289,7 +297,11 @@ async fn viewers_and_operators_are_refused_what_their_role_may_not_do() {
     let mut ws = ws_connect_with(&gw, &operator_token).await.unwrap();
     for command in ["adopt", "configure", "logo", "provision"] {
         let topic = format!("phone2mqtt/{ID}/cmd/{command}");
-        ws_send(&mut ws, json!({"topic": topic, "payload": {"address": "127.0.0.1:1"}})).await;
+        ws_send(
+            &mut ws,
+            json!({"topic": topic, "payload": {"address": "127.0.0.1:1"}}),
+        )
+        .await;
         let error = ws_expect(&mut ws, |f| f.get("error").is_some()).await;
         assert_eq!(error["topic"], topic.as_str(), "{error}");
     }
@@ -342,7 +354,11 @@ async fn other_origins_and_other_host_names_are_refused() {
             request = request.header(COOKIE, &cookie);
         }
         let answer = request.send().await.unwrap();
-        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "cookie: {with_cookie}");
+        assert_eq!(
+            answer.status(),
+            StatusCode::FORBIDDEN,
+            "cookie: {with_cookie}"
+        );
         assert!(answer
             .headers()
             .get("access-control-allow-origin")
@@ -485,7 +501,10 @@ async fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
         .json()
         .await
         .unwrap();
-    assert_eq!(me, json!({"name": "otto", "role": "operator", "via": "session", "first_user": false}));
+    assert_eq!(
+        me,
+        json!({"name": "otto", "role": "operator", "via": "session", "first_user": false})
+    );
     let manager = http
         .get(format!("{base}/"))
         .header(COOKIE, &cookie)
@@ -503,7 +522,10 @@ async fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
         .await
         .unwrap();
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
-    assert!(out.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert!(out.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
     let after = http
         .get(format!("{base}/api/me"))
         .header(COOKIE, &cookie)
@@ -529,7 +551,10 @@ async fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
 async fn the_one_time_link_logs_in_once_and_creates_the_first_admin() {
     let gw = start_gateway(test_config()).await;
     let link = gw.gateway.login_link().expect("a login link");
-    assert!(link.starts_with(&format!("{}/?token=", gw.http())), "{link}");
+    assert!(
+        link.starts_with(&format!("{}/?token=", gw.http())),
+        "{link}"
+    );
     let http = client();
     let answer = http.get(&link).send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
@@ -666,18 +691,36 @@ fn scratch_config() -> tempdir::TempDir {
 async fn tokens_and_users_from_the_command_line_act_on_a_running_gateway() {
     let dir = scratch_config();
     let data = dir.0.join("data");
-    let (ok, stdout, stderr) = binary(&dir.0, &["token", "create", "ci", "--role", "operator"], None);
+    let (ok, stdout, stderr) = binary(
+        &dir.0,
+        &["token", "create", "ci", "--role", "operator"],
+        None,
+    );
     assert!(ok, "{stderr}");
     let token = stdout.lines().last().unwrap().trim().to_string();
     assert!(token.starts_with("p2m_") && token.len() == 36, "{stdout}");
     let (ok, stdout, _) = binary(&dir.0, &["token", "list"], None);
-    assert!(ok && stdout.contains("ci") && stdout.contains("operator"), "{stdout}");
+    assert!(
+        ok && stdout.contains("ci") && stdout.contains("operator"),
+        "{stdout}"
+    );
     assert!(!stdout.contains(&token));
     // Refused: a duplicate, a weak password, an empty name.
     assert!(!binary(&dir.0, &["token", "create", "ci", "--role", "admin"], None).0);
-    let (ok, _, stderr) = binary(&dir.0, &["user", "add", "anna", "--role", "admin"], Some("short\n"));
+    let (ok, _, stderr) = binary(
+        &dir.0,
+        &["user", "add", "anna", "--role", "admin"],
+        Some("short\n"),
+    );
     assert!(!ok && stderr.contains("shorter than 8"), "{stderr}");
-    assert!(!binary(&dir.0, &["user", "add", "", "--role", "admin"], Some("long enough pw\n")).0);
+    assert!(
+        !binary(
+            &dir.0,
+            &["user", "add", "", "--role", "admin"],
+            Some("long enough pw\n")
+        )
+        .0
+    );
     let (ok, _, stderr) = binary(
         &dir.0,
         &["user", "add", "anna", "--role", "admin"],
@@ -685,10 +728,16 @@ async fn tokens_and_users_from_the_command_line_act_on_a_running_gateway() {
     );
     assert!(ok, "{stderr}");
     let (_, stdout, _) = binary(&dir.0, &["user", "list"], None);
-    assert!(stdout.contains("anna") && stdout.contains("admin"), "{stdout}");
+    assert!(
+        stdout.contains("anna") && stdout.contains("admin"),
+        "{stdout}"
+    );
 
     let users = std::fs::read_to_string(data.join("users.json")).unwrap();
-    assert!(!users.contains(USER_PASSWORD) && !users.contains(&token), "{users}");
+    assert!(
+        !users.contains(USER_PASSWORD) && !users.contains(&token),
+        "{users}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -704,12 +753,20 @@ async fn tokens_and_users_from_the_command_line_act_on_a_running_gateway() {
     config.agent.data_dir = data.clone();
     let gw = start_gateway_in(config, tempdir::TempDir(data.clone())).await;
     let http = bearer_client(&token);
-    let phones = http.get(format!("{}/api/phones", gw.http())).send().await.unwrap();
+    let phones = http
+        .get(format!("{}/api/phones", gw.http()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(phones.status(), StatusCode::OK);
     let mut ws = ws_connect_with(&gw, &token).await.unwrap();
     let (ok, _, stderr) = binary(&dir.0, &["token", "revoke", "ci"], None);
     assert!(ok, "{stderr}");
-    let phones = http.get(format!("{}/api/phones", gw.http())).send().await.unwrap();
+    let phones = http
+        .get(format!("{}/api/phones", gw.http()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(phones.status(), StatusCode::UNAUTHORIZED);
     assert!(ws_connect_with(&gw, &token).await.is_err());
     // The open websocket of the revoked token sends nothing more.
@@ -719,7 +776,10 @@ async fn tokens_and_users_from_the_command_line_act_on_a_running_gateway() {
     )
     .await;
     let error = ws_expect(&mut ws, |f| f.get("error").is_some()).await;
-    assert!(error["error"].as_str().unwrap().contains("revoked"), "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("revoked"),
+        "{error}"
+    );
     let (ok, _, _) = binary(&dir.0, &["user", "remove", "anna"], None);
     assert!(ok);
     assert!(!binary(&dir.0, &["user", "remove", "anna"], None).0);
@@ -802,7 +862,13 @@ async fn serve_prints_a_working_login_link_and_logs_no_secret() {
         .await
         .unwrap();
     assert!(log.contains("HTTP request refused"), "{log}");
-    for secret in [&secret, &session, USER_PASSWORD, "a wrong password here", bad_token] {
+    for secret in [
+        &secret,
+        &session,
+        USER_PASSWORD,
+        "a wrong password here",
+        bad_token,
+    ] {
         assert!(!log.contains(secret), "the log holds `{secret}`:\n{log}");
     }
 }

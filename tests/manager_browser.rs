@@ -287,7 +287,11 @@ async fn a_discovered_phone_is_adopted_and_programmed_from_the_manager() {
     let phone = SimPhone::spawn(options, power.clone()).await.unwrap();
     assert!(phone.wait_booted(TIMEOUT).await);
     phone2mqtt::auth::store::Store::new(&gw.data_dir.0)
-        .add_user("anna", phone2mqtt::auth::Role::Admin, "correct horse battery")
+        .add_user(
+            "anna",
+            phone2mqtt::auth::Role::Admin,
+            "correct horse battery",
+        )
         .unwrap();
     let browser = browser().await;
     let page = &browser.client;
@@ -433,7 +437,12 @@ async fn a_discovered_phone_is_adopted_and_programmed_from_the_manager() {
     )
     .await;
     page.goto(&gw.http()).await.unwrap();
-    until(page, "still logged out", "return location.pathname === '/login'").await;
+    until(
+        page,
+        "still logged out",
+        "return location.pathname === '/login'",
+    )
+    .await;
     browser.client.close().await.unwrap();
     power.cancel();
     gw.stop().await;

@@ -85,7 +85,10 @@ pub fn token_list(data_dir: &Path) -> anyhow::Result<()> {
         );
     }
     for token in &file.tokens {
-        println!("{:<24} {:<9} created {}", token.name, token.role, token.created);
+        println!(
+            "{:<24} {:<9} created {}",
+            token.name, token.role, token.created
+        );
     }
     Ok(())
 }

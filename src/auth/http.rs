@@ -52,7 +52,10 @@ impl Allowed {
         let public = public_url
             .and_then(|url| url::Url::parse(url).ok())
             .and_then(|url| {
-                let host = url.host_str()?.trim_matches(['[', ']']).to_ascii_lowercase();
+                let host = url
+                    .host_str()?
+                    .trim_matches(['[', ']'])
+                    .to_ascii_lowercase();
                 Some((host, url.port_or_known_default()?))
             });
         let names = names
@@ -243,15 +246,15 @@ impl Seen {
     }
 }
 
-fn header_text<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Steps 1 and 2: the `Host` and, where it matters, the `Origin`.
-fn check_browser(auth: &Auth, seen: &Seen, headers: &HeaderMap) -> Result<(), Response> {
+/// Steps 1 and 2: the `Host` and, where it matters, the `Origin`; the refusal, if any.
+fn check_browser(auth: &Auth, seen: &Seen, headers: &HeaderMap) -> Option<Response> {
     let host = header_text(headers, header::HOST);
     if !host.is_some_and(|h| auth.allowed().host_ok(h, seen.tls)) {
-        return Err(seen.refuse(
+        return Some(seen.refuse(
             StatusCode::MISDIRECTED_REQUEST,
             "the Host header is not one of this gateway's names (set [http] public_url or allowed_hosts)",
         ));
@@ -262,11 +265,11 @@ fn check_browser(auth: &Auth, seen: &Seen, headers: &HeaderMap) -> Result<(), Re
                 .to_str()
                 .is_ok_and(|o| auth.allowed().origin_ok(o, host, seen.tls));
             if !ok {
-                return Err(seen.refuse(StatusCode::FORBIDDEN, "cross-origin request"));
+                return Some(seen.refuse(StatusCode::FORBIDDEN, "cross-origin request"));
             }
         }
     }
-    Ok(())
+    None
 }
 
 /// The session cookie's value, if the request has one.
@@ -294,7 +297,7 @@ fn clear_cookie(tls: bool) -> String {
 /// The guard of every people's route.
 pub async fn guard(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
     let seen = Seen::of(&request);
-    if let Err(refused) = check_browser(&auth, &seen, request.headers()) {
+    if let Some(refused) = check_browser(&auth, &seen, request.headers()) {
         return refused;
     }
     if seen.path == "/" && seen.method == Method::GET {
@@ -362,7 +365,7 @@ pub async fn guard(State(auth): State<Auth>, mut request: Request, next: Next) -
 /// another site would log the browser in as the attacker).
 pub async fn login_guard(State(auth): State<Auth>, request: Request, next: Next) -> Response {
     let seen = Seen::of(&request);
-    if let Err(refused) = check_browser(&auth, &seen, request.headers()) {
+    if let Some(refused) = check_browser(&auth, &seen, request.headers()) {
         return refused;
     }
     next.run(request).await
@@ -418,8 +421,14 @@ fn link_login(auth: &Auth, seen: &Seen, secret: &str) -> Response {
         return (
             StatusCode::SEE_OTHER,
             [
-                (header::LOCATION, HeaderValue::from_static("/login?link=used")),
-                (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+                (
+                    header::LOCATION,
+                    HeaderValue::from_static("/login?link=used"),
+                ),
+                (
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ),
             ],
         )
             .into_response();
@@ -495,7 +504,11 @@ async fn login(
         let failures = auth.login_failed(ip);
         // The name only when it is a user's: a password typed into the name field stays out.
         let known = auth.file().user(&form.name).is_some();
-        let user = if known { form.name.as_str() } else { "(unknown)" };
+        let user = if known {
+            form.name.as_str()
+        } else {
+            "(unknown)"
+        };
         warn!(peer = %peer_text(peer), method = "POST", path = "/login", user, failures, reason = "wrong name or password", "HTTP request refused.");
         return login_page(StatusCode::UNAUTHORIZED, "Wrong name or password.");
     };
@@ -580,13 +593,11 @@ async fn add_user(
     };
     let new: NewUser = match serde_json::from_slice(&body) {
         Ok(new) => new,
-        Err(_) => {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                "expected {\"name\", \"password\", \"role\": \"viewer\" | \"operator\" | \"admin\"}"
-                    .into(),
-            )
-        }
+        Err(_) => return fail(
+            StatusCode::BAD_REQUEST,
+            "expected {\"name\", \"password\", \"role\": \"viewer\" | \"operator\" | \"admin\"}"
+                .into(),
+        ),
     };
     let store = auth.store().clone();
     let (name, role) = (new.name.clone(), new.role);
@@ -708,7 +719,10 @@ mod tests {
             HeaderValue::from_static("a=1; p2m_session=abc; b=2"),
         );
         assert_eq!(session_cookie(&headers), Some("abc"));
-        assert_eq!(link_secret(Some("x=1&token=s3cr%65t")), Some("s3cret".into()));
+        assert_eq!(
+            link_secret(Some("x=1&token=s3cr%65t")),
+            Some("s3cret".into())
+        );
         assert_eq!(link_secret(Some("tokenx=1")), None);
         assert!(set_cookie("id", true).ends_with("; Secure"));
         assert!(set_cookie("id", false).contains("HttpOnly; SameSite=Strict; Path=/"));

@@ -31,7 +31,17 @@ use store::{Store, UserFile};
 
 /// What a user or token may do; each role includes the ones before it.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -226,7 +236,10 @@ impl Auth {
     /// one-time login secret.
     pub fn open(data_dir: &Path, allowed: http::Allowed) -> anyhow::Result<Auth> {
         std::fs::create_dir_all(data_dir).map_err(|err| {
-            anyhow::anyhow!("agent.data_dir: cannot create {}: {err}", data_dir.display())
+            anyhow::anyhow!(
+                "agent.data_dir: cannot create {}: {err}",
+                data_dir.display()
+            )
         })?;
         let store = Store::new(data_dir);
         tighten_permissions(store.path());
@@ -262,7 +275,11 @@ impl Auth {
             let inode = std::os::unix::fs::MetadataExt::ino(&m);
             #[cfg(not(unix))]
             let inode = 0;
-            (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len(), inode)
+            (
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                m.len(),
+                inode,
+            )
         });
         {
             let cached = self.inner.cached.read().unwrap_or_else(|p| p.into_inner());
@@ -321,7 +338,11 @@ impl Auth {
     pub fn new_session(&self, user: Option<&str>, role: Role) -> Secret {
         let id = crate::gateway::new_token() + &crate::gateway::new_token();
         let now = Instant::now();
-        let mut sessions = self.inner.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sessions = self
+            .inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         sessions.retain(|_, s| live(s, now));
         while sessions.len() >= MAX_SESSIONS {
             let Some(oldest) = sessions
@@ -349,7 +370,11 @@ impl Auth {
     pub fn session(&self, id: &str) -> Option<Principal> {
         let now = Instant::now();
         let (user, role) = {
-            let mut sessions = self.inner.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            let mut sessions = self
+                .inner
+                .sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let session = sessions.get_mut(id)?;
             if !live(session, now) {
                 sessions.remove(id);
@@ -425,7 +450,11 @@ impl Auth {
     /// Whether `ip` may try to log in now (fewer than [`MAX_FAILED_LOGINS`] failures in the
     /// last minute).
     pub fn login_allowed(&self, ip: IpAddr) -> bool {
-        let failures = self.inner.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let failures = self
+            .inner
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         failures.get(&ip).is_none_or(|f| {
             f.started.elapsed() >= FAILED_LOGIN_WINDOW || f.count < MAX_FAILED_LOGINS
         })
@@ -434,7 +463,11 @@ impl Auth {
     /// Counts a failed login from `ip`; returns the failures in its current window.
     pub fn login_failed(&self, ip: IpAddr) -> u32 {
         self.inner.failed_logins.fetch_add(1, Ordering::Relaxed);
-        let mut failures = self.inner.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut failures = self
+            .inner
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if failures.len() >= MAX_TRACKED_ADDRESSES {
             failures.retain(|_, f| now.duration_since(f.started) < FAILED_LOGIN_WINDOW);
@@ -478,7 +511,11 @@ impl Auth {
         }
         let key = store::sha256_hex(&format!("{username}\0{password}"));
         {
-            let verified = self.inner.verified.lock().unwrap_or_else(|p| p.into_inner());
+            let verified = self
+                .inner
+                .verified
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if verified.get(&key).is_some_and(|hash| *hash == user.hash) {
                 return true;
             }
@@ -486,7 +523,11 @@ impl Auth {
         if !store::verify_password(password, &user.hash) {
             return false;
         }
-        let mut verified = self.inner.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let mut verified = self
+            .inner
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if verified.len() >= MAX_VERIFIED {
             verified.clear();
         }
@@ -541,7 +582,10 @@ mod tests {
     #[test]
     fn roles_are_ordered_and_commands_need_theirs() {
         assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Admin);
-        assert_eq!(serde_json::to_string(&Role::Operator).unwrap(), "\"operator\"");
+        assert_eq!(
+            serde_json::to_string(&Role::Operator).unwrap(),
+            "\"operator\""
+        );
         for command in ["dial", "dnd", "reboot", "verify", "message", "volume_up"] {
             assert_eq!(command_role(command), Role::Operator, "{command}");
         }

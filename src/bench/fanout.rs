@@ -63,7 +63,8 @@ async fn fan_out(
         .token
         .as_deref()
         .context("the gateway under test has an API token")?;
-    let clients = Clients::connect(server.http, settings.ws_clients, timeline.clone(), token).await?;
+    let clients =
+        Clients::connect(server.http, settings.ws_clients, timeline.clone(), token).await?;
     eprintln!(
         "websocket: {} events/s for {} s",
         settings.rate,

@@ -148,10 +148,16 @@ enum Refusal {
 async fn handle_frame(state: &WebState, caller: &Caller, text: &str) -> Result<(), Refusal> {
     let frame: Value = match serde_json::from_str(text) {
         Ok(frame) => frame,
-        Err(err) => return Err(Refusal::Frame(json!({"error": format!("invalid JSON: {err}")}))),
+        Err(err) => {
+            return Err(Refusal::Frame(
+                json!({"error": format!("invalid JSON: {err}")}),
+            ))
+        }
     };
     let Some(topic) = frame.get("topic").and_then(Value::as_str) else {
-        return Err(Refusal::Frame(json!({"error": "a frame needs a `topic` string"})));
+        return Err(Refusal::Frame(
+            json!({"error": "a frame needs a `topic` string"}),
+        ));
     };
     let needed = state
         .topics

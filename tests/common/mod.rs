@@ -387,10 +387,9 @@ pub async fn ws_connect_with(
     let mut request = format!("ws://{}/ws", gw.gateway.http_addr)
         .into_client_request()
         .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().unwrap(),
-    );
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     tokio_tungstenite::connect_async(request)
         .await
         .map(|(ws, _)| ws)
