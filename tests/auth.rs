@@ -558,7 +558,7 @@ async fn the_one_time_link_logs_in_once_and_creates_the_first_admin() {
     let http = client();
     let answer = http.get(&link).send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
-    assert_eq!(answer.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(answer.headers()["referrer-policy"], "same-origin");
     let cookie = cookie_of(answer.headers());
     let page = answer.text().await.unwrap();
     assert!(page.contains("url=/\""), "{page}");

@@ -380,8 +380,10 @@ fn link_secret(query: Option<&str>) -> Option<String> {
         .map(|(_, value)| crate::agent::receiver::percent_decode(value))
 }
 
-/// Answers headers every page of people's carries: no framing by other sites (clickjacking),
-/// no referrer (a URL never travels on), no caching of what a session sees.
+/// Headers every page for people carries: no framing by other sites (clickjacking), no
+/// referrer to other sites (an address never travels on; `same-origin` rather than
+/// `no-referrer`, which would make browsers send `Origin: null` on the pages' own POSTs), no
+/// caching of what a session sees.
 pub fn page_headers() -> [(header::HeaderName, HeaderValue); 5] {
     [
         (
@@ -391,7 +393,7 @@ pub fn page_headers() -> [(header::HeaderName, HeaderValue); 5] {
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
         (
             header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+            HeaderValue::from_static("same-origin"),
         ),
         (
             header::X_CONTENT_TYPE_OPTIONS,
@@ -427,7 +429,7 @@ fn link_login(auth: &Auth, seen: &Seen, secret: &str) -> Response {
                 ),
                 (
                     header::REFERRER_POLICY,
-                    HeaderValue::from_static("no-referrer"),
+                    HeaderValue::from_static("same-origin"),
                 ),
             ],
         )
