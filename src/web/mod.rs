@@ -194,6 +194,34 @@ mod tests {
     }
 
     #[test]
+    fn browsers_never_see_passwords_in_commands() {
+        let topics = Topics::new("phone2mqtt");
+        let scrub = |topic: &str, payload: Value| {
+            let message = Message {
+                topic: topic.into(),
+                payload: bytes::Bytes::from(payload.to_string()),
+                retained: false,
+            };
+            serde_json::from_slice::<Value>(&without_secrets(&topics, message).payload).unwrap()
+        };
+        let adopt = scrub(
+            "phone2mqtt/0015654aa937/cmd/adopt",
+            json!({"address": "10.0.0.5", "password": "hunter22"}),
+        );
+        assert_eq!(adopt, json!({"address": "10.0.0.5", "password": "***"}));
+        let configure = scrub(
+            "phone2mqtt/group/all/cmd/configure",
+            json!({"settings": {"account.1.password": "sip-secret", "P34": "gs-secret", "language": "Deutsch"}}),
+        );
+        assert_eq!(
+            configure,
+            json!({"settings": {"account.1.password": "***", "P34": "***", "language": "Deutsch"}})
+        );
+        let dial = scrub("phone2mqtt/0015654aa937/cmd/dial", json!({"number": "123"}));
+        assert_eq!(dial, json!({"number": "123"}));
+    }
+
+    #[test]
     fn json_payloads_stay_json_and_the_rest_become_strings() {
         assert_eq!(
             frame("{\"dnd\": true, \"lines\": [1, 2]}\n", true),
