@@ -258,6 +258,10 @@ pub struct HttpConfig {
     /// How people reach the Manager, e.g. `https://phones.example.com:8443`. Absent: the HTTPS
     /// address when HTTPS is on, `public_url` otherwise.
     pub manager_url: Option<String>,
+    /// More names people reach the Manager by (`phones.example.com`, `gw.example.com:8443`),
+    /// besides the listen address, loopback and `public_url`: a browser request whose `Host` or
+    /// `Origin` is none of them is refused (DNS rebinding, cross-site requests).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -271,6 +275,7 @@ impl Default for HttpConfig {
             tls_key: None,
             tls_self_signed: false,
             manager_url: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -544,6 +549,14 @@ impl Config {
             ));
         }
         self.http.validate_tls(&fail)?;
+        for name in &self.http.allowed_hosts {
+            if !crate::auth::http::is_host_name(name) {
+                return Err(fail(
+                    "http.allowed_hosts".into(),
+                    format!("`{name}` is not a host name or `host:port`"),
+                ));
+            }
+        }
         if let Some(token) = &self.http.action_token {
             if token.expose().len() < 16
                 || !token

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::agent::{Agent, AgentOptions};
+use crate::auth::Auth;
 use crate::config::{Config, Secret};
 use crate::mqtt::{BrokerUrl, SessionOptions};
 use crate::shutdown::Lifecycle;
@@ -47,6 +48,33 @@ impl std::fmt::Debug for MqttUsers {
     }
 }
 
+/// The embedded broker's view of phone2mqtt's users: operators, admins and their API tokens.
+fn broker_users(auth: &Auth) -> MqttUsers {
+    let file = auth.file();
+    let any = file.users.iter().any(|u| u.role >= crate::auth::Role::Operator)
+        || file.tokens.iter().any(|t| t.role >= crate::auth::Role::Operator);
+    let auth = auth.clone();
+    MqttUsers {
+        authenticator: Arc::new(move |username: &str, password: &str| {
+            auth.check_mqtt(username, password)
+        }),
+        any,
+    }
+}
+
+/// Host names people may use besides the listen addresses: `[http] allowed_hosts` and the
+/// host of `manager_url`.
+fn allowed_names(http: &crate::config::HttpConfig, manager_url: &str) -> Vec<String> {
+    let mut names = http.allowed_hosts.clone();
+    if let Some(authority) = url::Url::parse(manager_url)
+        .ok()
+        .and_then(|url| Some(format!("{}:{}", url.host_str()?, url.port_or_known_default()?)))
+    {
+        names.push(authority);
+    }
+    names
+}
+
 /// A running gateway, with the addresses it ended up on.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -64,6 +92,25 @@ pub struct Gateway {
     pub broker_login: Option<broker::Credentials>,
     pub token: Secret,
     pub agent: Agent,
+    /// Users, tokens and sessions of the Manager, the REST API and `/ws` (`None` without web).
+    pub auth: Option<Auth>,
+}
+
+impl Gateway {
+    /// The Manager's address on this machine: `http://127.0.0.1:8080`.
+    pub fn local_url(&self) -> String {
+        format!("http://{}", broker::connect_addr(self.http_addr))
+    }
+
+    /// The one-time link that logs a browser in as an admin, while it is unused.
+    pub fn login_link(&self) -> Option<String> {
+        // With HTTPS on, the plain port serves phones only: the link goes to the Manager's.
+        let base = match self.https_addr {
+            Some(_) => self.manager_url.clone(),
+            None => self.local_url(),
+        };
+        self.auth.as_ref()?.login_link(&base)
+    }
 }
 
 pub async fn start(
@@ -73,36 +120,6 @@ pub async fn start(
 ) -> anyhow::Result<Gateway> {
     raise_file_limit();
     let mut config = options.config.clone();
-    let mut broker_login = None;
-    let broker = match &config.mqtt.url {
-        Some(url) => {
-            if let Some(ca_file) = &config.mqtt.ca_file {
-                crate::mqtt::load_ca(ca_file).context("mqtt.ca_file")?;
-            }
-            BrokerUrl::parse(url).map_err(|reason| anyhow::anyhow!("mqtt.url: {reason}"))?
-        }
-        None if options.embedded_broker => {
-            let broker_config = broker::load_config(config.broker.config.as_deref())?;
-            let access = broker::Access {
-                authenticator: options.mqtt_users.as_ref().map(|u| u.authenticator.clone()),
-                has_users: options.mqtt_users.as_ref().is_some_and(|u| u.any),
-                allow_anonymous: config.broker.allow_anonymous,
-            };
-            let started = broker::start(broker_config, config.broker.listen, access)?;
-            let addr = broker::connect_addr(started.addr);
-            info!(%addr, anonymous = started.anonymous, "Embedded MQTT broker listening.");
-            // Every session the gateway opens to it (agent, web adapter, Home Assistant's
-            // short-lived reads) logs in as the gateway, whatever `[mqtt]` says.
-            config.mqtt.username = Some(started.credentials.username.clone());
-            config.mqtt.password = Some(started.credentials.password.clone());
-            broker_login = Some(started.credentials);
-            BrokerUrl::parse(&format!("mqtt://{addr}")).expect("a socket address makes a URL")
-        }
-        None => {
-            bail!("mqtt.url: the agent needs the broker's address, e.g. mqtt://broker.example:1883")
-        }
-    };
-    let config = &config;
     let listener = listen(config.http.listen)
         .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?;
     let http_addr = listener.local_addr()?;
@@ -131,6 +148,55 @@ pub async fn start(
         .unwrap_or_else(|| public_url.clone())
         .trim_end_matches('/')
         .to_string();
+    // People's side: who may use the Manager, the REST API and `/ws`, and (same users) the
+    // embedded broker.
+    let auth = if options.web {
+        let mut allowed = crate::auth::http::Allowed::new(
+            http_addr,
+            config.http.public_url.as_deref(),
+            &allowed_names(&config.http, &manager_url),
+        );
+        if let Some(addr) = https_addr {
+            allowed.add_port(addr.port());
+        }
+        Some(Auth::open(&config.agent.data_dir, allowed)?)
+    } else {
+        None
+    };
+    let mqtt_users = options
+        .mqtt_users
+        .clone()
+        .or_else(|| auth.as_ref().map(broker_users));
+    let mut broker_login = None;
+    let broker = match &config.mqtt.url {
+        Some(url) => {
+            if let Some(ca_file) = &config.mqtt.ca_file {
+                crate::mqtt::load_ca(ca_file).context("mqtt.ca_file")?;
+            }
+            BrokerUrl::parse(url).map_err(|reason| anyhow::anyhow!("mqtt.url: {reason}"))?
+        }
+        None if options.embedded_broker => {
+            let broker_config = broker::load_config(config.broker.config.as_deref())?;
+            let access = broker::Access {
+                authenticator: mqtt_users.as_ref().map(|u| u.authenticator.clone()),
+                has_users: mqtt_users.as_ref().is_some_and(|u| u.any),
+                allow_anonymous: config.broker.allow_anonymous,
+            };
+            let started = broker::start(broker_config, config.broker.listen, access)?;
+            let addr = broker::connect_addr(started.addr);
+            info!(%addr, anonymous = started.anonymous, "Embedded MQTT broker listening.");
+            // Every session the gateway opens to it (agent, web adapter, Home Assistant's
+            // short-lived reads) logs in as the gateway, whatever `[mqtt]` says.
+            config.mqtt.username = Some(started.credentials.username.clone());
+            config.mqtt.password = Some(started.credentials.password.clone());
+            broker_login = Some(started.credentials);
+            BrokerUrl::parse(&format!("mqtt://{addr}")).expect("a socket address makes a URL")
+        }
+        None => {
+            bail!("mqtt.url: the agent needs the broker's address, e.g. mqtt://broker.example:1883")
+        }
+    };
+    let config = &config;
     let https = match https_addr {
         Some(addr) => {
             let names = tls::certificate_names(&config.http, addr, &public_url, &manager_url);
@@ -158,9 +224,9 @@ pub async fn start(
     )?;
     // Phones' routes and people's routes: with HTTPS on, the plain port keeps only the first.
     let phones = agent.router();
-    let mut people = agent.people_router();
+    let mut people = Router::new();
     let mut sessions = vec![agent.mqtt().clone()];
-    if options.web {
+    if let Some(opened) = &auth {
         let web_state = web::start(
             &config.mqtt.base_topic,
             SessionOptions::new(
@@ -169,9 +235,10 @@ pub async fn start(
                 &config.mqtt,
             ),
             &lifecycle,
+            opened.clone(),
         );
         sessions.push(web_state.mqtt.clone());
-        people = people.merge(web::router(web_state));
+        people = web::router(web_state, agent.people_router());
     }
     let mut listeners = Vec::new();
     match (https_listener, &https) {
@@ -220,6 +287,7 @@ pub async fn start(
         broker_login,
         token,
         agent,
+        auth,
     })
 }
 

@@ -34,6 +34,10 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
+/// Marks a request that came over TLS (the session cookie is then `Secure`).
+#[derive(Clone, Copy, Debug)]
+pub struct ViaTls;
+
 /// The largest request head accepted; phones' Action URLs are at most ~512 bytes.
 const MAX_HEAD: usize = 16 * 1024;
 /// How long a client may take to send its first head.

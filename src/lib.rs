@@ -18,6 +18,7 @@
 //! - [`mqtt`]: the one MQTT session task per component, with reconnect and resubscribe.
 //! - [`broker`]: the embedded rumqttd broker.
 //! - [`web`]: the `/ws` adapter, the REST API and the Manager page.
+//! - [`auth`]: users, API tokens, sessions and roles for the Manager, the REST API and `/ws`.
 //! - [`sim`]: simulated phones, one personality per vendor.
 //! - [`client`]: the terminal client (`phones`, `send`, `watch`), over MQTT to any broker.
 //! - [`docs`]: the README and topics.md tables, generated from the vendor tables.
@@ -27,6 +28,7 @@
 //! - [`config`]: `phone2mqtt.toml`. [`gateway`]: wires it all together. [`shutdown`]: signals.
 
 pub mod agent;
+pub mod auth;
 pub mod bench;
 pub mod broker;
 pub mod client;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
+use phone2mqtt::auth::{cli as auth_cli, Role};
 use phone2mqtt::config::Config;
 use phone2mqtt::gateway::{self, GatewayOptions};
 use phone2mqtt::model::PhoneId;
@@ -102,6 +103,16 @@ enum Command {
     Directory(client::DirectoryArgs),
     /// Adopt a discovered phone: give it credentials so that it can be controlled.
     Adopt(client::AdoptArgs),
+    /// People who may log in to the Manager (kept in <data_dir>/users.json).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// API tokens for scripts: REST and /ws (`Authorization: Bearer`), the embedded broker.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Measure the gateway against baselines on this machine (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// A baseline server the bench compares the gateway with.
@@ -109,6 +120,52 @@ enum Command {
     BenchBaseline {
         #[arg(value_enum)]
         kind: bench::baseline::Kind,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserAction {
+    /// Add a user; the password is read from stdin (one line; asked for when stdin is a terminal).
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// List the users and their roles.
+    List {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Remove a user; its sessions end.
+    Remove {
+        name: String,
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Create a token and print it (its last line); it is not kept, only its hash.
+    Create {
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// List the tokens: name, role, when created.
+    List {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Revoke a token: it is refused from its next request on.
+    Revoke {
+        name: String,
+        #[arg(short, long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -135,6 +192,8 @@ fn main() -> ExitCode {
             | Command::Reminders(_)
             | Command::Directory(_)
             | Command::Adopt(_)
+            | Command::User { .. }
+            | Command::Token { .. }
             | Command::Bench(_)
             | Command::BenchBaseline { .. }
     );
@@ -243,6 +302,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reminders(args) => client::reminders(args).await,
         Command::Directory(args) => client::directory(args).await,
         Command::Adopt(args) => client::adopt(args).await,
+        Command::User { action } => match action {
+            UserAction::Add { name, role, config } => {
+                auth_cli::user_add(&load(config.as_ref())?.agent.data_dir, &name, role)
+            }
+            UserAction::List { config } => {
+                auth_cli::user_list(&load(config.as_ref())?.agent.data_dir)
+            }
+            UserAction::Remove { name, config } => {
+                auth_cli::user_remove(&load(config.as_ref())?.agent.data_dir, &name)
+            }
+        },
+        Command::Token { action } => match action {
+            TokenAction::Create { name, role, config } => {
+                auth_cli::token_create(&load(config.as_ref())?.agent.data_dir, &name, role)
+            }
+            TokenAction::List { config } => {
+                auth_cli::token_list(&load(config.as_ref())?.agent.data_dir)
+            }
+            TokenAction::Revoke { name, config } => {
+                auth_cli::token_revoke(&load(config.as_ref())?.agent.data_dir, &name)
+            }
+        },
         Command::Bench(args) => bench::run(args).await,
         Command::BenchBaseline { kind } => bench::baseline::serve(kind).await,
     }
@@ -277,16 +358,21 @@ async fn run_gateway(
     if gateway.manager_url != gateway.public_url {
         manager.push_str(&format!(", phones {}/", gateway.public_url));
     }
-    println!(
-        "phone2mqtt is running: Manager {manager} , MQTT mqtt://{host}:{port} (try: mosquitto_sub -h {host} -p {port} -t 'phone2mqtt/#' -v)",
-        host = gateway.broker.host,
-        port = gateway.broker.port
-    );
     if let Some(pending) = pending_demo {
         let phones = pending.start(&gateway.public_url, stop.clone()).await?;
         for phone in &phones {
             info!(mac = %phone.mac(), addr = %phone.addr(), "Demo phone started.");
         }
+    }
+    // Last, so that the link is not buried under the start-up log.
+    println!(
+        "phone2mqtt is running: Manager {manager} , MQTT mqtt://{host}:{port} (try: mosquitto_sub -h {host} -p {port} -t 'phone2mqtt/#' -v)",
+        host = gateway.broker.host,
+        port = gateway.broker.port
+    );
+    // Printed, never logged: the link is a credential, and logs are kept.
+    if let Some(link) = gateway.login_link() {
+        println!("Log in to the Manager with this one-time link (it works once; then use `phone2mqtt user add`):\n    {link}");
     }
     shutdown::signal().await;
     info!("Shutting down.");

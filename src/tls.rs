@@ -137,8 +137,12 @@ pub fn certificate_names(
     if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         names.push(host.trim().to_string());
     }
-    // `[http] allowed_hosts` (the names the Host check accepts) belong here too, once the
-    // config has that key: names.extend(http.allowed_hosts.iter().cloned());
+    // The names the Host check accepts (`host` or `host:port`): the certificate covers them too.
+    names.extend(http.allowed_hosts.iter().map(|name| {
+        crate::auth::http::parse_authority(name, 0)
+            .map(|(host, _)| host)
+            .unwrap_or_else(|| name.clone())
+    }));
     let mut seen = std::collections::HashSet::new();
     names
         .into_iter()

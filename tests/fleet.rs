@@ -227,7 +227,7 @@ async fn reminders_show_on_time_are_listed_cancelled_and_kept_across_restarts() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_commands_wait_for_their_result() {
     let (gw, phones) = three_phones(None).await;
-    let http = reqwest::Client::new();
+    let http = gw.api();
     let base = gw.http();
     let response = http
         .post(format!("{base}/api/phones/Anna/cmd/dial"))
@@ -307,7 +307,8 @@ async fn rest_commands_time_out_with_504() {
     let mut config = test_config();
     config.agent.answer_unknown_phones = false;
     let gw = start_gateway(config).await;
-    let response = reqwest::Client::new()
+    let response = gw
+        .api()
         .post(format!(
             "{}/api/phones/0015650000ff/cmd/answer?timeout=0.5",
             gw.http()

@@ -361,7 +361,11 @@ async fn garbage_on_the_http_port_gets_400_and_the_server_keeps_serving() {
     assert_eq!(status_of(&raw_http(addr, oversize.as_bytes()).await), 431);
     let answer = raw_http(
         addr,
-        b"GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        format!(
+            "GET /api/info HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            gw.admin_token
+        )
+        .as_bytes(),
     )
     .await;
     assert_eq!(status_of(&answer), 200, "{answer}");

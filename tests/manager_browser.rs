@@ -1,6 +1,8 @@
 //! The Manager page in a real headless Chromium, driven through chromedriver: it loads, the
 //! simulated phones appear, a call shows as ringing, a DND click reaches the phone, and a bulk
-//! command reaches several phones. scripts/test installs Debian's chromium and chromium-driver.
+//! command reaches several phones. The browser logs in as a person would: with the one-time link
+//! `serve` prints, or with a name and password on the login page. scripts/test installs
+//! Debian's chromium and chromium-driver.
 
 mod common;
 
@@ -138,7 +140,28 @@ async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
     }
     let browser = browser().await;
     let page = &browser.client;
+    // Not logged in: the login page.
     page.goto(&gw.http()).await.unwrap();
+    until(
+        page,
+        "the login page",
+        "return location.pathname === '/login' && !!document.querySelector('form#login')",
+    )
+    .await;
+    // The one-time link: logged in as an admin, and the secret leaves the address bar.
+    page.goto(&gw.gateway.login_link().unwrap()).await.unwrap();
+    until(
+        page,
+        "the Manager without the secret in its address",
+        "return location.pathname === '/' && location.search === '' && !!document.querySelector('#conn')",
+    )
+    .await;
+    until(
+        page,
+        "the name and the first-admin form",
+        "return document.querySelector('#me-name').textContent === 'login link' && !document.querySelector('#me').hidden && !document.querySelector('#first-user').hidden",
+    )
+    .await;
 
     until(
         page,
@@ -205,6 +228,43 @@ async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
     let png = page.screenshot().await.unwrap();
     std::fs::create_dir_all("target").unwrap();
     std::fs::write("target/manager.png", png).unwrap();
+
+    // A viewer sees the fleet but is offered no command.
+    phone2mqtt::auth::store::Store::new(&gw.data_dir.0)
+        .add_user("vera", phone2mqtt::auth::Role::Viewer, "viewer password")
+        .unwrap();
+    page.delete_all_cookies().await.unwrap();
+    page.goto(&format!("{}/login", gw.http())).await.unwrap();
+    page.find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("vera")
+        .await
+        .unwrap();
+    page.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("viewer password")
+        .await
+        .unwrap();
+    click(page, "form#login button[type=submit]").await;
+    until(
+        page,
+        "the viewer's fleet",
+        "return document.body.dataset.role === 'viewer' && document.querySelectorAll('#phones tr[data-phone]').length === 3",
+    )
+    .await;
+    click(
+        page,
+        &format!("#phones tr[data-phone=\"{}\"] td.name", IDS[0]),
+    )
+    .await;
+    until(
+        page,
+        "no commands for a viewer",
+        "const hidden = s => !document.querySelector(s) || getComputedStyle(document.querySelector(s)).display === 'none'; return !document.querySelector('#detail').hidden && hidden('#detail-commands') && hidden('#bulk .bulk-actions') && hidden('#first-user')",
+    )
+    .await;
     browser.client.close().await.unwrap();
     gw.stop().await;
 }
@@ -226,9 +286,35 @@ async fn a_discovered_phone_is_adopted_and_programmed_from_the_manager() {
     options.password = PASSWORD.into();
     let phone = SimPhone::spawn(options, power.clone()).await.unwrap();
     assert!(phone.wait_booted(TIMEOUT).await);
+    phone2mqtt::auth::store::Store::new(&gw.data_dir.0)
+        .add_user(
+            "anna",
+            phone2mqtt::auth::Role::Admin,
+            "correct horse battery",
+        )
+        .unwrap();
     let browser = browser().await;
     let page = &browser.client;
-    page.goto(&gw.http()).await.unwrap();
+    page.goto(&format!("{}/login", gw.http())).await.unwrap();
+    page.find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("anna")
+        .await
+        .unwrap();
+    page.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("correct horse battery")
+        .await
+        .unwrap();
+    click(page, "form#login button[type=submit]").await;
+    until(
+        page,
+        "logged in as anna",
+        "return location.pathname === '/' && document.querySelector('#me-name')?.textContent === 'anna' && document.querySelector('#me-role').textContent === 'admin'",
+    )
+    .await;
     let row = format!("#phones tr[data-phone=\"{ID}\"]");
     until(
         page,
@@ -295,7 +381,8 @@ async fn a_discovered_phone_is_adopted_and_programmed_from_the_manager() {
 
     // A setting kept without re-provisioning: the row says the phone drifted, and the search
     // finds it by that word.
-    let stored = reqwest::Client::new()
+    let stored = gw
+        .api()
         .post(format!("{}/api/phones/{ID}/cmd/configure", gw.http()))
         .body(r#"{"settings": {"language": "Deutsch"}, "apply": false}"#)
         .send()
@@ -340,6 +427,22 @@ async fn a_discovered_phone_is_adopted_and_programmed_from_the_manager() {
 
     let png = page.screenshot().await.unwrap();
     std::fs::write("target/manager-adopt.png", png).unwrap();
+
+    // Logging out ends the session: the page is the login form again.
+    click(page, "#logout").await;
+    until(
+        page,
+        "the login page after logout",
+        "return location.pathname === '/login' && document.querySelector('#message').textContent.includes('Logged out')",
+    )
+    .await;
+    page.goto(&gw.http()).await.unwrap();
+    until(
+        page,
+        "still logged out",
+        "return location.pathname === '/login'",
+    )
+    .await;
     browser.client.close().await.unwrap();
     power.cancel();
     gw.stop().await;

@@ -246,7 +246,7 @@ impl Agent {
         receiver::router(self.shared.clone())
     }
 
-    /// The agent's routes for people (the logo upload); HTTPS only when HTTPS is on.
+    /// Routes for people (the logo upload), to be served behind authentication.
     pub fn people_router(&self) -> Router {
         receiver::people_router(self.shared.clone())
     }

@@ -32,7 +32,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// What people call on the agent: the Manager's logo upload.
+/// The agent's routes for people rather than phones (the Manager's logo upload); the gateway
+/// serves them behind the web side's authentication, and `agent` alone does not serve them.
 pub fn people_router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(
@@ -273,13 +274,18 @@ async fn logo_file(
     }
 }
 
-/// `POST /api/phones/<id>/logo` with an image as the body (the Manager's upload): converted
-/// for the phone's screen and hosted; the answer's `url` is then given to the `logo` command.
+/// `POST /api/phones/<id>/logo` with an image as the body (the Manager's upload, admins only):
+/// converted for the phone's screen and hosted; the answer's `url` is then given to the `logo`
+/// command.
 async fn upload_logo(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<crate::auth::http::Caller>,
     axum::extract::Path(id): axum::extract::Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
+    if let Err(refused) = caller.require(crate::auth::Role::Admin, "uploading a logo") {
+        return refused;
+    }
     let fail = |status: StatusCode, error: String| {
         (status, axum::Json(serde_json::json!({ "error": error }))).into_response()
     };

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use crate::bench::load::{self, Plan, Requests, Timeline};
 use crate::bench::process::{Memory, Scratch, Server};
 use crate::bench::stats::{millis, thousands, Histogram, Latency};
@@ -57,7 +59,12 @@ async fn fan_out(
     let capacity = (settings.rate * settings.fixed.as_secs_f64()) as usize + 1;
     let timeline = Arc::new(Timeline::new(capacity));
     eprintln!("websocket: connecting {} clients", settings.ws_clients);
-    let clients = Clients::connect(server.http, settings.ws_clients, timeline.clone()).await?;
+    let token = server
+        .token
+        .as_deref()
+        .context("the gateway under test has an API token")?;
+    let clients =
+        Clients::connect(server.http, settings.ws_clients, timeline.clone(), token).await?;
     eprintln!(
         "websocket: {} events/s for {} s",
         settings.rate,

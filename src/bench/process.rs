@@ -21,6 +21,8 @@ pub struct Server {
     pub http: SocketAddr,
     pub mqtt: Option<SocketAddr>,
     pub log: PathBuf,
+    /// A viewer API token of the gateway (for `/ws`); `None` for a baseline.
+    pub token: Option<String>,
 }
 
 /// Peak and current resident memory of a process, from `/proc/<pid>/status`.
@@ -45,12 +47,31 @@ impl Server {
     pub async fn gateway(bin: &Path, dir: &Path, config: &str) -> anyhow::Result<Server> {
         let path = dir.join("phone2mqtt.toml");
         std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
+        // As a person would: `token create` on the same config, its token on the last line.
+        let created = Command::new(bin)
+            .args(["token", "create", "bench", "--role", "viewer", "-c"])
+            .arg(&path)
+            .current_dir(dir)
+            .output()
+            .await
+            .context("phone2mqtt token create")?;
+        let stdout = String::from_utf8_lossy(&created.stdout);
+        let token = stdout.lines().last().unwrap_or_default().trim().to_string();
+        if !created.status.success() || token.is_empty() {
+            bail!(
+                "phone2mqtt token create failed: {}",
+                String::from_utf8_lossy(&created.stderr)
+            );
+        }
         let mut command = Command::new(bin);
         command
             .args(["serve", "--poll", "0", "-c"])
             .arg(&path)
             .current_dir(dir);
-        Server::spawn(command, dir.join("gateway.log"), "phone2mqtt is running").await
+        let mut server =
+            Server::spawn(command, dir.join("gateway.log"), "phone2mqtt is running").await?;
+        server.token = Some(token);
+        Ok(server)
     }
 
     /// `phone2mqtt bench-baseline <kind>`.
@@ -98,6 +119,7 @@ impl Server {
             http,
             mqtt,
             log,
+            token: None,
         })
     }
 

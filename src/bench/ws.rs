@@ -42,13 +42,14 @@ impl Clients {
         http: SocketAddr,
         count: usize,
         timeline: Arc<Timeline>,
+        token: &str,
     ) -> anyhow::Result<Clients> {
         let events = Arc::new(AtomicU64::new(0));
         let frames = Arc::new(AtomicU64::new(0));
         let stop = CancellationToken::new();
         let mut tasks = Vec::with_capacity(count);
         for _ in 0..count {
-            let stream = upgrade(http).await?;
+            let stream = upgrade(http, token).await?;
             tasks.push(tokio::spawn(read_frames(
                 stream,
                 timeline.clone(),
@@ -100,11 +101,11 @@ impl Clients {
     }
 }
 
-/// The HTTP upgrade to a websocket, by hand.
-async fn upgrade(http: SocketAddr) -> anyhow::Result<(TcpStream, BytesMut)> {
+/// The HTTP upgrade to a websocket, by hand, with an API token.
+async fn upgrade(http: SocketAddr, token: &str) -> anyhow::Result<(TcpStream, BytesMut)> {
     let mut stream = TcpStream::connect(http).await?;
     let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {http}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: cGhvbmUybXF0dC1iZW5jaA==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        "GET /ws HTTP/1.1\r\nHost: {http}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: cGhvbmUybXF0dC1iZW5jaA==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await?;
     let mut buffer = BytesMut::with_capacity(16 * 1024);

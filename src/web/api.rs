@@ -10,10 +10,11 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::Query;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::auth::http::Caller;
 use crate::model::PhoneId;
 use crate::topics::Topic;
 use crate::vendor;
@@ -38,10 +39,17 @@ struct SendQuery {
 /// error, 504 when none came in time. The body is the result JSON.
 async fn send_command(
     State(state): State<WebState>,
+    Extension(caller): Extension<Caller>,
     Path((phone, command)): Path<(String, String)>,
     Query(query): Query<SendQuery>,
     body: Bytes,
 ) -> Response {
+    if let Err(refused) = caller.require(
+        crate::auth::command_role(&command),
+        &format!("the `{command}` command"),
+    ) {
+        return refused;
+    }
     let text = String::from_utf8_lossy(&body).trim().to_string();
     let mut payload = match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(fields)) => fields,

@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
-use axum::response::Html;
+use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::mqtt::{self, Message, Mqtt};
 use crate::shutdown::Lifecycle;
 use crate::topics::Topics;
@@ -57,10 +58,17 @@ pub struct WebState {
     pub retained: Arc<RwLock<BTreeMap<String, Utf8Bytes>>>,
     /// Every message, serialised once, for the websocket clients.
     pub live: broadcast::Sender<Utf8Bytes>,
+    /// Who may do what: `/ws` checks each command frame against it.
+    pub auth: Auth,
 }
 
 /// Starts the web adapter's MQTT session and returns the state its routes need.
-pub fn start(base_topic: &str, session: mqtt::SessionOptions, lifecycle: &Lifecycle) -> WebState {
+pub fn start(
+    base_topic: &str,
+    session: mqtt::SessionOptions,
+    lifecycle: &Lifecycle,
+    auth: Auth,
+) -> WebState {
     let topics = Topics::new(base_topic);
     let session = mqtt::SessionOptions {
         subscriptions: vec![topics.all_filter()],
@@ -77,6 +85,7 @@ pub fn start(base_topic: &str, session: mqtt::SessionOptions, lifecycle: &Lifecy
         mqtt,
         retained: Arc::default(),
         live,
+        auth,
     };
     lifecycle
         .work_tracker
@@ -116,16 +125,16 @@ async fn mirror(
     }
 }
 
-/// A `cmd/adopt` carries the phone's password to the agent; browsers get it as `***`.
+/// What browsers (and viewers) never see of a command: the password a `cmd/adopt` carries to the
+/// agent, and the values of secret settings (SIP and admin passwords) in a `cmd/configure`,
+/// are shown as `***`.
 fn without_secrets(topics: &Topics, message: Message) -> Message {
-    let adopt = matches!(
-        topics.parse(&message.topic),
-        Some(crate::topics::Topic::Command {
-            command: crate::agent::dispatch::ADOPT,
-            ..
-        })
-    );
-    if !adopt {
+    use crate::topics::Topic;
+    let command = match topics.parse(&message.topic) {
+        Some(Topic::Command { command, .. } | Topic::GroupCommand { command, .. }) => command,
+        _ => return message,
+    };
+    if command != crate::agent::dispatch::ADOPT && command != "configure" {
         return message;
     }
     let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&message.payload) else {
@@ -134,19 +143,40 @@ fn without_secrets(topics: &Topics, message: Message) -> Message {
     if fields.contains_key("password") {
         fields.insert("password".into(), Value::from("***"));
     }
+    if let Some(Value::Object(settings)) = fields.get_mut("settings") {
+        for (key, value) in settings.iter_mut() {
+            if crate::profile::is_secret_setting(key) {
+                *value = Value::from("***");
+            }
+        }
+    }
     Message {
         payload: Value::Object(fields).to_string().into_bytes().into(),
         ..message
     }
 }
 
-/// The Manager page, `/ws` and the REST API.
-pub fn router(state: WebState) -> Router {
+/// The Manager page, `/ws`, the REST API and the login routes; `people` are more routes for
+/// people (the agent's logo upload), guarded the same way. Everything but `/login` is behind
+/// the authentication guard.
+pub fn router(state: WebState, people: Router) -> Router {
+    let auth = state.auth.clone();
     Router::new()
-        .route("/", get(|| async { Html(MANAGER_HTML) }))
+        .route("/", get(manager_page))
         .route("/ws", get(ws::upgrade))
         .merge(api::router())
         .with_state(state)
+        .merge(crate::auth::http::guarded_routes(auth.clone()))
+        .merge(people)
+        .layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            crate::auth::http::guard,
+        ))
+        .merge(crate::auth::http::login_routes(auth))
+}
+
+async fn manager_page() -> impl IntoResponse {
+    (crate::auth::http::page_headers(), Html(MANAGER_HTML))
 }
 
 #[cfg(test)]
@@ -161,6 +191,34 @@ mod tests {
             retained: false,
         };
         serde_json::from_str(&frame_text(&message, retained)).expect("a frame is JSON")
+    }
+
+    #[test]
+    fn browsers_never_see_passwords_in_commands() {
+        let topics = Topics::new("phone2mqtt");
+        let scrub = |topic: &str, payload: Value| {
+            let message = Message {
+                topic: topic.into(),
+                payload: bytes::Bytes::from(payload.to_string()),
+                retained: false,
+            };
+            serde_json::from_slice::<Value>(&without_secrets(&topics, message).payload).unwrap()
+        };
+        let adopt = scrub(
+            "phone2mqtt/0015654aa937/cmd/adopt",
+            json!({"address": "10.0.0.5", "password": "hunter22"}),
+        );
+        assert_eq!(adopt, json!({"address": "10.0.0.5", "password": "***"}));
+        let configure = scrub(
+            "phone2mqtt/group/all/cmd/configure",
+            json!({"settings": {"account.1.password": "sip-secret", "P34": "gs-secret", "language": "Deutsch"}}),
+        );
+        assert_eq!(
+            configure,
+            json!({"settings": {"account.1.password": "***", "P34": "***", "language": "Deutsch"}})
+        );
+        let dial = scrub("phone2mqtt/0015654aa937/cmd/dial", json!({"number": "123"}));
+        assert_eq!(dial, json!({"number": "123"}));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use phone2mqtt::auth::Role;
 use phone2mqtt::config::{Config, PhoneConfig, Secret};
 use phone2mqtt::gateway::{self, Gateway, GatewayOptions};
 use phone2mqtt::model::PhoneId;
@@ -44,6 +45,8 @@ pub struct TestGateway {
     pub stop: CancellationToken,
     pub tracker: TaskTracker,
     pub data_dir: tempdir::TempDir,
+    /// An admin API token, for the REST API and `/ws`.
+    pub admin_token: String,
 }
 
 pub mod tempdir {
@@ -82,6 +85,17 @@ impl TestGateway {
 
     pub fn mqtt_port(&self) -> u16 {
         self.gateway.broker.port
+    }
+
+    /// A new API token with `role`, created through the library as `phone2mqtt token create`
+    /// does; the running gateway sees it at once.
+    pub fn token(&self, role: Role) -> String {
+        new_token(&self.data_dir.0, role)
+    }
+
+    /// An HTTP client that sends the admin token with every request.
+    pub fn api(&self) -> reqwest::Client {
+        bearer_client(&self.admin_token)
     }
 
     pub async fn stop(self) {
@@ -147,11 +161,13 @@ pub async fn try_start_gateway_in(
             return Err(err);
         }
     };
+    let admin_token = new_token(&data_dir.0, Role::Admin);
     Ok(TestGateway {
         gateway,
         stop,
         tracker,
         data_dir,
+        admin_token,
     })
 }
 
@@ -168,6 +184,29 @@ pub async fn terminate(child: &mut tokio::process::Child) {
         .expect("the process stops on SIGTERM")
         .unwrap();
     assert!(status.success(), "the process exits 0 on SIGTERM");
+}
+
+/// A token named after its role and a counter (restarts on the same data keep the old ones).
+fn new_token(data_dir: &std::path::Path, role: Role) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!("test-{role}-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    phone2mqtt::auth::store::Store::new(data_dir)
+        .create_token(&name, role)
+        .expect("a token is created")
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>` with every request.
+pub fn bearer_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// A phone entry for a simulated phone that will listen on `addr`.
@@ -372,12 +411,28 @@ impl MqttProbe {
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// `/ws` as an admin (the gateway's admin token).
 pub async fn ws_connect(gw: &TestGateway) -> Ws {
-    let url = format!("ws://{}/ws", gw.gateway.http_addr);
-    let (ws, _) = tokio_tungstenite::connect_async(url)
+    ws_connect_with(gw, &gw.admin_token)
         .await
-        .expect("websocket connects");
-    ws
+        .expect("websocket connects")
+}
+
+/// `/ws` with `Authorization: Bearer <token>`.
+pub async fn ws_connect_with(
+    gw: &TestGateway,
+    token: &str,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/ws", gw.gateway.http_addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(ws, _)| ws)
 }
 
 /// Waits for a websocket frame satisfying `check`.
