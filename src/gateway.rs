@@ -1,9 +1,8 @@
 //! Wiring: the embedded broker (unless `mqtt.url` names another), the agent, the web side and
 //! the HTTP listener they share, started in that order and stopped by one token.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -13,8 +12,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::agent::{Agent, AgentOptions};
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::mqtt::{BrokerUrl, SessionOptions};
+use crate::phone_auth::PhoneKeys;
 use crate::shutdown::Lifecycle;
 use crate::{broker, http_front, web};
 
@@ -36,8 +36,16 @@ pub struct Gateway {
     pub http_addr: SocketAddr,
     pub public_url: String,
     pub broker: BrokerUrl,
-    pub token: Secret,
+    /// The phones' Action URL tokens (`phone_token`).
+    pub keys: Arc<PhoneKeys>,
     pub agent: Agent,
+}
+
+impl Gateway {
+    /// The token in phone `id`'s Action URLs.
+    pub fn phone_token(&self, id: &crate::model::PhoneId) -> String {
+        self.keys.token(id)
+    }
 }
 
 pub async fn start(
@@ -72,10 +80,17 @@ pub async fn start(
         .unwrap_or_else(|| format!("http://{}", broker::connect_addr(http_addr)))
         .trim_end_matches('/')
         .to_string();
-    let token = match &config.http.action_token {
-        Some(token) => token.clone(),
-        None => load_or_create_token(&config.agent.data_dir)?,
-    };
+    let keys = Arc::new(PhoneKeys::load_with_legacy(
+        &config.agent.data_dir,
+        config.http.action_token.as_ref(),
+        config.http.action_token_grace_days,
+    )?);
+    if let Some(until) = keys.legacy_until() {
+        let until = until
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        warn!(%until, "Phones provisioned by an earlier version carry the installation-wide Action URL token, accepted until then: provision every phone again (it then gets its own token), then remove [http] action_token or data/action_token.");
+    }
     let name = config.agent.name.clone().unwrap_or_else(host_name);
     let lifecycle = Lifecycle::new(&shutdown, tracker);
     let agent = Agent::start(
@@ -84,7 +99,7 @@ pub async fn start(
             name: name.clone(),
             broker: broker.clone(),
             public_url: public_url.clone(),
-            token: token.clone(),
+            keys: keys.clone(),
             poll_interval: options.poll_interval,
         },
         &lifecycle,
@@ -121,7 +136,7 @@ pub async fn start(
         http_addr,
         public_url,
         broker,
-        token,
+        keys,
         agent,
     })
 }
@@ -159,36 +174,6 @@ pub fn raise_file_limit() -> u64 {
         }
     }
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
-}
-
-/// The action token kept in the data directory, created on first use.
-pub fn load_or_create_token(data_dir: &Path) -> anyhow::Result<Secret> {
-    let path = data_dir.join("action_token");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let token = text.trim();
-        if token.len() >= 16 {
-            return Ok(Secret::new(token));
-        }
-        bail!(
-            "{}: the kept action token is too short; delete the file to make a new one",
-            path.display()
-        );
-    }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("agent.data_dir: cannot create {}", data_dir.display()))?;
-    let token = new_token();
-    let mut file = {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        options
-            .open(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?
-    };
-    writeln!(file, "{token}")?;
-    info!(file = %path.display(), "Generated a new action token.");
-    Ok(Secret::new(token))
 }
 
 /// 32 random letters and digits.

@@ -122,10 +122,12 @@ async fn serve_and_flood(
     };
     let provisioning = provision(&settings.bin, dir, &format!("http://{}", server.http)).await?;
     let gateway = matches!(kind, Kind::Gateway | Kind::BareGateway);
+    let keys = super::phone_keys(dir)?;
     let requests = Arc::new(Requests::new(
         &provisioning,
         settings.flood_phones,
         !gateway,
+        &|mac| keys.token(mac),
     )?);
     let plan = Plan {
         addr: server.http,

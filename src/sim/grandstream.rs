@@ -448,7 +448,7 @@ mod tests {
     fn ctx(format: Option<&str>) -> ProvisionCtx {
         ProvisionCtx {
             public_url: "http://192.168.1.10:8080".into(),
-            token: "tok".into(),
+            token: Some("tok".into()),
             agent_host: "192.168.1.10".into(),
             format: format.map(str::to_string),
         }

@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// An installation-wide token as earlier versions had (`[http] action_token`), for the tests of
+/// its grace period; `test_config` sets none, as on a new installation.
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 pub const PASSWORD: &str = "s3cret-admin-pw";
 
@@ -80,6 +82,12 @@ impl TestGateway {
         format!("http://{}", self.gateway.http_addr)
     }
 
+    /// The token in the Action URLs of phone `mac` (any MAC spelling), as its file carries it.
+    pub fn token(&self, mac: &str) -> String {
+        self.gateway
+            .phone_token(&PhoneId::parse(mac).expect("a MAC"))
+    }
+
     pub fn mqtt_port(&self) -> u16 {
         self.gateway.broker.port
     }
@@ -97,12 +105,11 @@ impl TestGateway {
     }
 }
 
-/// A config for tests: everything on port 0, a known token, no polling.
+/// A config for tests: everything on port 0, no legacy token, no polling.
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.broker.listen = Some("127.0.0.1:0".parse().unwrap());
     config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.http.action_token = Some(Secret::new(TOKEN));
     config.agent.name = Some("test".into());
     config.agent.command_timeout = 3.0;
     config
