@@ -733,7 +733,10 @@ mod tests {
         let err = Config::parse("[provisioning]\nallow = [\"10.20.0.0\"]\n", "t.toml")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("provisioning.allow"), "{err}");
+        assert!(
+            err.contains("provisioning") && err.contains("line 2") && err.contains("IP"),
+            "{err}"
+        );
         let err = Config::parse("[provisioning]\nauth_username = \"prov\"\n", "t.toml")
             .unwrap_err()
             .to_string();

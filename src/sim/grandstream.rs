@@ -470,7 +470,7 @@ mod tests {
                 }
                 assert_eq!(
                     provisioned.action_urls.get(event.wire),
-                    Some(&ctx(format).action_url(&SPEC, event)),
+                    ctx(format).action_url(&SPEC, event).as_ref(),
                     "{format:?} {}",
                     event.wire
                 );
