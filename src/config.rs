@@ -721,13 +721,24 @@ mod tests {
     fn provisioning_allow_list() {
         let config = Config::parse("", "t.toml").unwrap();
         let allows = |config: &Config, ip: &str| config.provisioning.allows(ip.parse().unwrap());
-        for ip in ["10.1.2.3", "172.31.0.1", "192.168.1.10", "127.0.0.1", "::1", "fd00::5", "fe80::1", "169.254.3.4", "::ffff:192.168.1.10"] {
+        for ip in [
+            "10.1.2.3",
+            "172.31.0.1",
+            "192.168.1.10",
+            "127.0.0.1",
+            "::1",
+            "fd00::5",
+            "fe80::1",
+            "169.254.3.4",
+            "::ffff:192.168.1.10",
+        ] {
             assert!(allows(&config, ip), "{ip}");
         }
         for ip in ["8.8.8.8", "172.32.0.1", "2001:db8::1", "::ffff:8.8.8.8"] {
             assert!(!allows(&config, ip), "{ip}");
         }
-        let config = Config::parse("[provisioning]\nallow = [\"10.20.0.0/16\"]\n", "t.toml").unwrap();
+        let config =
+            Config::parse("[provisioning]\nallow = [\"10.20.0.0/16\"]\n", "t.toml").unwrap();
         assert!(allows(&config, "10.20.3.4"));
         assert!(!allows(&config, "127.0.0.1"));
         let err = Config::parse("[provisioning]\nallow = [\"10.20.0.0\"]\n", "t.toml")

@@ -236,9 +236,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // The key the running agent derives tokens from: the same data directory.
             let token = mac
                 .as_ref()
-                .map(|mac| {
-                    anyhow::Ok(PhoneKeys::load(&config.agent.data_dir)?.token(mac))
-                })
+                .map(|mac| anyhow::Ok(PhoneKeys::load(&config.agent.data_dir)?.token(mac)))
                 .transpose()?;
             let ctx = ProvisionCtx {
                 agent_host: url::Url::parse(&public_url)
@@ -254,11 +252,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if mac.is_none() {
                 eprintln!("# No --mac: this file has no Action URLs. Each phone's Action URLs carry its own token:");
                 eprintln!("# `phone2mqtt provision {} --mac <MAC>` prints them for one phone, or point the phone's", spec.id);
-                eprintln!("# provisioning server at {}/ and it fetches its own file.", public_url.trim_end_matches('/'));
+                eprintln!(
+                    "# provisioning server at {}/ and it fetches its own file.",
+                    public_url.trim_end_matches('/')
+                );
             }
             if let Some((username, _)) = config.provisioning.auth() {
                 eprintln!("# Provisioning server {}/ needs credentials: username `{username}`, the password of", public_url.trim_end_matches('/'));
-                eprintln!("# [provisioning] auth_password. {} phones take them in {}.", spec.name, spec.provisioning_credentials);
+                eprintln!(
+                    "# [provisioning] auth_password. {} phones take them in {}.",
+                    spec.name, spec.provisioning_credentials
+                );
             }
             Ok(())
         }

@@ -121,7 +121,9 @@ impl PhoneKeys {
             return Verdict::Phone;
         }
         match &self.legacy {
-            Some(legacy) if constant_time_eq(presented.as_bytes(), legacy.token.expose().as_bytes()) => {
+            Some(legacy)
+                if constant_time_eq(presented.as_bytes(), legacy.token.expose().as_bytes()) =>
+            {
                 if OffsetDateTime::now_utc() < legacy.until {
                     let first = self
                         .warned
@@ -421,7 +423,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         // No legacy token on a new installation, and none is created.
@@ -438,12 +443,24 @@ mod tests {
         let keys = PhoneKeys::load_with_legacy(&dir, None, 30).unwrap();
         let a = PhoneId::parse("001565000001").unwrap();
         let b = PhoneId::parse("001565000002").unwrap();
-        assert_eq!(keys.check(&a, "old-token-0123456789abcdef"), Verdict::Legacy { first: true });
-        assert_eq!(keys.check(&a, "old-token-0123456789abcdef"), Verdict::Legacy { first: false });
-        assert_eq!(keys.check(&b, "old-token-0123456789abcdef"), Verdict::Legacy { first: true });
+        assert_eq!(
+            keys.check(&a, "old-token-0123456789abcdef"),
+            Verdict::Legacy { first: true }
+        );
+        assert_eq!(
+            keys.check(&a, "old-token-0123456789abcdef"),
+            Verdict::Legacy { first: false }
+        );
+        assert_eq!(
+            keys.check(&b, "old-token-0123456789abcdef"),
+            Verdict::Legacy { first: true }
+        );
         assert!(dir.join(LEGACY_SINCE_FILE).exists());
         let keys = PhoneKeys::load_with_legacy(&dir, None, 0).unwrap();
-        assert_eq!(keys.check(&a, "old-token-0123456789abcdef"), Verdict::LegacyExpired);
+        assert_eq!(
+            keys.check(&a, "old-token-0123456789abcdef"),
+            Verdict::LegacyExpired
+        );
         assert_eq!(keys.check(&a, &keys.token(&a)), Verdict::Phone);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -467,9 +484,18 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(auth.accepts(Some(&answer), "GET", "/x.cfg"));
-        assert!(!auth.accepts(Some(&answer), "GET", "/y.cfg"), "another file");
-        let forged = answer.replace(&challenge[challenge.find("nonce=\"").unwrap() + 7..][..8], "00000000");
-        assert!(!auth.accepts(Some(&forged), "GET", "/x.cfg"), "a nonce not ours");
+        assert!(
+            !auth.accepts(Some(&answer), "GET", "/y.cfg"),
+            "another file"
+        );
+        let forged = answer.replace(
+            &challenge[challenge.find("nonce=\"").unwrap() + 7..][..8],
+            "00000000",
+        );
+        assert!(
+            !auth.accepts(Some(&forged), "GET", "/x.cfg"),
+            "a nonce not ours"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -249,7 +249,10 @@ async fn serve_never_logs_passwords_or_tokens() {
         .map(|mac| keys.token(&phone2mqtt::model::PhoneId::parse(mac).unwrap()))
         .collect();
     for token in &tokens {
-        assert!(!logs.contains(token.as_str()), "a phone's token reached the logs");
+        assert!(
+            !logs.contains(token.as_str()),
+            "a phone's token reached the logs"
+        );
     }
     assert!(
         !logs.contains("guessed-token"),

@@ -46,10 +46,18 @@ async fn one_phones_token_is_refused_for_another_mac() {
         assert!(!answer.contains(&token_a), "the answer shows no token");
     }
     // Each phone's own token works, for its events and its keys.
-    let answer = raw_http(addr, &get(&format!("/action/{token_b}/yealink/dnd_on?mac={B}"), "")).await;
+    let answer = raw_http(
+        addr,
+        &get(&format!("/action/{token_b}/yealink/dnd_on?mac={B}"), ""),
+    )
+    .await;
     assert_eq!(status_of(&answer), 200, "{answer}");
     let (topic, event) = probe.next_on(|t| t.ends_with("/event")).await;
-    assert_eq!(topic, format!("phone2mqtt/{B}/event"), "the first event is B's own");
+    assert_eq!(
+        topic,
+        format!("phone2mqtt/{B}/event"),
+        "the first event is B's own"
+    );
     assert_eq!(event["event"], "dnd_on");
     let answer = raw_http(
         addr,
@@ -155,7 +163,10 @@ async fn the_legacy_token_lasts_its_grace_period_with_one_line_per_phone() {
     // The phone's own token still works.
     let answer = raw_http(
         gw.gateway.http_addr,
-        &get(&format!("/action/{}/yealink/dnd_on?mac={A}", gw.token(A)), ""),
+        &get(
+            &format!("/action/{}/yealink/dnd_on?mac={A}", gw.token(A)),
+            "",
+        ),
     )
     .await;
     assert_eq!(status_of(&answer), 200, "{answer}");
@@ -170,8 +181,16 @@ async fn provisioning_outside_allow_is_refused_and_counted() {
     let gw = start_gateway(config).await;
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     let addr = gw.gateway.http_addr;
-    for file in [format!("{A}.cfg"), "y000000000028.cfg".into(), "logos/x.png".into()] {
-        let answer = raw_http(addr, &get(&format!("/{file}"), &format!("User-Agent: {UA_A}\r\n"))).await;
+    for file in [
+        format!("{A}.cfg"),
+        "y000000000028.cfg".into(),
+        "logos/x.png".into(),
+    ] {
+        let answer = raw_http(
+            addr,
+            &get(&format!("/{file}"), &format!("User-Agent: {UA_A}\r\n")),
+        )
+        .await;
         assert_eq!(status_of(&answer), 403, "{file}: {answer}");
         assert!(!answer.contains("/action/"), "{answer}");
     }
@@ -179,7 +198,10 @@ async fn provisioning_outside_allow_is_refused_and_counted() {
     // Nothing was discovered or published for the refused phone; Action URLs still work.
     let answer = raw_http(
         addr,
-        &get(&format!("/action/{}/yealink/dnd_on?mac={A}", gw.token(A)), ""),
+        &get(
+            &format!("/action/{}/yealink/dnd_on?mac={A}", gw.token(A)),
+            "",
+        ),
     )
     .await;
     assert_eq!(status_of(&answer), 200, "{answer}");
@@ -246,7 +268,10 @@ async fn provisioning_credentials_basic_and_digest() {
     let answer = raw_http(addr, &get(&path, "")).await;
     assert_eq!(status_of(&answer), 401, "{answer}");
     let lower = answer.to_ascii_lowercase();
-    assert!(lower.contains("www-authenticate: digest realm="), "{answer}");
+    assert!(
+        lower.contains("www-authenticate: digest realm="),
+        "{answer}"
+    );
     assert!(lower.contains("www-authenticate: basic realm="), "{answer}");
     assert!(!answer.contains("/action/"));
     // Wrong ones: 401.
@@ -269,16 +294,27 @@ async fn provisioning_credentials_basic_and_digest() {
     for (password, status) in [("wrong", 401), ("prov-s3cret", 200)] {
         let mut prompt = digest_auth::parse(&challenge).unwrap();
         let answer_header = prompt
-            .respond(&digest_auth::AuthContext::new("prov", password, path.as_str()))
+            .respond(&digest_auth::AuthContext::new(
+                "prov",
+                password,
+                path.as_str(),
+            ))
             .unwrap()
             .to_string();
-        let answer = raw_http(addr, &get(&path, &format!("Authorization: {answer_header}\r\n"))).await;
+        let answer = raw_http(
+            addr,
+            &get(&path, &format!("Authorization: {answer_header}\r\n")),
+        )
+        .await;
         assert_eq!(status_of(&answer), status, "{password}: {answer}");
     }
     // Action URLs need no provisioning credentials: their token is theirs.
     let answer = raw_http(
         addr,
-        &get(&format!("/action/{}/yealink/dnd_on?mac={A}", gw.token(A)), ""),
+        &get(
+            &format!("/action/{}/yealink/dnd_on?mac={A}", gw.token(A)),
+            "",
+        ),
     )
     .await;
     assert_eq!(status_of(&answer), 200, "{answer}");
@@ -293,13 +329,22 @@ async fn simulated_phones_with_credentials_provision_and_call_in() {
     let mut probe = MqttProbe::connect_filter(gw.mqtt_port(), "phone2mqtt/+/event").await;
     let agent = format!("http://prov:prov-s3cret@{}", gw.gateway.http_addr);
     for (index, personality) in sim::PERSONALITIES.iter().enumerate() {
-        let mac = PhoneId::parse(&format!("{}5e00{index:02x}", personality.vendor.ouis[0])).unwrap();
+        let mac =
+            PhoneId::parse(&format!("{}5e00{index:02x}", personality.vendor.ouis[0])).unwrap();
         let mut options = SimOptions::new(personality, mac.clone(), &agent);
         options.password = PASSWORD.into();
         let phone = SimPhone::spawn(options, gw.stop.clone()).await.unwrap();
-        assert!(phone.wait_booted(TIMEOUT).await, "{} booted", personality.vendor.id);
+        assert!(
+            phone.wait_booted(TIMEOUT).await,
+            "{} booted",
+            personality.vendor.id
+        );
         let snapshot = phone.snapshot();
-        assert!(snapshot.provisioned, "{} read its file", personality.vendor.id);
+        assert!(
+            snapshot.provisioned,
+            "{} read its file",
+            personality.vendor.id
+        );
         assert!(
             snapshot.fired.iter().all(|(_, status)| *status == 200),
             "{}: {:?}",
@@ -354,7 +399,10 @@ async fn auto_adopt_takes_only_phones_inside_allow() {
     // marks the point by which it would have shown.
     let answer = raw_http(
         addr,
-        &get(&format!("/action/{}/yealink/dnd_on?mac={A}", gw.token(A)), ""),
+        &get(
+            &format!("/action/{}/yealink/dnd_on?mac={A}", gw.token(A)),
+            "",
+        ),
     )
     .await;
     assert_eq!(status_of(&answer), 200, "{answer}");
@@ -363,7 +411,9 @@ async fn auto_adopt_takes_only_phones_inside_allow() {
         .await;
     let seen = probe.drain();
     assert!(
-        !seen.iter().any(|(topic, _)| topic == &format!("phone2mqtt/{A}/result")),
+        !seen
+            .iter()
+            .any(|(topic, _)| topic == &format!("phone2mqtt/{A}/result")),
         "not adopted: {seen:?}"
     );
     assert!(!std::fs::read_to_string(gw.data_dir.0.join("phones.toml"))
@@ -420,7 +470,13 @@ async fn an_upstream_with_a_self_signed_certificate_is_refused() {
     let answer = raw_http(gw.gateway.http_addr, &get(&format!("/{A}.cfg"), "")).await;
     assert_eq!(status_of(&answer), 502, "{answer}");
     assert!(!answer.contains("sip-secret"), "{answer}");
-    assert!(answer.to_ascii_lowercase().contains("certificate"), "a clear reason: {answer}");
-    assert!(!answer.contains("prov-pw"), "the upstream's password is not shown: {answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("certificate"),
+        "a clear reason: {answer}"
+    );
+    assert!(
+        !answer.contains("prov-pw"),
+        "the upstream's password is not shown: {answer}"
+    );
     gw.stop().await;
 }

@@ -332,8 +332,7 @@ async fn discover(
         identity.model,
         identity.firmware,
         shown_ip,
-    )
-    {
+    ) {
         info!(phone = %id, vendor = spec.id, "Discovered a phone by its provisioning request.");
         let update = crate::agent::registry::Update {
             id: id.clone(),

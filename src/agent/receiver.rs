@@ -21,8 +21,8 @@ use axum::{Extension, Router};
 use tracing::{info, warn};
 
 use crate::agent::Shared;
-use crate::phone_auth::Verdict;
 use crate::model::{now_rfc3339, Event};
+use crate::phone_auth::Verdict;
 use crate::vendor::{self, Callback, ParseError};
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -164,7 +164,10 @@ fn check_token(
                 let until = shared
                     .keys
                     .legacy_until()
-                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
                     .unwrap_or_default();
                 warn!(%phone, %peer, %until, "This phone still sends the installation-wide Action URL token, accepted until then: provision it again.");
             }

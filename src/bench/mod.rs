@@ -30,7 +30,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-
 /// `phone2mqtt bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -284,8 +283,10 @@ pub async fn provision(bin: &Path, dir: &Path, public_url: &str) -> anyhow::Resu
     );
     let sample = crate::model::PhoneId::parse(SAMPLE).context("the sample MAC")?;
     let token = phone_keys(dir)?.token(&sample);
-    Ok(String::from_utf8(output.stdout)?
-        .replace(&format!("/action/{token}/"), &format!("/action/${TOKEN_VAR}/")))
+    Ok(String::from_utf8(output.stdout)?.replace(
+        &format!("/action/{token}/"),
+        &format!("/action/${TOKEN_VAR}/"),
+    ))
 }
 
 /// The keys of the gateway whose data directory is in `dir`, for each phone's token.

@@ -1173,7 +1173,10 @@ fn answer_challenge(
             })?;
             let mut prompt = digest_auth::parse(challenge).ok()?;
             let context = digest_auth::AuthContext::new(username, password, uri);
-            prompt.respond(&context).ok().map(|answer| answer.to_string())
+            prompt
+                .respond(&context)
+                .ok()
+                .map(|answer| answer.to_string())
         }
         None => challenges
             .iter()
