@@ -285,6 +285,11 @@ async fn run_gateway(
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
+    // Demo phones are given the provisioning credentials as an installer gives them to phones.
+    let demo_credentials = config
+        .provisioning
+        .auth()
+        .map(|(username, password)| (username.to_string(), password.clone()));
     let gateway = gateway::start(
         GatewayOptions {
             config,
@@ -303,7 +308,17 @@ async fn run_gateway(
         port = gateway.broker.port
     );
     if let Some(pending) = pending_demo {
-        let phones = pending.start(&gateway.public_url, stop.clone()).await?;
+        let mut agent_url = gateway.public_url.clone();
+        if let (Some((username, password)), Ok(mut url)) =
+            (demo_credentials, url::Url::parse(&agent_url))
+        {
+            if url.set_username(&username).is_ok()
+                && url.set_password(Some(password.expose())).is_ok()
+            {
+                agent_url = url.to_string();
+            }
+        }
+        let phones = pending.start(&agent_url, stop.clone()).await?;
         for phone in &phones {
             info!(mac = %phone.mac(), addr = %phone.addr(), "Demo phone started.");
         }

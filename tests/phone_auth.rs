@@ -195,7 +195,8 @@ async fn provisioning_outside_allow_is_refused_and_counted() {
         assert!(!answer.contains("/action/"), "{answer}");
     }
     assert_eq!(gw.gateway.agent.refused_outside_allow(), 3);
-    // Nothing was discovered or published for the refused phone; Action URLs still work.
+    // No provisioning status for the refused phone; its Action URLs still work (their token is
+    // theirs, wherever they come from).
     let answer = raw_http(
         addr,
         &get(
