@@ -23,6 +23,16 @@ fn get(path: &str, headers: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n").into_bytes()
 }
 
+/// Phone `mac`'s `dnd_on` Action URL with `token`, sent raw; the status of the answer.
+async fn dnd_on(addr: std::net::SocketAddr, token: &str, mac: &str) -> u16 {
+    let answer = raw_http(
+        addr,
+        &get(&format!("/action/{token}/yealink/dnd_on?mac={mac}"), ""),
+    )
+    .await;
+    status_of(&answer)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_phones_token_is_refused_for_another_mac() {
     let gw = start_gateway(test_config()).await;
@@ -46,12 +56,7 @@ async fn one_phones_token_is_refused_for_another_mac() {
         assert!(!answer.contains(&token_a), "the answer shows no token");
     }
     // Each phone's own token works, for its events and its keys.
-    let answer = raw_http(
-        addr,
-        &get(&format!("/action/{token_b}/yealink/dnd_on?mac={B}"), ""),
-    )
-    .await;
-    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert_eq!(dnd_on(addr, &token_b, B).await, 200);
     let (topic, event) = probe.next_on(|t| t.ends_with("/event")).await;
     assert_eq!(
         topic,
@@ -112,12 +117,7 @@ async fn the_legacy_token_lasts_its_grace_period_with_one_line_per_phone() {
     }
     for (mac, times) in [(A, 3), (B, 1)] {
         for _ in 0..times {
-            let answer = raw_http(
-                http,
-                &get(&format!("/action/{TOKEN}/yealink/dnd_on?mac={mac}"), ""),
-            )
-            .await;
-            assert_eq!(status_of(&answer), 200, "{answer}");
+            assert_eq!(dnd_on(http, TOKEN, mac).await, 200);
         }
     }
     assert!(data.join("legacy_token_since").exists());
@@ -161,15 +161,7 @@ async fn the_legacy_token_lasts_its_grace_period_with_one_line_per_phone() {
     assert_eq!(status_of(&answer), 403, "{answer}");
     assert!(answer.contains("provision this phone again"), "{answer}");
     // The phone's own token still works.
-    let answer = raw_http(
-        gw.gateway.http_addr,
-        &get(
-            &format!("/action/{}/yealink/dnd_on?mac={A}", gw.token(A)),
-            "",
-        ),
-    )
-    .await;
-    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert_eq!(dnd_on(gw.gateway.http_addr, &gw.token(A), A).await, 200);
     gw.stop().await;
 }
 
@@ -197,15 +189,7 @@ async fn provisioning_outside_allow_is_refused_and_counted() {
     assert_eq!(gw.gateway.agent.refused_outside_allow(), 3);
     // No provisioning status for the refused phone; its Action URLs still work (their token is
     // theirs, wherever they come from).
-    let answer = raw_http(
-        addr,
-        &get(
-            &format!("/action/{}/yealink/dnd_on?mac={A}", gw.token(A)),
-            "",
-        ),
-    )
-    .await;
-    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert_eq!(dnd_on(addr, &gw.token(A), A).await, 200);
     let (_, event) = probe.next_on(|t| t.ends_with("/event")).await;
     assert_eq!(event["event"], "dnd_on");
     let seen = probe.drain();
@@ -310,15 +294,7 @@ async fn provisioning_credentials_basic_and_digest() {
         assert_eq!(status_of(&answer), status, "{password}: {answer}");
     }
     // Action URLs need no provisioning credentials: their token is theirs.
-    let answer = raw_http(
-        addr,
-        &get(
-            &format!("/action/{}/yealink/dnd_on?mac={A}", gw.token(A)),
-            "",
-        ),
-    )
-    .await;
-    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert_eq!(dnd_on(addr, &gw.token(A), A).await, 200);
     gw.stop().await;
 }
 
@@ -398,15 +374,7 @@ async fn auto_adopt_takes_only_phones_inside_allow() {
         .await;
     // An adoption would have been published before the callback was answered: a later event
     // marks the point by which it would have shown.
-    let answer = raw_http(
-        addr,
-        &get(
-            &format!("/action/{}/yealink/dnd_on?mac={A}", gw.token(A)),
-            "",
-        ),
-    )
-    .await;
-    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert_eq!(dnd_on(addr, &gw.token(A), A).await, 200);
     probe
         .expect(&format!("phone2mqtt/{A}/event"), |e| e["event"] == "dnd_on")
         .await;

@@ -1204,12 +1204,13 @@ pub const DIGEST_NONCE: &str = "5f1d2c3b4a5968778695a4b3c2d1e0f1";
 pub fn check_credentials(ctx: &AccessCtx<'_>, realm: &str) -> Result<(), Reply> {
     let authorization = ctx.request.authorization.as_deref();
     let ok = if ctx.digest {
-        digest_auth_ok(
+        crate::phone_auth::digest_auth_ok(
             authorization,
             ctx.request.method.as_str(),
             ctx.username,
             ctx.password,
             realm,
+            |nonce| nonce == DIGEST_NONCE,
         )
     } else {
         basic_auth_ok(authorization, ctx.username, ctx.password)
@@ -1223,19 +1224,6 @@ pub fn check_credentials(ctx: &AccessCtx<'_>, realm: &str) -> Result<(), Reply> 
         format!("Basic realm=\"{realm}\"")
     };
     Err(Reply::new(401, "Unauthorized").with_header("www-authenticate", challenge))
-}
-
-/// Verifies a `Digest` Authorization header against the phone's account.
-pub fn digest_auth_ok(
-    authorization: Option<&str>,
-    method: &str,
-    username: &str,
-    password: &str,
-    realm: &str,
-) -> bool {
-    crate::phone_auth::digest_auth_ok(authorization, method, username, password, realm, |n| {
-        n == DIGEST_NONCE
-    })
 }
 
 /// Decodes `%XX` as a phone's web server does for query values.
