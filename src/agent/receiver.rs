@@ -2,9 +2,11 @@
 //!
 //! Callbacks arrive as `/action/<token>/<vendor>/<event>?<vars>`, exactly as `provision` writes
 //! them. The token is the phone's own (`phone_auth`): a callback is taken only when it matches
-//! the MAC the callback carries, so one phone's file lets nobody speak for another phone. Values are pasted in by the phone verbatim; the lenient HTTP front (`http_front`)
-//! has already made the request line parseable, and here the query is split on `&` and the
-//! first `=`, `%XX` is decoded and nothing else: a `+` stays a `+`. A variable the phone left
+//! the MAC the callback carries, so one phone's file lets nobody speak for another phone.
+//!
+//! Values are pasted in by the phone verbatim; the lenient HTTP front (`http_front`) has
+//! already made the request line parseable, and here the query is split on `&` and the first
+//! `=`, `%XX` is decoded and nothing else: a `+` stays a `+`. A variable the phone left
 //! unfilled (`$call_id`) counts as absent. Vendors whose guides put the variables in the path
 //! (`/incoming_call/mac=...&remote=...`, no `?`) are read the same way.
 
