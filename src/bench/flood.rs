@@ -304,7 +304,7 @@ impl FloodFigures {
             ],
         ];
         format!(
-            "### Callback flood\n\n{} configured phones, {} connections at once, one request per connection, Action URLs as `provision yealink` prints them, values raw.\n\n{}",
+            "### Callback flood\n\n{} configured phones, {} connections at once, one request per connection, Action URLs as `provision yealink --mac` prints them, each phone's own token, values raw.\n\n{}",
             settings.flood_phones,
             settings.connections,
             table(
