@@ -48,8 +48,15 @@ pub struct ProvisioningConfig {
     /// The credentials a discovered phone is adopted with when the adoption gives none.
     pub username: Option<String>,
     pub password: Option<Secret>,
-    /// Adopt every discovered phone at once with those credentials.
+    /// Adopt every discovered phone at once with those credentials; only phones whose address
+    /// is inside `allow`.
     pub auto_adopt: bool,
+    /// The subnets phones may fetch provisioning files from (CIDR). Absent: the private ranges
+    /// (10/8, 172.16/12, 192.168/16, fc00::/7), link-local and loopback.
+    pub allow: Option<Vec<ipnet::IpNet>>,
+    /// Credentials the phones must give (HTTP Basic or Digest) to fetch a provisioning file.
+    pub auth_username: Option<String>,
+    pub auth_password: Option<Secret>,
     /// Programmable keys on every phone: `keys = { 3 = "Garage door" }`.
     pub keys: std::collections::BTreeMap<String, String>,
     /// Vendor settings on every phone of a vendor: `[provisioning.settings.yealink]`.
@@ -81,7 +88,40 @@ fn settings_text(
         .collect()
 }
 
+/// Where phones may fetch provisioning from when `[provisioning] allow` is not set.
+pub const DEFAULT_ALLOW: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+    "169.254.0.0/16",
+    "fe80::/10",
+    "127.0.0.0/8",
+    "::1/128",
+];
+
 impl ProvisioningConfig {
+    /// Whether a phone at `ip` may fetch provisioning files (and be adopted automatically).
+    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
+        // An IPv4 phone on a dual-stack listener shows as `::ffff:a.b.c.d`.
+        let ip = ip.to_canonical();
+        match &self.allow {
+            Some(allow) => allow.iter().any(|net| net.contains(&ip)),
+            None => DEFAULT_ALLOW.iter().any(|net| {
+                net.parse::<ipnet::IpNet>()
+                    .is_ok_and(|net| net.contains(&ip))
+            }),
+        }
+    }
+
+    /// The credentials phones must give for provisioning files, when both are set.
+    pub fn auth(&self) -> Option<(&str, &Secret)> {
+        match (&self.auth_username, &self.auth_password) {
+            (Some(username), Some(password)) => Some((username, password)),
+            _ => None,
+        }
+    }
+
     /// The site layer of every phone's profile.
     pub fn site_layer(&self) -> crate::profile::Layer {
         crate::profile::Layer {
@@ -124,6 +164,29 @@ impl ProvisioningConfig {
                     format!("`{url}` must be an http:// or https:// URL"),
                 ));
             }
+        }
+        match (&self.auth_username, &self.auth_password) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(fail(
+                    "provisioning.auth_username".into(),
+                    "auth_username and auth_password go together".into(),
+                ))
+            }
+            (Some(username), Some(password)) => {
+                if username.is_empty() || username.contains([':', '"']) {
+                    return Err(fail(
+                        "provisioning.auth_username".into(),
+                        "must be non-empty, without `:` or `\"`".into(),
+                    ));
+                }
+                if password.expose().is_empty() || password.expose().contains('"') {
+                    return Err(fail(
+                        "provisioning.auth_password".into(),
+                        "must be non-empty, without `\"`".into(),
+                    ));
+                }
+            }
+            (None, None) => {}
         }
         if self.yealink_boot && self.upstream.is_none() {
             return Err(fail(
@@ -245,7 +308,9 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// How phones reach this agent, e.g. `http://192.168.1.10:8080`. Absent: derived from `listen`.
     pub public_url: Option<String>,
-    /// The secret carried in every Action URL. Absent: generated and kept in the data directory.
+    /// The installation-wide Action URL token of earlier versions, now a legacy token: phones
+    /// provisioned with it keep working for `action_token_grace_days`, then must be provisioned
+    /// again (each phone has its own token now).
     pub action_token: Option<Secret>,
     /// The HTTPS listener for people (Manager, `/ws`, REST API). Absent while a certificate is
     /// configured: port 8443 on the `listen` address.
@@ -262,6 +327,9 @@ pub struct HttpConfig {
     /// besides the listen address, loopback and `public_url`: a browser request whose `Host` or
     /// `Origin` is none of them is refused (DNS rebinding, cross-site requests).
     pub allowed_hosts: Vec<String>,
+    /// Days the legacy token (`action_token`, or the one kept in the data directory) is still
+    /// accepted, counted from the first start of this version; 0 refuses it now.
+    pub action_token_grace_days: u32,
 }
 
 impl Default for HttpConfig {
@@ -276,6 +344,7 @@ impl Default for HttpConfig {
             tls_self_signed: false,
             manager_url: None,
             allowed_hosts: Vec::new(),
+            action_token_grace_days: crate::phone_auth::DEFAULT_GRACE_DAYS,
         }
     }
 }
@@ -353,7 +422,7 @@ pub const DEFAULT_HTTPS_PORT: u16 = 8443;
 pub struct AgentConfig {
     /// This agent's name in `bridge/<name>/state` and in each phone's `info`. Default: the host name.
     pub name: Option<String>,
-    /// Where the generated action token is kept.
+    /// Where the agent keeps what it learns, and the key the phones' tokens are derived from.
     pub data_dir: PathBuf,
     /// Seconds a phone has to answer one command.
     pub command_timeout: f64,
@@ -822,6 +891,43 @@ mod tests {
         }
         let config = Config::parse("[broker]\nallow_anonymous = false\n", "t.toml").unwrap();
         assert_eq!(config.broker.allow_anonymous, Some(false));
+    }
+
+    #[test]
+    fn provisioning_allow_list() {
+        let config = Config::parse("", "t.toml").unwrap();
+        let allows = |config: &Config, ip: &str| config.provisioning.allows(ip.parse().unwrap());
+        for ip in [
+            "10.1.2.3",
+            "172.31.0.1",
+            "192.168.1.10",
+            "127.0.0.1",
+            "::1",
+            "fd00::5",
+            "fe80::1",
+            "169.254.3.4",
+            "::ffff:192.168.1.10",
+        ] {
+            assert!(allows(&config, ip), "{ip}");
+        }
+        for ip in ["8.8.8.8", "172.32.0.1", "2001:db8::1", "::ffff:8.8.8.8"] {
+            assert!(!allows(&config, ip), "{ip}");
+        }
+        let config =
+            Config::parse("[provisioning]\nallow = [\"10.20.0.0/16\"]\n", "t.toml").unwrap();
+        assert!(allows(&config, "10.20.3.4"));
+        assert!(!allows(&config, "127.0.0.1"));
+        let err = Config::parse("[provisioning]\nallow = [\"10.20.0.0\"]\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("provisioning") && err.contains("line 2") && err.contains("IP"),
+            "{err}"
+        );
+        let err = Config::parse("[provisioning]\nauth_username = \"prov\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("provisioning.auth_username"), "{err}");
     }
 
     #[test]

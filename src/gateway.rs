@@ -1,12 +1,12 @@
 //! Wiring: the embedded broker (unless `mqtt.url` names another), the agent, the web side and
 //! the HTTP listener they share, started in that order and stopped by one token.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -14,8 +14,9 @@ use tracing::{info, warn};
 
 use crate::agent::{Agent, AgentOptions};
 use crate::auth::Auth;
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::mqtt::{BrokerUrl, SessionOptions};
+use crate::phone_auth::PhoneKeys;
 use crate::shutdown::Lifecycle;
 use crate::{broker, http_front, tls, web};
 
@@ -90,7 +91,8 @@ pub struct Gateway {
     pub broker: BrokerUrl,
     /// The gateway's own login on the embedded broker (none with `[mqtt] url`).
     pub broker_login: Option<broker::Credentials>,
-    pub token: Secret,
+    /// The phones' Action URL tokens (`phone_token`).
+    pub keys: Arc<PhoneKeys>,
     pub agent: Agent,
     /// Users, tokens and sessions of the Manager, the REST API and `/ws` (`None` without web).
     pub auth: Option<Auth>,
@@ -110,6 +112,13 @@ impl Gateway {
             None => self.local_url(),
         };
         self.auth.as_ref()?.login_link(&base)
+    }
+}
+
+impl Gateway {
+    /// The token in phone `id`'s Action URLs.
+    pub fn phone_token(&self, id: &crate::model::PhoneId) -> String {
+        self.keys.token(id)
     }
 }
 
@@ -204,10 +213,17 @@ pub async fn start(
         }
         None => None,
     };
-    let token = match &config.http.action_token {
-        Some(token) => token.clone(),
-        None => load_or_create_token(&config.agent.data_dir)?,
-    };
+    let keys = Arc::new(PhoneKeys::load_with_legacy(
+        &config.agent.data_dir,
+        config.http.action_token.as_ref(),
+        config.http.action_token_grace_days,
+    )?);
+    if let Some(until) = keys.legacy_until() {
+        let until = until
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        warn!(%until, "Phones provisioned by an earlier version carry the installation-wide Action URL token, accepted until then: provision every phone again (it then gets its own token), then remove [http] action_token or data/action_token.");
+    }
     let name = config.agent.name.clone().unwrap_or_else(host_name);
     let lifecycle = Lifecycle::new(&shutdown, tracker);
     let agent = Agent::start(
@@ -217,7 +233,7 @@ pub async fn start(
             broker: broker.clone(),
             public_url: public_url.clone(),
             manager_url: manager_url.clone(),
-            token: token.clone(),
+            keys: keys.clone(),
             poll_interval: options.poll_interval,
         },
         &lifecycle,
@@ -285,7 +301,7 @@ pub async fn start(
         tls_fingerprint: https.map(|https| https.fingerprint),
         broker,
         broker_login,
-        token,
+        keys,
         agent,
         auth,
     })
@@ -324,36 +340,6 @@ pub fn raise_file_limit() -> u64 {
         }
     }
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
-}
-
-/// The action token kept in the data directory, created on first use.
-pub fn load_or_create_token(data_dir: &Path) -> anyhow::Result<Secret> {
-    let path = data_dir.join("action_token");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let token = text.trim();
-        if token.len() >= 16 {
-            return Ok(Secret::new(token));
-        }
-        bail!(
-            "{}: the kept action token is too short; delete the file to make a new one",
-            path.display()
-        );
-    }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("agent.data_dir: cannot create {}", data_dir.display()))?;
-    let token = new_token();
-    let mut file = {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        options
-            .open(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?
-    };
-    writeln!(file, "{token}")?;
-    info!(file = %path.display(), "Generated a new action token.");
-    Ok(Secret::new(token))
 }
 
 /// 32 random letters and digits.

@@ -34,10 +34,6 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
-/// Marks a request that came over TLS (the session cookie is then `Secure`).
-#[derive(Clone, Copy, Debug)]
-pub struct ViaTls;
-
 /// The largest request head accepted; phones' Action URLs are at most ~512 bytes.
 const MAX_HEAD: usize = 16 * 1024;
 /// How long a client may take to send its first head.
@@ -47,7 +43,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Open connections at most, over all listeners; more wait in the kernel's accept queue.
 const MAX_CONNECTIONS: usize = 4096;
 
-/// The request extension of every request that arrived over TLS (`[http] tls_listen`).
+/// The request extension of every request that arrived over TLS (`[http] tls_listen`); the
+/// session cookie is then `Secure`.
 #[derive(Clone, Copy, Debug)]
 pub struct ViaTls;
 

@@ -25,6 +25,8 @@
 //! - [`bench`]: `phone2mqtt bench`, the gateway measured against baselines (BENCHMARKS.md).
 //! - [`ha`]: Home Assistant MQTT discovery, one device per phone, from its vendor's table.
 //! - [`profile`]: programmable keys, vendor settings and logos per site, group and phone.
+//! - [`phone_auth`]: how phones prove who they are: per-phone Action URL tokens, provisioning
+//!   credentials.
 //! - [`config`]: `phone2mqtt.toml`. [`gateway`]: wires it all together. [`shutdown`]: signals.
 
 pub mod agent;
@@ -42,6 +44,7 @@ pub mod http_front;
 pub mod logging;
 pub mod model;
 pub mod mqtt;
+pub mod phone_auth;
 pub mod profile;
 pub mod shutdown;
 pub mod sim;

@@ -14,6 +14,7 @@ use phone2mqtt::auth::{cli as auth_cli, Role};
 use phone2mqtt::config::Config;
 use phone2mqtt::gateway::{self, GatewayOptions};
 use phone2mqtt::model::PhoneId;
+use phone2mqtt::phone_auth::PhoneKeys;
 use phone2mqtt::vendor::{self, ProvisionCtx};
 use phone2mqtt::{bench, client, demo, docs, shutdown, sim};
 
@@ -90,6 +91,10 @@ enum Command {
         /// The vendor's alternative file format, where it has one (grandstream: v2).
         #[arg(long)]
         format: Option<String>,
+        /// The phone's MAC: its Action URLs carry its own token. Without it, the file every
+        /// phone of this vendor may have, without Action URLs.
+        #[arg(long)]
+        mac: Option<String>,
     },
     /// List the phones the broker knows: name, id, model, IP, availability, call, DND, groups.
     Phones(client::PhonesArgs),
@@ -267,6 +272,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             vendor,
             config,
             format,
+            mac,
         } => {
             let config = load(config.as_ref())?;
             let spec = vendor::find(&vendor).with_context(|| {
@@ -280,20 +286,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.http.listen));
-            let token = match &config.http.action_token {
-                Some(token) => token.clone(),
-                None => gateway::load_or_create_token(&config.agent.data_dir)?,
-            };
+            let mac = mac
+                .map(|mac| {
+                    PhoneId::parse(&mac)
+                        .with_context(|| format!("--mac: `{mac}` is not a MAC address"))
+                })
+                .transpose()?;
+            // The key the running agent derives tokens from: the same data directory.
+            let token = mac
+                .as_ref()
+                .map(|mac| anyhow::Ok(PhoneKeys::load(&config.agent.data_dir)?.token(mac)))
+                .transpose()?;
             let ctx = ProvisionCtx {
                 agent_host: url::Url::parse(&public_url)
                     .ok()
                     .and_then(|u| u.host_str().map(str::to_string))
                     .unwrap_or_default(),
-                public_url,
-                token: token.expose().to_string(),
+                public_url: public_url.clone(),
+                token,
                 format,
             };
             print!("{}", (spec.provision)(&ctx));
+            // Notes for the installer on stderr: the file on stdout stays the phone's.
+            if mac.is_none() {
+                eprintln!("# No --mac: this file has no Action URLs. Each phone's Action URLs carry its own token:");
+                eprintln!("# `phone2mqtt provision {} --mac <MAC>` prints them for one phone, or point the phone's", spec.id);
+                eprintln!(
+                    "# provisioning server at {}/ and it fetches its own file.",
+                    public_url.trim_end_matches('/')
+                );
+            }
+            if let Some((username, _)) = config.provisioning.auth() {
+                eprintln!("# Provisioning server {}/ needs credentials: username `{username}`, the password of", public_url.trim_end_matches('/'));
+                eprintln!(
+                    "# [provisioning] auth_password. {} phones take them in {}.",
+                    spec.name, spec.provisioning_credentials
+                );
+            }
             Ok(())
         }
         Command::Phones(args) => client::phones(args).await,
@@ -337,6 +366,11 @@ async fn run_gateway(
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
+    // Demo phones are given the provisioning credentials as an installer gives them to phones.
+    let demo_credentials = config
+        .provisioning
+        .auth()
+        .map(|(username, password)| (username.to_string(), password.clone()));
     let gateway = gateway::start(
         GatewayOptions {
             config,
@@ -359,7 +393,17 @@ async fn run_gateway(
         manager.push_str(&format!(", phones {}/", gateway.public_url));
     }
     if let Some(pending) = pending_demo {
-        let phones = pending.start(&gateway.public_url, stop.clone()).await?;
+        let mut agent_url = gateway.public_url.clone();
+        if let (Some((username, password)), Ok(mut url)) =
+            (demo_credentials, url::Url::parse(&agent_url))
+        {
+            if url.set_username(&username).is_ok()
+                && url.set_password(Some(password.expose())).is_ok()
+            {
+                agent_url = url.to_string();
+            }
+        }
+        let phones = pending.start(&agent_url, stop.clone()).await?;
         for phone in &phones {
             info!(mac = %phone.mac(), addr = %phone.addr(), "Demo phone started.");
         }

@@ -198,8 +198,8 @@ async fn without_credentials_rest_and_websocket_are_refused_and_the_phone_gets_n
 async fn viewers_and_operators_are_refused_what_their_role_may_not_do() {
     let (gw, phone) = gateway_with_phone("yealink", MAC).await;
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    let viewer = bearer_client(&gw.token(Role::Viewer));
-    let operator_token = gw.token(Role::Operator);
+    let viewer = bearer_client(&gw.api_token(Role::Viewer));
+    let operator_token = gw.api_token(Role::Operator);
     let operator = bearer_client(&operator_token);
     let base = gw.http();
 
@@ -239,7 +239,7 @@ async fn viewers_and_operators_are_refused_what_their_role_may_not_do() {
             "{command}: {body}"
         );
     }
-    let token = gw.token(Role::Viewer);
+    let token = gw.api_token(Role::Viewer);
     let mut ws = ws_connect_with(&gw, &token).await.unwrap();
     ws_expect(&mut ws, |f| f["topic"] == format!("phone2mqtt/{ID}/info")).await;
     for (topic, payload) in [

@@ -64,17 +64,38 @@ async fn the_receiver_accepts_exactly_what_provision_prints() {
     std::fs::write(
         &path,
         format!(
-            "[http]\npublic_url = \"{}\"\naction_token = \"{TOKEN}\"\n",
-            gw.gateway.public_url
+            "[http]\npublic_url = \"{}\"\n[agent]\ndata_dir = \"{}\"\n",
+            gw.gateway.public_url,
+            gw.data_dir.0.display()
         ),
     )
     .unwrap();
+    // Without a MAC: no Action URLs, and the installer is told why and what to do.
     let output = std::process::Command::new(BIN)
         .args(["provision", "yealink", "-c", path.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(output.status.success());
+    let generic = String::from_utf8(output.stdout).unwrap();
+    assert!(generic.starts_with("#!version:1.0.0.1\n"), "{generic}");
+    assert!(!generic.contains("/action/"), "{generic}");
+    let note = String::from_utf8(output.stderr).unwrap();
+    assert!(note.contains("--mac"), "{note}");
+    // With it: that phone's Action URLs, with its token.
+    let output = std::process::Command::new(BIN)
+        .args([
+            "provision",
+            "yealink",
+            "--mac",
+            "00:15:65:4a:a9:37",
+            "-c",
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains(&format!("/action/{}/", gw.token("0015654aa937"))));
     assert!(text.starts_with("#!version:1.0.0.1\n"), "{text}");
     assert!(text.contains("features.show_action_uri_option = 0\n"));
     assert!(text.contains("features.action_uri_limit_ip = 127.0.0.1\n"));
@@ -209,7 +230,21 @@ async fn serve_never_logs_passwords_or_tokens() {
         "the logs are there at all: {logs}"
     );
     assert!(!logs.contains(PASSWORD), "a password reached the logs");
-    assert!(!logs.contains(TOKEN), "the token reached the logs");
+    assert!(!logs.contains(TOKEN), "the legacy token reached the logs");
+    // Nor the key the phones' tokens come from, nor any phone's token.
+    let key = std::fs::read_to_string(dir.0.join("phone_key")).unwrap();
+    assert!(!logs.contains(key.trim()), "the phone key reached the logs");
+    let keys = phone2mqtt::phone_auth::PhoneKeys::load(&dir.0).unwrap();
+    let tokens: Vec<String> = ["0015654aa937", "0015654aa938"]
+        .iter()
+        .map(|mac| keys.token(&phone2mqtt::model::PhoneId::parse(mac).unwrap()))
+        .collect();
+    for token in &tokens {
+        assert!(
+            !logs.contains(token.as_str()),
+            "a phone's token reached the logs"
+        );
+    }
     assert!(
         !logs.contains("guessed-token"),
         "even a wrong token stays out of the logs"
@@ -220,6 +255,9 @@ async fn serve_never_logs_passwords_or_tokens() {
             !payload.contains(PASSWORD) && !payload.contains(TOKEN),
             "secret on {topic}"
         );
+        for token in &tokens {
+            assert!(!payload.contains(token.as_str()), "a token on {topic}");
+        }
     }
 }
 

@@ -207,7 +207,9 @@ async fn unreachable_and_refusing_phones_give_error_results_that_explain() {
             !payload.contains(PASSWORD) && !payload.contains("not-the-password"),
             "password on {topic}"
         );
-        assert!(!payload.contains(TOKEN), "token on {topic}");
+        for mac in ["001565000001", "001565000002"] {
+            assert!(!payload.contains(&gw.token(mac)), "token on {topic}");
+        }
     }
     gw.stop().await;
 }
@@ -266,11 +268,23 @@ async fn a_wrong_token_gets_403_and_publishes_nothing() {
     )
     .await;
     assert_ne!(status_of(&missing), 200, "{missing}");
+    // Another phone's token is as wrong.
+    let other = raw_http(
+        addr,
+        format!(
+            "GET /action/{}/yealink/dnd_on?mac=00:15:65:00:00:0b HTTP/1.1\r\nHost: x\r\n\r\n",
+            gw.token("00156500000a")
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(status_of(&other), 403, "{other}");
     // A correct callback afterwards is the first event the subscriber sees.
     let right = raw_http(
         addr,
         format!(
-            "GET /action/{TOKEN}/yealink/dnd_on?mac=00:15:65:00:00:0b HTTP/1.1\r\nHost: x\r\n\r\n"
+            "GET /action/{}/yealink/dnd_on?mac=00:15:65:00:00:0b HTTP/1.1\r\nHost: x\r\n\r\n",
+            gw.token("00156500000b")
         )
         .as_bytes(),
     )
@@ -289,7 +303,8 @@ async fn callbacks_as_phones_really_write_them_are_accepted() {
     let addr = gw.gateway.http_addr;
     // Raw spaces, a raw `+`, an unfilled `$call_id`, an upper-case MAC, UTF-8 in the name.
     let request = format!(
-        "GET /action/{TOKEN}/yealink/incoming_call?mac=00:15:65:4A:A9:37&ip=10.0.0.5&remote=sip:+4930123456@pbx.example.com&display_remote=Jürgen Weiß & Co&call_id=$call_id HTTP/1.1\r\nHost: x\r\nUser-Agent: Yealink SIP-T46G 28.72.0.1 00:15:65:4a:a9:37\r\n\r\n"
+        "GET /action/{}/yealink/incoming_call?mac=00:15:65:4A:A9:37&ip=10.0.0.5&remote=sip:+4930123456@pbx.example.com&display_remote=Jürgen Weiß & Co&call_id=$call_id HTTP/1.1\r\nHost: x\r\nUser-Agent: Yealink SIP-T46G 28.72.0.1 00:15:65:4a:a9:37\r\n\r\n",
+        gw.token(ID)
     );
     let answer = raw_http(addr, request.as_bytes()).await;
     assert_eq!(status_of(&answer), 200, "{answer}");
@@ -330,14 +345,22 @@ async fn callbacks_as_phones_really_write_them_are_accepted() {
     // Unknown events and callbacks without any MAC are refused with a reason.
     let unknown = raw_http(
         addr,
-        format!("GET /action/{TOKEN}/yealink/explode?mac=001565000001 HTTP/1.1\r\n\r\n").as_bytes(),
+        format!(
+            "GET /action/{}/yealink/explode?mac=001565000001 HTTP/1.1\r\n\r\n",
+            gw.token("001565000001")
+        )
+        .as_bytes(),
     )
     .await;
     assert_eq!(status_of(&unknown), 404, "{unknown}");
     assert!(unknown.contains("no Action URL event `explode`"));
     let no_mac = raw_http(
         addr,
-        format!("GET /action/{TOKEN}/yealink/dnd_on?mac=$mac HTTP/1.1\r\n\r\n").as_bytes(),
+        format!(
+            "GET /action/{}/yealink/dnd_on?mac=$mac HTTP/1.1\r\n\r\n",
+            gw.token("001565000001")
+        )
+        .as_bytes(),
     )
     .await;
     assert_eq!(status_of(&no_mac), 400, "{no_mac}");

@@ -7,6 +7,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use common::*;
+use phone2mqtt::model::PhoneId;
 use phone2mqtt::sim;
 use phone2mqtt::vendor::yealink::SPEC;
 
@@ -20,19 +21,25 @@ const CALL: [&str; 3] = ["incoming_call", "call_established", "call_terminated"]
 async fn thousands_of_callbacks_arrive_all_and_in_order_per_phone() {
     let gw = start_gateway(test_config()).await;
     let mut probe = MqttProbe::connect_filter(gw.mqtt_port(), "phone2mqtt/+/event").await;
-    let provision = gw.gateway.agent.provision_ctx().clone();
-    let templates: Vec<String> = CALL
-        .iter()
-        .map(|event| provision.action_url(&SPEC, SPEC.event(event).expect("a Yealink event")))
-        .collect();
+    // Each phone's Action URLs, as its own file carries them.
+    let templates_of = |mac: &str| -> Vec<String> {
+        let provision = gw.gateway.agent.phone_ctx(&PhoneId::parse(mac).unwrap());
+        CALL.iter()
+            .map(|event| {
+                provision
+                    .action_url(&SPEC, SPEC.event(event).expect("a Yealink event"))
+                    .expect("a phone's file has Action URLs")
+            })
+            .collect()
+    };
 
     // Each phone sends its callbacks one after the other, as a phone does, each on its own
     // connection; the phones all send at once. `$call_id` numbers the callbacks of a phone.
     let mut phones = Vec::new();
     for phone in 0..PHONES {
-        let templates = templates.clone();
+        let mac = format!("00:15:65:c0:{:02x}:{:02x}", phone / 256, phone % 256);
+        let templates = templates_of(&mac);
         phones.push(tokio::spawn(async move {
-            let mac = format!("00:15:65:c0:{:02x}:{:02x}", phone / 256, phone % 256);
             let user_agent = format!("Yealink SIP-T46G 28.72.0.1 {mac}");
             for n in 0..CALLBACKS_PER_PHONE {
                 let values: HashMap<&'static str, String> = [

@@ -157,8 +157,9 @@ async fn a_raw_fanvil_callback_becomes_an_event() {
     let addr = gw.gateway.http_addr;
     // As the phone writes it: raw spaces, a raw `+`, unfilled `$call_id` and `$duration`,
     // camelCase `callDirection`, Fanvil's User-Agent.
+    let token = gw.token(ID);
     let request = format!(
-        "GET /action/{TOKEN}/fanvil/incoming_call?mac=0c383e07e16c&ip=10.0.0.7&model=X4&firmware=2.10.2.6887&active_user=1001&active_host=pbx.example.com&local=sip:1001@pbx.example.com&remote=sip:+4930123456@pbx.example.com&display_local=Front Desk&display_remote=Anna Schmidt&call_id=$call_id&duration=$duration&callDirection=in HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
+        "GET /action/{token}/fanvil/incoming_call?mac=0c383e07e16c&ip=10.0.0.7&model=X4&firmware=2.10.2.6887&active_user=1001&active_host=pbx.example.com&local=sip:1001@pbx.example.com&remote=sip:+4930123456@pbx.example.com&display_local=Front Desk&display_remote=Anna Schmidt&call_id=$call_id&duration=$duration&callDirection=in HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
     );
     let answer = raw_http(addr, request.as_bytes()).await;
     assert_eq!(status_of(&answer), 200, "{answer}");
@@ -190,8 +191,9 @@ async fn a_raw_fanvil_callback_becomes_an_event() {
     }
 
     // `$mac` left unfilled: the MAC comes from the User-Agent.
+    let token = gw.token(ID);
     let request = format!(
-        "GET /action/{TOKEN}/fanvil/dnd_on?mac=$mac&ip=10.0.0.7 HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
+        "GET /action/{token}/fanvil/dnd_on?mac=$mac&ip=10.0.0.7 HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
     );
     let answer = raw_http(addr, request.as_bytes()).await;
     assert_eq!(status_of(&answer), 200, "{answer}");

@@ -401,8 +401,9 @@ async fn a_raw_path_style_callback_becomes_an_event() {
         .push(phone_entry("grandstream", MAC, free_port(), "Reception"));
     let gw = start_gateway(config).await;
     let mut probe = MqttProbe::connect_filter(gw.mqtt_port(), "phone2mqtt/+/event").await;
+    let token = gw.token(ID);
     let request = format!(
-        "GET /action/{TOKEN}/grandstream/incoming_call/mac=c074ad2bd859&remote=+4930123456&display_remote=Anna Schmidt&call-id=$call-id HTTP/1.1\r\nHost: {}\r\nUser-Agent: Grandstream Model HW GXP1628 SW 1.0.4.138 DevId c074ad2bd859\r\nConnection: close\r\n\r\n",
+        "GET /action/{token}/grandstream/incoming_call/mac=c074ad2bd859&remote=+4930123456&display_remote=Anna Schmidt&call-id=$call-id HTTP/1.1\r\nHost: {}\r\nUser-Agent: Grandstream Model HW GXP1628 SW 1.0.4.138 DevId c074ad2bd859\r\nConnection: close\r\n\r\n",
         gw.gateway.http_addr
     );
     let answer = raw_http(gw.gateway.http_addr, request.as_bytes()).await;
@@ -426,6 +427,7 @@ async fn a_raw_path_style_callback_becomes_an_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_serves_every_grandstream_file_name() {
     let gw = start_gateway(test_config()).await;
+    let token = gw.token(ID);
     for file in [format!("cfg{ID}.xml"), format!("cfg{ID}"), "cfg.xml".into()] {
         let request = format!(
             "GET /{file} HTTP/1.1\r\nHost: x\r\nUser-Agent: Grandstream Model HW GXP1628 SW 1.0.4.138 DevId {ID}\r\nConnection: close\r\n\r\n"
@@ -433,7 +435,13 @@ async fn the_agent_serves_every_grandstream_file_name() {
         let answer = raw_http(gw.gateway.http_addr, request.as_bytes()).await;
         assert_eq!(status_of(&answer), 200, "{file}: {answer}");
         assert!(answer.contains("<gs_provision version=\"1\">"), "{file}");
-        assert!(answer.contains("<P8310>"), "{file}");
+        // The phone's own files carry its Action URLs; the generic one none, and no token.
+        let generic = file == "cfg.xml";
+        assert_eq!(answer.contains("<P8310>"), !generic, "{file}");
+        assert_eq!(answer.contains(&token), !generic, "{file}");
+        if generic {
+            assert!(!answer.contains("/action/"), "{answer}");
+        }
     }
     gw.stop().await;
 }
@@ -448,8 +456,9 @@ async fn provision_v2_output_is_read_by_the_phone_and_accepted_by_the_agent() {
     std::fs::write(
         &path,
         format!(
-            "[http]\npublic_url = \"{}\"\naction_token = \"{TOKEN}\"\n",
-            gw.gateway.public_url
+            "[http]\npublic_url = \"{}\"\n[agent]\ndata_dir = \"{}\"\n",
+            gw.gateway.public_url,
+            gw.data_dir.0.display()
         ),
     )
     .unwrap();
@@ -457,6 +466,8 @@ async fn provision_v2_output_is_read_by_the_phone_and_accepted_by_the_agent() {
         .args([
             "provision",
             "grandstream",
+            "--mac",
+            MAC,
             "--format",
             "v2",
             "-c",

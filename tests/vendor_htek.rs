@@ -138,8 +138,9 @@ async fn a_raw_htek_callback_becomes_an_event() {
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     let addr = gw.gateway.http_addr;
     // As the phone writes it: raw spaces, a raw `+`, an unfilled `$call_id`, Htek's User-Agent.
+    let token = gw.token(ID);
     let request = format!(
-        "GET /action/{TOKEN}/htek/incoming_call?mac=001fc11c22a9&ip=10.0.0.8&model=UC903&firmware=2.0.4.2&active_user=1001&active_host=pbx.example.com&local=sip:1001@pbx.example.com&remote=sip:+4930123456@pbx.example.com&display_local=Front Desk&display_remote=Anna Schmidt&call_id=$call_id HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
+        "GET /action/{token}/htek/incoming_call?mac=001fc11c22a9&ip=10.0.0.8&model=UC903&firmware=2.0.4.2&active_user=1001&active_host=pbx.example.com&local=sip:1001@pbx.example.com&remote=sip:+4930123456@pbx.example.com&display_local=Front Desk&display_remote=Anna Schmidt&call_id=$call_id HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
     );
     let answer = raw_http(addr, request.as_bytes()).await;
     assert_eq!(status_of(&answer), 200, "{answer}");

@@ -291,8 +291,9 @@ async fn a_raw_snom_callback_becomes_an_mqtt_event() {
     let gw = start_gateway(test_config()).await;
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     // Pasted in verbatim, as Snom does: raw spaces, a raw `+`, an unfilled `$call-id`.
+    let token = gw.token(ID);
     let request = format!(
-        "GET /action/{TOKEN}/snom/incoming?mac=000413922D24&remote=sip:+4930123456@pbx.example.com&display_remote=Anna Schmidt&call-id=$call-id HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
+        "GET /action/{token}/snom/incoming?mac=000413922D24&remote=sip:+4930123456@pbx.example.com&display_remote=Anna Schmidt&call-id=$call-id HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
     );
     let answer = raw_http(gw.gateway.http_addr, request.as_bytes()).await;
     assert_eq!(status_of(&answer), 200, "{answer}");
@@ -325,8 +326,9 @@ async fn a_raw_snom_callback_becomes_an_mqtt_event() {
     assert_eq!(state["remote"], "+4930123456");
 
     // The irregular setting names keep their wire names: `action_reg_failed` is `reg_failed`.
+    let token = gw.token(ID);
     let request = format!(
-        "GET /action/{TOKEN}/snom/reg_failed?mac=000413922D24&phone_ip=10.0.0.7&active_user=1001&active_host=pbx.example.com HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
+        "GET /action/{token}/snom/reg_failed?mac=000413922D24&phone_ip=10.0.0.7&active_user=1001&active_host=pbx.example.com HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
     );
     let answer = raw_http(gw.gateway.http_addr, request.as_bytes()).await;
     assert_eq!(status_of(&answer), 200, "{answer}");

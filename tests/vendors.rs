@@ -159,14 +159,14 @@ fn declared_commands_build_and_the_others_are_refused_by_name() {
 fn provisioning_carries_every_action_url_with_the_token() {
     let ctx = ProvisionCtx {
         public_url: "http://192.168.1.10:8080".into(),
-        token: "tok3n-0123456789abcdef".into(),
+        token: Some("tok3n-0123456789abcdef".into()),
         agent_host: "192.168.1.10".into(),
         format: None,
     };
     for spec in VENDORS {
         let text = (spec.provision)(&ctx);
         for event in spec.events {
-            let url = ctx.action_url(spec, event);
+            let url = ctx.action_url(spec, event).unwrap();
             let escaped = vendor::xml_escape(&url);
             assert!(
                 text.contains(&url) || text.contains(&escaped),
@@ -175,6 +175,21 @@ fn provisioning_carries_every_action_url_with_the_token() {
                 event.wire
             );
         }
+    }
+}
+
+/// A generic file (no phone's token) carries no Action URL at all, for every vendor.
+#[test]
+fn generic_files_carry_no_action_url() {
+    let ctx = ProvisionCtx {
+        public_url: "http://192.168.1.10:8080".into(),
+        token: None,
+        agent_host: "192.168.1.10".into(),
+        format: None,
+    };
+    for spec in VENDORS {
+        let text = (spec.provision)(&ctx);
+        assert!(!text.contains("/action/"), "{}: {text}", spec.id);
     }
 }
 

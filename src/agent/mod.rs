@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::model::{Command, CommandArg, CommandKind, CommandResult, Event};
 use crate::mqtt::{self, Mqtt};
 use crate::shutdown::Lifecycle;
@@ -50,10 +50,19 @@ pub struct Shared {
     pub registry: Registry,
     pub queues: Queues,
     pub http: reqwest::Client,
-    pub token: Secret,
+    /// For `[provisioning] upstream`: certificates verified, unlike `http`, which talks to
+    /// phones and their self-signed certificates.
+    pub upstream_http: reqwest::Client,
+    /// Each phone's Action URL token, and the legacy token's grace period.
+    pub keys: Arc<crate::phone_auth::PhoneKeys>,
+    /// `[provisioning] auth_username`/`auth_password`, when set.
+    pub provisioning_auth: Option<crate::phone_auth::ProvisioningAuth>,
+    /// Provisioning requests refused because they came from outside `[provisioning] allow`.
+    pub refused_outside_allow: std::sync::atomic::AtomicU64,
     pub public_url: String,
     /// The Manager's address, for links to it.
     pub manager_url: String,
+    /// The context of generic files (no token, no Action URL); `phone_ctx` gives a phone's.
     pub provision: ProvisionCtx,
     pub command_timeout: Duration,
     pub answer_unknown_phones: bool,
@@ -94,7 +103,7 @@ pub struct AgentOptions {
     pub public_url: String,
     /// The Manager's address, for links to it (Home Assistant's device page).
     pub manager_url: String,
-    pub token: Secret,
+    pub keys: Arc<crate::phone_auth::PhoneKeys>,
     /// Seconds between state polls of configured phones; zero turns polling off.
     pub poll_interval: Duration,
 }
@@ -179,13 +188,18 @@ impl Agent {
             mqtt,
             queues: Queues::default(),
             http: commands::http_client(),
+            upstream_http: provisioning::upstream_client()?,
             provision: ProvisionCtx {
                 public_url: options.public_url.clone(),
-                token: options.token.expose().to_string(),
+                token: None,
                 agent_host,
                 format: None,
             },
-            token: options.token,
+            provisioning_auth: config.provisioning.auth().map(|(username, password)| {
+                crate::phone_auth::ProvisioningAuth::new(username, password, &options.keys)
+            }),
+            keys: options.keys,
+            refused_outside_allow: std::sync::atomic::AtomicU64::new(0),
             public_url: options.public_url,
             manager_url: options.manager_url,
             command_timeout: Duration::from_secs_f64(config.agent.command_timeout),
@@ -255,8 +269,21 @@ impl Agent {
         &self.shared.mqtt
     }
 
+    /// The context of generic files, without a token.
     pub fn provision_ctx(&self) -> &ProvisionCtx {
         &self.shared.provision
+    }
+
+    /// The context of one phone's own file, with its token.
+    pub fn phone_ctx(&self, id: &crate::model::PhoneId) -> ProvisionCtx {
+        self.shared.phone_ctx(id)
+    }
+
+    /// Provisioning requests refused so far because they came from outside `[provisioning] allow`.
+    pub fn refused_outside_allow(&self) -> u64 {
+        self.shared
+            .refused_outside_allow
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -269,6 +296,11 @@ fn host_of(url: &str) -> String {
 }
 
 impl Shared {
+    /// The context of phone `id`'s own file: its token in every Action URL.
+    pub fn phone_ctx(&self, id: &crate::model::PhoneId) -> ProvisionCtx {
+        self.provision.for_phone(self.keys.token(id))
+    }
+
     pub async fn publish_update(&self, update: Update) {
         if let Some(info) = &update.info {
             self.identities.remember(info);
@@ -320,7 +352,13 @@ impl Shared {
 
     /// Keeps a newly discovered phone and tells the world: a `phone_discovered` event on the
     /// bridge (its `info` is published with the update).
-    pub async fn record_discovery(&self, info: &crate::model::PhoneInfo) {
+    /// `peer`: the address the phone's request came from; `auto_adopt` takes only phones inside
+    /// `[provisioning] allow`.
+    pub async fn record_discovery(
+        &self,
+        info: &crate::model::PhoneInfo,
+        peer: Option<std::net::IpAddr>,
+    ) {
         let kept = store::DiscoveredPhone {
             mac: info.id.to_string(),
             vendor: info.vendor.clone(),
@@ -346,6 +384,10 @@ impl Shared {
             .publish_json(self.topics.bridge_event(&self.name), &event, false)
             .await;
         if self.provisioning.auto_adopt {
+            if !peer.is_some_and(|ip| self.provisioning.allows(ip)) {
+                tracing::warn!(phone = %info.id, peer = ?peer, "Not adopted automatically: the phone's address is outside [provisioning] allow.");
+                return;
+            }
             // `[provisioning] auto_adopt`: the site's credentials, the address the phone reported.
             let result = dispatch::adopt(self, info.id.as_str(), b"").await;
             self.publish_result(info.id.as_str(), &result).await;

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::agent::Shared;
 use crate::model::{now_rfc3339, PhoneId};
-use crate::vendor::{self, ProvisionCtx, VendorSpec};
+use crate::vendor::{self, VendorSpec};
 
 /// How long the site's provisioning server has to answer.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
@@ -97,17 +97,18 @@ impl Served {
 }
 
 /// A phone's file as phone2mqtt writes it (without the site's upstream part), and what its
-/// vendor could not program.
+/// vendor could not program. A generic file (no MAC) carries no token and no Action URL: it is
+/// served to every phone that asks, and each phone gets its Action URLs from its own file.
 pub fn own_file(
     shared: &Shared,
     spec: &'static VendorSpec,
     mac: Option<&PhoneId>,
-    ctx: &ProvisionCtx,
 ) -> (String, Vec<String>) {
-    let base = (spec.provision)(ctx);
     let Some(mac) = mac else {
-        return (base, Vec::new());
+        return ((spec.provision)(&shared.provision), Vec::new());
     };
+    let ctx = &shared.phone_ctx(mac);
+    let base = (spec.provision)(ctx);
     let phone = shared.registry.get(mac);
     let config = phone.as_ref().and_then(|p| p.config.as_ref());
     let profile = shared.profiles.profile(spec.id, mac, config);
@@ -157,17 +158,57 @@ fn upstream_url(upstream: &str, file: &str) -> String {
     format!("{}/{file}", upstream.trim_end_matches('/'))
 }
 
+/// The client for the site's provisioning server: normal certificate verification, since the
+/// file it answers holds the phones' SIP passwords (the phones' own client accepts self-signed
+/// certificates, as phones have them).
+pub fn upstream_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(UPSTREAM_TIMEOUT)
+        .build()
+        .map_err(|err| anyhow::anyhow!("cannot build the upstream HTTP client: {err}"))
+}
+
+/// A URL as logs and answers show it: without the user and password it may carry.
+fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        Err(_) => url.to_string(),
+    }
+}
+
+/// Why a request failed, down to its cause (`invalid peer certificate: UnknownIssuer`), without
+/// the URL reqwest puts in its message.
+fn error_chain(err: reqwest::Error) -> String {
+    let err = err.without_url();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The site's own file; `Ok(None)` when it has none for this phone (404).
 async fn fetch_upstream(
     shared: &Shared,
     url: &str,
     user_agent: Option<&str>,
 ) -> Result<Option<String>, String> {
-    let mut request = shared.http.get(url);
+    let mut request = shared.upstream_http.get(url);
     if let Some(user_agent) = user_agent {
         // Site servers pick files by the phone's User-Agent too.
         request = request.header(header::USER_AGENT, user_agent);
     }
+    let url = shown_url(url);
     let response = tokio::time::timeout(UPSTREAM_TIMEOUT, request.send())
         .await
         .map_err(|_| {
@@ -176,13 +217,13 @@ async fn fetch_upstream(
                 UPSTREAM_TIMEOUT.as_secs()
             )
         })?
-        .map_err(|err| format!("{url}: {err}"))?;
+        .map_err(|err| format!("{url}: {}", error_chain(err)))?;
     match response.status().as_u16() {
         200..=299 => response
             .text()
             .await
             .map(Some)
-            .map_err(|err| format!("{url}: {err}")),
+            .map_err(|err| format!("{url}: {}", error_chain(err))),
         404 => Ok(None),
         status => Err(format!("{url} answered {status}")),
     }
@@ -193,7 +234,7 @@ pub async fn serve(
     shared: &Arc<Shared>,
     file: &str,
     user_agent: Option<&str>,
-    peer_ip: Option<String>,
+    peer_ip: Option<std::net::IpAddr>,
 ) -> Option<Response> {
     let configured = |id: &PhoneId| {
         shared
@@ -223,11 +264,13 @@ pub async fn serve(
             _ => plain(StatusCode::NOT_FOUND, "no boot file".into()),
         });
     }
-    let (own, refused) = own_file(shared, spec, mac.as_ref(), &shared.provision);
+    let (own, refused) = own_file(shared, spec, mac.as_ref());
     let body = match (&config.upstream, boot_mode) {
         (Some(upstream), false) => {
             let url = upstream_url(upstream, file);
-            match fetch_upstream(shared, &url, user_agent).await {
+            let fetched = fetch_upstream(shared, &url, user_agent).await;
+            let url = shown_url(&url);
+            match fetched {
                 Ok(Some(site)) => match spec.programming.format.merge(&site, &own) {
                     Ok(merged) => merged,
                     Err(err) => {
@@ -279,14 +322,17 @@ async fn discover(
     spec: &'static VendorSpec,
     id: &PhoneId,
     user_agent: Option<&str>,
-    ip: Option<String>,
+    ip: Option<std::net::IpAddr>,
 ) {
     let identity = user_agent.and_then(spec.recognise).unwrap_or_default();
-    if let Some(info) =
-        shared
-            .registry
-            .insert_discovered(id.clone(), spec, identity.model, identity.firmware, ip)
-    {
+    let shown_ip = ip.map(|ip| ip.to_canonical().to_string());
+    if let Some(info) = shared.registry.insert_discovered(
+        id.clone(),
+        spec,
+        identity.model,
+        identity.firmware,
+        shown_ip,
+    ) {
         info!(phone = %id, vendor = spec.id, "Discovered a phone by its provisioning request.");
         let update = crate::agent::registry::Update {
             id: id.clone(),
@@ -296,7 +342,7 @@ async fn discover(
             online: None,
         };
         shared.publish_update(update).await;
-        shared.record_discovery(&info).await;
+        shared.record_discovery(&info, ip).await;
     }
 }
 
@@ -309,16 +355,15 @@ pub async fn publish_status(shared: &Shared, status: &Status) {
         .await;
 }
 
-/// A status as shown outside the agent: values never show the action token or a password.
+/// A status as shown outside the agent: values never show an Action URL token or a password.
 pub fn shown(shared: &Shared, status: &Status) -> Status {
     let mut status = status.clone();
-    let token = shared.token.expose();
     for drift in &mut status.drift {
         for value in [&mut drift.expected, &mut drift.actual]
             .into_iter()
             .flatten()
         {
-            *value = value.replace(token, "***");
+            *value = shared.keys.hide_tokens(&status.phone, value);
         }
         if crate::profile::is_secret_setting(&drift.setting) {
             drift.expected = drift.expected.as_ref().map(|_| "***".into());
@@ -333,7 +378,7 @@ pub async fn profile_changed(shared: &Shared, id: &PhoneId) {
     let Some(phone) = shared.registry.get(id) else {
         return;
     };
-    let (own, refused) = own_file(shared, phone.vendor, Some(id), &shared.provision);
+    let (own, refused) = own_file(shared, phone.vendor, Some(id));
     let in_sync = shared.served.served_digest(id).map(|d| d == digest(&own));
     let status = shared.served.update(id, |status, _| {
         status.in_sync = in_sync;
@@ -360,11 +405,14 @@ pub fn expected_settings(
     spec: &'static VendorSpec,
     id: &PhoneId,
 ) -> Vec<vendor::Setting> {
-    let ctx = &shared.provision;
+    let ctx = &shared.phone_ctx(id);
     let mut expected: Vec<vendor::Setting> = spec
         .events
         .iter()
-        .map(|event| vendor::Setting::new(event.setting, ctx.action_url(spec, event)))
+        .filter_map(|event| {
+            let url = ctx.action_url(spec, event)?;
+            Some(vendor::Setting::new(event.setting, url))
+        })
         .collect();
     let phone = shared.registry.get(id);
     let config = phone.as_ref().and_then(|p| p.config.as_ref());
@@ -394,7 +442,7 @@ pub async fn record_verification(
 /// Compares what the phone has with what the agent expects; the digest comparison when the
 /// vendor allows no read-back.
 pub fn served_drift(shared: &Shared, spec: &'static VendorSpec, id: &PhoneId) -> Vec<Drift> {
-    let (own, _) = own_file(shared, spec, Some(id), &shared.provision);
+    let (own, _) = own_file(shared, spec, Some(id));
     match shared.served.served_digest(id) {
         Some(served) if served == digest(&own) => Vec::new(),
         Some(_) => vec![Drift {

@@ -1,9 +1,12 @@
 //! The routes phones call: Action URL callbacks and provisioning files.
 //!
 //! Callbacks arrive as `/action/<token>/<vendor>/<event>?<vars>`, exactly as `provision` writes
-//! them. Values are pasted in by the phone verbatim; the lenient HTTP front (`http_front`)
-//! has already made the request line parseable, and here the query is split on `&` and the
-//! first `=`, `%XX` is decoded and nothing else: a `+` stays a `+`. A variable the phone left
+//! them. The token is the phone's own (`phone_auth`): a callback is taken only when it matches
+//! the MAC the callback carries, so one phone's file lets nobody speak for another phone.
+//!
+//! Values are pasted in by the phone verbatim; the lenient HTTP front (`http_front`) has
+//! already made the request line parseable, and here the query is split on `&` and the first
+//! `=`, `%XX` is decoded and nothing else: a `+` stays a `+`. A variable the phone left
 //! unfilled (`$call_id`) counts as absent. Vendors whose guides put the variables in the path
 //! (`/incoming_call/mac=...&remote=...`, no `?`) are read the same way.
 
@@ -21,6 +24,7 @@ use tracing::{info, warn};
 
 use crate::agent::Shared;
 use crate::model::{now_rfc3339, Event};
+use crate::phone_auth::Verdict;
 use crate::vendor::{self, Callback, ParseError};
 
 /// What phones call: Action URLs, logos and provisioning files.
@@ -70,6 +74,7 @@ async fn action_url(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
+    let peer_addr = peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip());
     let peer = peer_ip(&peer);
     let raw = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("");
     let Some(target) = split_action_target(raw) else {
@@ -78,14 +83,6 @@ async fn action_url(
             "not an Action URL: expected /action/<token>/<vendor>/<event>",
         );
     };
-    if !constant_time_eq(target.token.as_bytes(), shared.token.expose().as_bytes()) {
-        // The token never reaches the log, right or wrong.
-        warn!(%peer, vendor = %target.vendor, event = %target.event, "Action URL with a wrong token refused.");
-        return reply(
-            StatusCode::FORBIDDEN,
-            "wrong or missing token: provision this phone again with `phone2mqtt provision`",
-        );
-    }
     let Some(vendor) = vendor::find(target.vendor) else {
         warn!(%peer, vendor = %target.vendor, "Action URL for an unknown vendor.");
         return reply(
@@ -94,7 +91,17 @@ async fn action_url(
         );
     };
     if target.event == "key" {
-        return key_press(&shared, vendor, parse_vars(target.vars), &peer).await;
+        let vars = parse_vars(target.vars);
+        let Some(phone) = vars
+            .get("mac")
+            .and_then(|m| crate::model::PhoneId::parse(m))
+        else {
+            return reply(StatusCode::BAD_REQUEST, "a key press needs `mac`");
+        };
+        if let Some(refused) = check_token(&shared, &phone, &target, &peer) {
+            return refused;
+        }
+        return key_press(&shared, vendor, phone, vars, &peer).await;
     }
     let callback = Callback {
         event: target.event.to_string(),
@@ -114,7 +121,12 @@ async fn action_url(
             return reply(status, err.to_string());
         }
     };
-    let phone = parsed.mac.clone().expect("parse found a MAC");
+    let Some(phone) = parsed.mac.clone() else {
+        return reply(StatusCode::BAD_REQUEST, ParseError::NoMac.to_string());
+    };
+    if let Some(refused) = check_token(&shared, &phone, &target, &peer) {
+        return refused;
+    }
     let event = Event {
         event: parsed.event,
         phone,
@@ -136,9 +148,50 @@ async fn action_url(
     shared.publish_update(update).await;
     if let Some(info) = discovered {
         info!(phone = %event.phone, vendor = vendor.id, %peer, "Discovered a phone that is not configured.");
-        shared.record_discovery(&info).await;
+        shared.record_discovery(&info, peer_addr).await;
     }
     reply(StatusCode::OK, "OK")
+}
+
+/// `None` when the token is `phone`'s own (or the legacy token in its grace period); otherwise
+/// the 403 to answer. The token never reaches the log, right or wrong.
+fn check_token(
+    shared: &Shared,
+    phone: &crate::model::PhoneId,
+    target: &ActionTarget<'_>,
+    peer: &str,
+) -> Option<Response> {
+    let refuse = |why: &str| {
+        reply(
+            StatusCode::FORBIDDEN,
+            format!("{why}: provision this phone again (its file carries its own token)"),
+        )
+    };
+    match shared.keys.check(phone, target.token) {
+        Verdict::Phone => None,
+        Verdict::Legacy { first } => {
+            if first {
+                let until = shared
+                    .keys
+                    .legacy_until()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default();
+                warn!(%phone, %peer, %until, "This phone still sends the installation-wide Action URL token, accepted until then: provision it again.");
+            }
+            None
+        }
+        Verdict::LegacyExpired => {
+            warn!(%phone, %peer, vendor = %target.vendor, event = %target.event, "Action URL refused: the installation-wide token's grace period is over.");
+            Some(refuse("the installation-wide token is no longer accepted"))
+        }
+        Verdict::Wrong => {
+            warn!(%phone, %peer, vendor = %target.vendor, event = %target.event, "Action URL refused: the token is not this phone's.");
+            Some(refuse("wrong or missing token for this phone"))
+        }
+    }
 }
 
 struct ActionTarget<'a> {
@@ -235,36 +288,81 @@ pub fn percent_decode(text: &str) -> String {
         .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Serves the file a phone asks for when its provisioning server is this agent.
+/// Serves the file a phone asks for when its provisioning server is this agent: only to
+/// addresses inside `[provisioning] allow`, and with `[provisioning] auth_username` set, only
+/// to phones that give the credentials.
 async fn provisioning_file(
     State(shared): State<Arc<Shared>>,
     peer: Peer,
+    method: axum::http::Method,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     let file = uri.path().trim_start_matches('/');
+    let ip = peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip());
+    if let Some(refused) = outside_allow(&shared, ip, file) {
+        return refused;
+    }
+    if let Some(auth) = &shared.provisioning_auth {
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        let target = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+        if !auth.accepts(authorization, method.as_str(), target) {
+            if authorization.is_some() {
+                warn!(peer = ?ip, file, "Provisioning request with wrong credentials refused.");
+            }
+            let mut response = reply(
+                StatusCode::UNAUTHORIZED,
+                "this provisioning server needs the credentials of [provisioning] auth_username",
+            );
+            for challenge in auth.challenges() {
+                if let Ok(value) = header::HeaderValue::from_str(&challenge) {
+                    response
+                        .headers_mut()
+                        .append(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            return response;
+        }
+    }
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|ua| ua.to_str().ok())
         .map(str::to_string);
-    let ip = peer
-        .as_ref()
-        .map(|Extension(ConnectInfo(addr))| addr.ip().to_string());
     match crate::agent::provisioning::serve(&shared, file, user_agent.as_deref(), ip).await {
         Some(response) => response,
         None => reply(StatusCode::NOT_FOUND, "not found"),
     }
 }
 
-/// A logo the agent converted, for the phones' provisioning to download.
+/// The 403 for a provisioning request from outside `[provisioning] allow`, counted.
+fn outside_allow(shared: &Shared, ip: Option<std::net::IpAddr>, file: &str) -> Option<Response> {
+    if ip.is_some_and(|ip| shared.provisioning.allows(ip)) {
+        return None;
+    }
+    let refused = shared
+        .refused_outside_allow
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    warn!(peer = ?ip, file, refused, "Provisioning request from outside [provisioning] allow refused.");
+    Some(reply(
+        StatusCode::FORBIDDEN,
+        "this address may not fetch provisioning files: see [provisioning] allow",
+    ))
+}
+
+/// A logo the agent converted, for the phones' provisioning to download (from inside
+/// `[provisioning] allow`; phones fetch it without the provisioning credentials).
 async fn logo_file(
     State(shared): State<Arc<Shared>>,
+    peer: Peer,
     axum::extract::Path(file): axum::extract::Path<String>,
 ) -> Response {
+    let ip = peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip());
+    if let Some(refused) = outside_allow(&shared, ip, &file) {
+        return refused;
+    }
     if !crate::agent::logo::is_logo_file(&file) {
         return reply(StatusCode::NOT_FOUND, "not found");
     }
@@ -326,15 +424,10 @@ async fn upload_logo(
 async fn key_press(
     shared: &Arc<Shared>,
     vendor: &'static crate::vendor::VendorSpec,
+    phone: crate::model::PhoneId,
     vars: BTreeMap<String, String>,
     peer: &str,
 ) -> Response {
-    let Some(phone) = vars
-        .get("mac")
-        .and_then(|m| crate::model::PhoneId::parse(m))
-    else {
-        return reply(StatusCode::BAD_REQUEST, "a key press needs `mac`");
-    };
     let Some(number) = vars
         .get("key")
         .and_then(|k| k.parse::<u32>().ok())

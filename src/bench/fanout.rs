@@ -55,7 +55,13 @@ async fn fan_out(
     dir: &std::path::Path,
 ) -> anyhow::Result<FanoutFigures> {
     let provisioning = provision(&settings.bin, dir, &format!("http://{}", server.http)).await?;
-    let requests = Arc::new(Requests::new(&provisioning, settings.flood_phones, false)?);
+    let keys = super::phone_keys(dir)?;
+    let requests = Arc::new(Requests::new(
+        &provisioning,
+        settings.flood_phones,
+        false,
+        &|mac| keys.token(mac),
+    )?);
     let capacity = (settings.rate * settings.fixed.as_secs_f64()) as usize + 1;
     let timeline = Arc::new(Timeline::new(capacity));
     eprintln!("websocket: connecting {} clients", settings.ws_clients);

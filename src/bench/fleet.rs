@@ -163,7 +163,8 @@ async fn storm_and_reboot(
     let provisioning = provision(&settings.bin, dir, &format!("http://{}", server.http)).await?;
     let urls = action_urls(&provisioning);
     let started = Instant::now();
-    figures.registration = fleet.register_all(&urls).await;
+    let keys = super::phone_keys(dir)?;
+    figures.registration = fleet.register_all(&urls, &|mac| keys.token(mac)).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while count(7) < phones && Instant::now() < deadline {
         let _ = tokio::time::timeout(Duration::from_secs(1), changed.changed()).await;

@@ -122,10 +122,12 @@ async fn serve_and_flood(
     };
     let provisioning = provision(&settings.bin, dir, &format!("http://{}", server.http)).await?;
     let gateway = matches!(kind, Kind::Gateway | Kind::BareGateway);
+    let keys = super::phone_keys(dir)?;
     let requests = Arc::new(Requests::new(
         &provisioning,
         settings.flood_phones,
         !gateway,
+        &|mac| keys.token(mac),
     )?);
     let plan = Plan {
         addr: server.http,
@@ -302,7 +304,7 @@ impl FloodFigures {
             ],
         ];
         format!(
-            "### Callback flood\n\n{} configured phones, {} connections at once, one request per connection, Action URLs as `provision yealink` prints them, values raw.\n\n{}",
+            "### Callback flood\n\n{} configured phones, {} connections at once, one request per connection, Action URLs as `provision yealink --mac` prints them, each phone's own token, values raw.\n\n{}",
             settings.flood_phones,
             settings.connections,
             table(

@@ -118,12 +118,19 @@ impl Requests {
     /// The requests `phones` phones send, from the provisioning file's URLs. `repair` writes
     /// each as the lenient HTTP front hands it on (percent-encoded), for servers built on a
     /// stock HTTP parser, which refuses a raw space.
-    pub fn new(provisioning: &str, phones: usize, repair: bool) -> anyhow::Result<Requests> {
+    /// `token` gives each phone's Action URL token (`$phone2mqtt_token` in the templates).
+    pub fn new(
+        provisioning: &str,
+        phones: usize,
+        repair: bool,
+        token: &dyn Fn(&PhoneId) -> String,
+    ) -> anyhow::Result<Requests> {
         let urls = action_urls(provisioning);
         let mut all = Vec::with_capacity(phones);
         for index in 0..phones {
             let mac = phone_mac(index);
-            let values = phone_values(&mac, &flood_ip(index), 1000 + index);
+            let mut values = phone_values(&mac, &flood_ip(index), 1000 + index);
+            values.insert(super::TOKEN_VAR, token(&mac));
             let mut steps = Vec::new();
             for event in CALL {
                 let template = urls
@@ -437,13 +444,13 @@ mod tests {
     #[test]
     fn requests_are_raw_unless_repaired() {
         let provisioning = "action_url.incoming_call = http://127.0.0.1:1/action/t/yealink/incoming_call?mac=$mac&display_remote=$display_remote&remote=$remote&call_id=$call_id\naction_url.call_established = http://127.0.0.1:1/action/t/yealink/call_established?call_id=$call_id\naction_url.call_terminated = http://127.0.0.1:1/action/t/yealink/call_terminated?call_id=$call_id\n";
-        let raw = Requests::new(provisioning, 2, false).unwrap();
+        let raw = Requests::new(provisioning, 2, false, &|_| "t".into()).unwrap();
         let mut out = Vec::new();
         raw.phones[1][0].fill(42, &mut out);
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.starts_with("GET /action/t/yealink/incoming_call?mac=00:15:65:a0:00:01&display_remote=Anna Schmidt&remote=sip:+4930123456@pbx.example.com&call_id=42 HTTP/1.1\r\n"), "{text}");
         assert!(text.contains("\r\nConnection: close\r\n"));
-        let repaired = Requests::new(provisioning, 2, true).unwrap();
+        let repaired = Requests::new(provisioning, 2, true, &|_| "t".into()).unwrap();
         repaired.phones[1][0].fill(42, &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("display_remote=Anna%20Schmidt&"), "{text}");

@@ -30,8 +30,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use self::process::TOKEN;
-
 /// `phone2mqtt bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -221,7 +219,7 @@ impl Machine {
     }
 }
 
-/// The gateway's config for a bench: everything on loopback port 0, the bench token, no
+/// The gateway's config for a bench: everything on loopback port 0, no legacy token, no
 /// polling (the bench passes `--poll 0`), the data directory in `dir`, Home Assistant discovery
 /// on (the default) or off; `phones` (`[[phone]]` entries) is appended.
 pub fn gateway_config(dir: &Path, homeassistant: Discovery, phones: &str) -> String {
@@ -231,7 +229,7 @@ pub fn gateway_config(dir: &Path, homeassistant: Discovery, phones: &str) -> Str
         Discovery::Off => "enabled = false",
     };
     format!(
-        "[broker]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\naction_token = \"{TOKEN}\"\n\n[agent]\nname = \"bench\"\ndata_dir = \"{}\"\n\n[homeassistant]\n{discovery}\n\n{phones}",
+        "[broker]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[agent]\nname = \"bench\"\ndata_dir = \"{}\"\n\n[homeassistant]\n{discovery}\n\n{phones}",
         dir.join("data").display()
     )
 }
@@ -256,15 +254,25 @@ impl Discovery {
     }
 }
 
-/// What `phone2mqtt provision yealink` prints for a gateway at `public_url`.
+/// The variable the bench's Action URL templates hold where each phone's token goes.
+pub const TOKEN_VAR: &str = "phone2mqtt_token";
+
+/// What `phone2mqtt provision yealink --mac <one phone>` prints for a gateway at `public_url`
+/// whose data directory is in `dir`, with that phone's token replaced by `$phone2mqtt_token`:
+/// every bench phone fills in its own (`phone_keys`).
 pub async fn provision(bin: &Path, dir: &Path, public_url: &str) -> anyhow::Result<String> {
+    const SAMPLE: &str = "001565000000";
     let path = dir.join("provision.toml");
+    let data = dir.join("data");
     std::fs::write(
         &path,
-        format!("[http]\npublic_url = \"{public_url}\"\naction_token = \"{TOKEN}\"\n"),
+        format!(
+            "[http]\npublic_url = \"{public_url}\"\n[agent]\ndata_dir = \"{}\"\n",
+            data.display()
+        ),
     )?;
     let output = tokio::process::Command::new(bin)
-        .args(["provision", "yealink", "-c"])
+        .args(["provision", "yealink", "--mac", SAMPLE, "-c"])
         .arg(&path)
         .output()
         .await?;
@@ -273,7 +281,17 @@ pub async fn provision(bin: &Path, dir: &Path, public_url: &str) -> anyhow::Resu
         "provision failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    Ok(String::from_utf8(output.stdout)?)
+    let sample = crate::model::PhoneId::parse(SAMPLE).context("the sample MAC")?;
+    let token = phone_keys(dir)?.token(&sample);
+    Ok(String::from_utf8(output.stdout)?.replace(
+        &format!("/action/{token}/"),
+        &format!("/action/${TOKEN_VAR}/"),
+    ))
+}
+
+/// The keys of the gateway whose data directory is in `dir`, for each phone's token.
+pub fn phone_keys(dir: &Path) -> anyhow::Result<crate::phone_auth::PhoneKeys> {
+    crate::phone_auth::PhoneKeys::load(&dir.join("data"))
 }
 
 /// CPU time a process has used so far (user + system), from `/proc/<pid>/stat`.

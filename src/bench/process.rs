@@ -10,9 +10,6 @@ use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// The action token every bench gateway uses.
-pub const TOKEN: &str = "bench-token-0123456789abcdef";
-
 /// A child process that is stopped (SIGINT, then SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct Server {

@@ -134,8 +134,13 @@ impl Fleet {
     }
 
     /// Every phone at once sends `setup_completed`, then `registered`, each from its own
-    /// address, with the URLs of its provisioning file (`action_url.<event>` by event).
-    pub async fn register_all(&self, action_urls: &HashMap<String, String>) -> Registration {
+    /// address, with the URLs of its provisioning file (`action_url.<event>` by event), its own
+    /// token (`token`) in place of `$phone2mqtt_token`.
+    pub async fn register_all(
+        &self,
+        action_urls: &HashMap<String, String>,
+        token: &dyn Fn(&PhoneId) -> String,
+    ) -> Registration {
         let templates: Vec<String> = ["setup_completed", "registered"]
             .iter()
             .filter_map(|event| action_urls.get(*event).cloned())
@@ -144,10 +149,12 @@ impl Fleet {
         let mut phones = Vec::with_capacity(self.len());
         for index in 0..self.len() {
             let templates = templates.clone();
+            let mac = Fleet::mac(index);
+            let phone_token = token(&mac);
             phones.push(tokio::spawn(async move {
-                let mac = Fleet::mac(index);
                 let ip = Fleet::ip(index);
-                let values = phone_values(&mac, ip, index);
+                let mut values = phone_values(&mac, ip, index);
+                values.insert(crate::bench::TOKEN_VAR, phone_token);
                 let user_agent = format!("Yealink SIP-T46G 28.72.0.1 {}", mac.colon_mac());
                 for template in templates.iter() {
                     let url = super::substitute(template, &values);

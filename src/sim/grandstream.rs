@@ -448,7 +448,7 @@ mod tests {
     fn ctx(format: Option<&str>) -> ProvisionCtx {
         ProvisionCtx {
             public_url: "http://192.168.1.10:8080".into(),
-            token: "tok".into(),
+            token: Some("tok".into()),
             agent_host: "192.168.1.10".into(),
             format: format.map(str::to_string),
         }
@@ -470,7 +470,7 @@ mod tests {
                 }
                 assert_eq!(
                     provisioned.action_urls.get(event.wire),
-                    Some(&ctx(format).action_url(&SPEC, event)),
+                    ctx(format).action_url(&SPEC, event).as_ref(),
                     "{format:?} {}",
                     event.wire
                 );

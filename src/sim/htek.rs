@@ -248,7 +248,7 @@ mod tests {
     fn provisioning_is_read_from_para_entries() {
         let ctx = crate::vendor::ProvisionCtx {
             public_url: "http://10.0.0.1:8080".into(),
-            token: "tok".into(),
+            token: Some("tok".into()),
             agent_host: "10.0.0.1".into(),
             format: None,
         };

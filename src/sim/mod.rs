@@ -435,7 +435,7 @@ impl SimPhone {
         let personality = self.inner.options.personality;
         let identity = self.lock().identity.clone();
         let user_agent = (personality.user_agent)(&identity);
-        let agent = self.inner.options.agent_url.clone();
+        let (agent, _) = agent_and_credentials(&self.inner.options.agent_url);
         let absolute = |file: &str| {
             if file.starts_with("http://") || file.starts_with("https://") {
                 file.to_string()
@@ -485,16 +485,37 @@ impl SimPhone {
     }
 
     /// A GET from the provisioning server, as the phone makes it; `None` when the file is not
-    /// served (or the server is down).
+    /// served (or the server is down). Like a phone given provisioning server credentials, it
+    /// asks without them first and answers the agent's challenge: Digest when offered, else
+    /// Basic.
     async fn fetch(&self, url: &str, user_agent: &str) -> Option<reqwest::Response> {
-        match self
-            .inner
-            .http
-            .get(url)
-            .header(header::USER_AGENT, user_agent)
-            .send()
-            .await
-        {
+        let get = |authorization: Option<String>| {
+            let mut request = self
+                .inner
+                .http
+                .get(url)
+                .header(header::USER_AGENT, user_agent);
+            if let Some(authorization) = authorization {
+                request = request.header(header::AUTHORIZATION, authorization);
+            }
+            request.send()
+        };
+        let mut sent = get(None).await;
+        let (agent, credentials) = agent_and_credentials(&self.inner.options.agent_url);
+        if let (Ok(response), Some((username, password))) = (&sent, credentials) {
+            if response.status() == StatusCode::UNAUTHORIZED && same_origin(url, &agent) {
+                let challenges: Vec<String> = response
+                    .headers()
+                    .get_all(header::WWW_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|value| value.to_str().ok().map(str::to_string))
+                    .collect();
+                if let Some(answer) = answer_challenge(&challenges, url, &username, &password) {
+                    sent = get(Some(answer)).await;
+                }
+            }
+        }
+        match sent {
             Ok(response) if response.status().is_success() => Some(response),
             Ok(response) => {
                 debug!(%url, status = %response.status(), "Provisioning file not served.");
@@ -1110,17 +1131,69 @@ async fn action_uri(
     response
 }
 
+/// The agent's address without credentials, and the provisioning server credentials it
+/// carried (`http://user:pass@host:port`), as an installer gives both to a phone.
+pub fn agent_and_credentials(agent_url: &str) -> (String, Option<(String, String)>) {
+    let Ok(mut url) = url::Url::parse(agent_url) else {
+        return (agent_url.trim_end_matches('/').to_string(), None);
+    };
+    let credentials = (!url.username().is_empty()).then(|| {
+        (
+            decode(url.username()),
+            decode(url.password().unwrap_or_default()),
+        )
+    });
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    (url.as_str().trim_end_matches('/').to_string(), credentials)
+}
+
+/// Whether `url` is on the agent's host and port: only the agent gets its credentials.
+fn same_origin(url: &str, agent: &str) -> bool {
+    let origin = |text: &str| url::Url::parse(text).ok().map(|u| u.origin());
+    origin(url).is_some_and(|o| Some(o) == origin(agent))
+}
+
+/// The `Authorization` a phone sends back for the challenges of a 401.
+fn answer_challenge(
+    challenges: &[String],
+    url: &str,
+    username: &str,
+    password: &str,
+) -> Option<String> {
+    use base64::Engine;
+    let digest = challenges
+        .iter()
+        .find(|c| c.trim_start().to_ascii_lowercase().starts_with("digest"));
+    match digest {
+        Some(challenge) => {
+            let uri = url::Url::parse(url).ok().map(|u| match u.query() {
+                Some(query) => format!("{}?{query}", u.path()),
+                None => u.path().to_string(),
+            })?;
+            let mut prompt = digest_auth::parse(challenge).ok()?;
+            let context = digest_auth::AuthContext::new(username, password, uri);
+            prompt
+                .respond(&context)
+                .ok()
+                .map(|answer| answer.to_string())
+        }
+        None => challenges
+            .iter()
+            .any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic"))
+            .then(|| {
+                let pair = format!("{username}:{password}");
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            }),
+    }
+}
+
 /// Checks a `Basic` Authorization header against the phone's account.
 pub fn basic_auth_ok(authorization: Option<&str>, username: &str, password: &str) -> bool {
-    use base64::Engine;
-    let Some(encoded) = authorization.and_then(|a| a.strip_prefix("Basic ")) else {
-        return false;
-    };
-    base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .is_some_and(|pair| pair == format!("{username}:{password}"))
+    crate::phone_auth::basic_auth_ok(authorization, username, password)
 }
 
 /// The nonce simulated phones put in their Digest challenges.
@@ -1131,12 +1204,13 @@ pub const DIGEST_NONCE: &str = "5f1d2c3b4a5968778695a4b3c2d1e0f1";
 pub fn check_credentials(ctx: &AccessCtx<'_>, realm: &str) -> Result<(), Reply> {
     let authorization = ctx.request.authorization.as_deref();
     let ok = if ctx.digest {
-        digest_auth_ok(
+        crate::phone_auth::digest_auth_ok(
             authorization,
             ctx.request.method.as_str(),
             ctx.username,
             ctx.password,
             realm,
+            |nonce| nonce == DIGEST_NONCE,
         )
     } else {
         basic_auth_ok(authorization, ctx.username, ctx.password)
@@ -1150,66 +1224,6 @@ pub fn check_credentials(ctx: &AccessCtx<'_>, realm: &str) -> Result<(), Reply> 
         format!("Basic realm=\"{realm}\"")
     };
     Err(Reply::new(401, "Unauthorized").with_header("www-authenticate", challenge))
-}
-
-/// Verifies a `Digest` Authorization header against the phone's account.
-pub fn digest_auth_ok(
-    authorization: Option<&str>,
-    method: &str,
-    username: &str,
-    password: &str,
-    realm: &str,
-) -> bool {
-    use md5::{Digest, Md5};
-    let hex = |text: String| format!("{:x}", Md5::digest(text.as_bytes()));
-    let Some(fields) = authorization.and_then(|a| a.strip_prefix("Digest ")) else {
-        return false;
-    };
-    let mut params = HashMap::new();
-    for part in split_header_params(fields) {
-        if let Some((key, value)) = part.split_once('=') {
-            params.insert(
-                key.trim().to_ascii_lowercase(),
-                value.trim().trim_matches('"').to_string(),
-            );
-        }
-    }
-    let get = |key: &str| params.get(key).map(String::as_str).unwrap_or("");
-    if get("username") != username || get("realm") != realm || get("nonce") != DIGEST_NONCE {
-        return false;
-    }
-    let ha1 = hex(format!("{username}:{realm}:{password}"));
-    let ha2 = hex(format!("{method}:{}", get("uri")));
-    let expected = if get("qop").is_empty() {
-        hex(format!("{ha1}:{DIGEST_NONCE}:{ha2}"))
-    } else {
-        hex(format!(
-            "{ha1}:{DIGEST_NONCE}:{}:{}:{}:{ha2}",
-            get("nc"),
-            get("cnonce"),
-            get("qop")
-        ))
-    };
-    get("response") == expected
-}
-
-/// Splits `a="x, y", b=z` on the commas outside quotes.
-fn split_header_params(text: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut quoted = false;
-    for (index, c) in text.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                parts.push(&text[start..index]);
-                start = index + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&text[start..]);
-    parts
 }
 
 /// Decodes `%XX` as a phone's web server does for query values.

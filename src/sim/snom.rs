@@ -383,7 +383,7 @@ mod tests {
     fn the_drivers_provisioning_is_read_by_setting_name() {
         let ctx = ProvisionCtx {
             public_url: "http://192.168.1.10:8080".into(),
-            token: "tok".into(),
+            token: Some("tok".into()),
             agent_host: "192.168.1.10".into(),
             format: None,
         };

@@ -78,6 +78,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         logo_doc: "none documented",
         write: write_settings,
     },
+    provisioning_credentials: "the web UI's System > Auto Provision, Authentication Name and Authentication Password (labels unverified)",
     read_config: None,
 };
 
@@ -352,14 +353,14 @@ fn read_reply(_command: &Command, _reply: &PhoneReply) -> Result<ReplyOutcome, C
 }
 
 /// The Action URL for one event, with Fanvil's extra call variables.
-fn action_url(ctx: &ProvisionCtx, event: &EventSpec) -> String {
-    let mut url = ctx.action_url(&SPEC, event);
+fn action_url(ctx: &ProvisionCtx, event: &EventSpec) -> Option<String> {
+    let mut url = ctx.action_url(&SPEC, event)?;
     if event.carries == Call {
         for var in EXTRA_CALL_VARS {
             url.push_str(&format!("&{var}=${var}"));
         }
     }
-    url
+    Some(url)
 }
 
 /// The per-device `<mac>.cfg` in the current XML format (vendors.md §2.3).
@@ -391,11 +392,10 @@ fn provision(ctx: &ProvisionCtx) -> String {
     out.push_str("         configuration (web UI: export the configuration as XML) and rename them here if they differ.\n");
     out.push_str("         Call events also carry $duration and $callDirection. -->\n");
     for event in SPEC.events {
-        let tag = cti_tag(event);
-        out.push_str(&format!(
-            "    <{tag}>{}</{tag}>\n",
-            xml_escape(&action_url(ctx, event))
-        ));
+        if let Some(url) = action_url(ctx, event) {
+            let tag = cti_tag(event);
+            out.push_str(&format!("    <{tag}>{}</{tag}>\n", xml_escape(&url)));
+        }
     }
     out.push_str("  </cti>\n");
     out.push_str("</sysConf>\n");
@@ -425,7 +425,7 @@ mod tests {
     fn ctx() -> ProvisionCtx {
         ProvisionCtx {
             public_url: "http://192.168.1.10:8080".into(),
-            token: "tok".into(),
+            token: Some("tok".into()),
             agent_host: "192.168.1.10".into(),
             format: None,
         }

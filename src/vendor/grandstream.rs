@@ -71,6 +71,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         logo_doc: "`P2916 = 1` (download) and `P2917` (the image's URL) (unverified: agreeing code, no vendor page); PNG scaled to fit 480×272",
         write: write_settings,
     },
+    provisioning_credentials: "the web UI's Maintenance > Upgrade and Provisioning, HTTP/HTTPS User Name and HTTP/HTTPS Password",
     read_config: Some(ReadConfig {
         build: read_config_request,
         parse: read_config_reply,
@@ -511,7 +512,10 @@ fn provision(ctx: &ProvisionCtx) -> String {
     if v2 {
         out.push_str("  <config version=\"2\">\n");
         for event in SPEC.events {
-            let url = xml_escape(&ctx.action_url(&SPEC, event));
+            let Some(url) = ctx.action_url(&SPEC, event) else {
+                continue;
+            };
+            let url = xml_escape(&url);
             match v2_alias(event.setting) {
                 Some(alias) => out.push_str(&format!("    <item name=\"{alias}\">{url}</item>\n")),
                 None => out.push_str(&format!(
@@ -523,7 +527,10 @@ fn provision(ctx: &ProvisionCtx) -> String {
     } else {
         out.push_str("  <config version=\"1\">\n");
         for event in SPEC.events {
-            let url = xml_escape(&ctx.action_url(&SPEC, event));
+            let Some(url) = ctx.action_url(&SPEC, event) else {
+                continue;
+            };
+            let url = xml_escape(&url);
             out.push_str(&format!("    <{0}>{url}</{0}>\n", event.setting));
         }
     }
@@ -854,7 +861,7 @@ mod tests {
     fn ctx(format: Option<&str>) -> ProvisionCtx {
         ProvisionCtx {
             public_url: "http://192.168.1.10:8080".into(),
-            token: "tok".into(),
+            token: Some("tok".into()),
             agent_host: "192.168.1.10".into(),
             format: format.map(str::to_string),
         }

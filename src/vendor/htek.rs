@@ -70,6 +70,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         logo_doc: "none documented",
         write: write_settings,
     },
+    provisioning_credentials: "the web UI's Management > Auto Provision, User Name and Password (labels unverified)",
     read_config: None,
 };
 
@@ -281,11 +282,13 @@ fn provision(ctx: &ProvisionCtx) -> String {
         xml_escape(&ctx.agent_host)
     ));
     for event in SPEC.events {
-        out.push_str(&format!(
-            "    <{UNKNOWN_P} para=\"{}\">{}</{UNKNOWN_P}>\n",
-            para_name(event),
-            xml_escape(&ctx.action_url(&SPEC, event))
-        ));
+        if let Some(url) = ctx.action_url(&SPEC, event) {
+            out.push_str(&format!(
+                "    <{UNKNOWN_P} para=\"{}\">{}</{UNKNOWN_P}>\n",
+                para_name(event),
+                xml_escape(&url)
+            ));
+        }
     }
     out.push_str("  </config>\n");
     out.push_str("</hl_provision>\n");
@@ -396,7 +399,7 @@ mod tests {
     fn provisioning_is_hl_provision_with_derived_entries() {
         let ctx = ProvisionCtx {
             public_url: "http://192.168.1.10:8080".into(),
-            token: "tok".into(),
+            token: Some("tok".into()),
             agent_host: "192.168.1.10".into(),
             format: None,
         };

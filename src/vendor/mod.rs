@@ -72,6 +72,9 @@ pub struct VendorSpec {
     pub programming: Programming,
     /// Reading the phone's own configuration back, where the vendor allows it (`verify`).
     pub read_config: Option<ReadConfig>,
+    /// Where the phone takes the provisioning server's username and password, for what
+    /// `provision` prints when `[provisioning] auth_username` is set.
+    pub provisioning_credentials: &'static str,
 }
 
 /// A setting as a vendor's file writes it: its config key and value.
@@ -321,7 +324,9 @@ pub struct Refreshed {
 pub struct ProvisionCtx {
     /// `http://192.168.1.10:8080`, how phones reach the agent.
     pub public_url: String,
-    pub token: String,
+    /// The phone's own Action URL token; `None` for a file every phone may fetch (a generic
+    /// file, `provision` without a MAC), which then carries no Action URL at all.
+    pub token: Option<String>,
     /// The agent's address as phones see it, for Action URI allow lists.
     pub agent_host: String,
     /// A vendor's alternative file format, when it has one (Grandstream `v2` aliases);
@@ -330,14 +335,14 @@ pub struct ProvisionCtx {
 }
 
 /// The URL a programmable key calls: the MAC is written in, since phones fill in no variables
-/// on key URLs.
-pub fn key_url(ctx: &ProvisionCtx, spec: &VendorSpec, mac: &PhoneId, index: u32) -> String {
-    format!(
+/// on key URLs. `None` without the phone's token.
+pub fn key_url(ctx: &ProvisionCtx, spec: &VendorSpec, mac: &PhoneId, index: u32) -> Option<String> {
+    Some(format!(
         "{}/action/{}/{}/key?mac={mac}&key={index}",
         ctx.public_url.trim_end_matches('/'),
-        ctx.token,
+        ctx.token.as_deref()?,
         spec.id
-    )
+    ))
 }
 
 /// Every setting phone2mqtt adds to one phone's file, in order: keys, logo, then the site's own
@@ -353,13 +358,13 @@ pub fn phone_settings(
     let mut settings = Vec::new();
     let mut refused = Vec::new();
     for key in &profile.keys {
-        match spec.programming.key {
-            Some(program) => settings.extend(program(
-                key.index,
-                &key.label,
-                &key_url(ctx, spec, mac, key.index),
+        match (spec.programming.key, key_url(ctx, spec, mac, key.index)) {
+            (Some(program), Some(url)) => settings.extend(program(key.index, &key.label, &url)),
+            (Some(_), None) => refused.push(format!(
+                "key {} (\"{}\") needs the phone's own file: it carries the phone's token",
+                key.index, key.label
             )),
-            None => refused.push(format!(
+            (None, _) => refused.push(format!(
                 "{} phones have no key type that calls a URL: key {} (\"{}\") is not programmed",
                 spec.name, key.index, key.label
             )),
@@ -379,22 +384,32 @@ pub fn phone_settings(
 }
 
 impl ProvisionCtx {
-    /// The Action URL for one event, with the vendor's variables.
-    pub fn action_url(&self, spec: &VendorSpec, event: &EventSpec) -> String {
+    /// The same context for one phone's own file, with that phone's token.
+    pub fn for_phone(&self, token: String) -> ProvisionCtx {
+        ProvisionCtx {
+            token: Some(token),
+            ..self.clone()
+        }
+    }
+
+    /// The Action URL for one event, with the vendor's variables; `None` in a generic file,
+    /// which has no phone's token to put in it.
+    pub fn action_url(&self, spec: &VendorSpec, event: &EventSpec) -> Option<String> {
+        let token = self.token.as_deref()?;
         let query: Vec<String> = spec
             .vars
             .for_event(event.carries)
             .iter()
             .map(|name| format!("{}=${name}", query_key(name)))
             .collect();
-        format!(
+        Some(format!(
             "{}/action/{}/{}/{}?{}",
             self.public_url.trim_end_matches('/'),
-            self.token,
+            token,
             spec.id,
             event.wire,
             query.join("&")
-        )
+        ))
     }
 }
 

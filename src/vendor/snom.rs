@@ -75,6 +75,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         logo_doc: "`custom_bg_image_url` (PNG; firmware 8.9.3 or later), scaled to the model's screen",
         write: write_settings,
     },
+    provisioning_credentials: "the Setting URL (`setting_server`, web UI Advanced > Update) as http://USER:PASSWORD@host:port/",
     read_config: None,
 };
 
@@ -385,11 +386,13 @@ fn provision(ctx: &ProvisionCtx) -> String {
     out.push_str("<settings>\n<phone-settings>\n");
     out.push_str("<!-- phone2mqtt: Action URL settings; every event is sent to the agent. Snom has no Action URI allow list and no remote-control prompt; http_user and http_pass are left as they are on the phone. -->\n");
     for event in SPEC.events {
-        out.push_str(&format!(
-            "<{name} perm=\"\">{url}</{name}>\n",
-            name = event.setting,
-            url = xml_escape(&ctx.action_url(&SPEC, event))
-        ));
+        if let Some(url) = ctx.action_url(&SPEC, event) {
+            out.push_str(&format!(
+                "<{name} perm=\"\">{url}</{name}>\n",
+                name = event.setting,
+                url = xml_escape(&url)
+            ));
+        }
     }
     out.push_str("</phone-settings>\n</settings>\n");
     out
@@ -584,7 +587,7 @@ mod tests {
     fn provisioning_is_xml_settings_for_every_event() {
         let ctx = ProvisionCtx {
             public_url: "http://192.168.1.10:8080".into(),
-            token: "tok".into(),
+            token: Some("tok".into()),
             agent_host: "192.168.1.10".into(),
             format: None,
         };

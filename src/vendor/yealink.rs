@@ -69,6 +69,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         logo_doc: "`wallpaper_upload.url` and `phone_setting.backgrounds = Config:<file>`; PNG scaled to fit 480×272 (T46G's documented limit)",
         write: write_settings,
     },
+    provisioning_credentials: "`static.auto_provision.server.username` and `static.auto_provision.server.password` (web UI: Settings > Auto Provision, User Name and Password)",
     read_config: None,
 };
 
@@ -474,11 +475,9 @@ fn provision(ctx: &ProvisionCtx) -> String {
     out.push_str("features.show_action_uri_option = 0\n");
     out.push_str(&format!("push_xml.server = {}\n", ctx.agent_host));
     for event in SPEC.events {
-        out.push_str(&format!(
-            "{} = {}\n",
-            event.setting,
-            ctx.action_url(&SPEC, event)
-        ));
+        if let Some(url) = ctx.action_url(&SPEC, event) {
+            out.push_str(&format!("{} = {url}\n", event.setting));
+        }
     }
     out
 }
@@ -597,7 +596,7 @@ mod tests {
     fn provisioning_covers_every_event() {
         let ctx = ProvisionCtx {
             public_url: "http://192.168.1.10:8080".into(),
-            token: "tok".into(),
+            token: Some("tok".into()),
             agent_host: "192.168.1.10".into(),
             format: None,
         };

@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// An installation-wide token as earlier versions had (`[http] action_token`), for the tests of
+/// its grace period; `test_config` sets none, as on a new installation.
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 pub const PASSWORD: &str = "s3cret-admin-pw";
 
@@ -83,13 +85,19 @@ impl TestGateway {
         format!("http://{}", self.gateway.http_addr)
     }
 
+    /// The token in the Action URLs of phone `mac` (any MAC spelling), as its file carries it.
+    pub fn token(&self, mac: &str) -> String {
+        self.gateway
+            .phone_token(&PhoneId::parse(mac).expect("a MAC"))
+    }
+
     pub fn mqtt_port(&self) -> u16 {
         self.gateway.broker.port
     }
 
     /// A new API token with `role`, created through the library as `phone2mqtt token create`
     /// does; the running gateway sees it at once.
-    pub fn token(&self, role: Role) -> String {
+    pub fn api_token(&self, role: Role) -> String {
         new_token(&self.data_dir.0, role)
     }
 
@@ -111,12 +119,11 @@ impl TestGateway {
     }
 }
 
-/// A config for tests: everything on port 0, a known token, no polling.
+/// A config for tests: everything on port 0, no legacy token, no polling.
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.broker.listen = Some("127.0.0.1:0".parse().unwrap());
     config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.http.action_token = Some(Secret::new(TOKEN));
     config.agent.name = Some("test".into());
     config.agent.command_timeout = 3.0;
     config
