@@ -599,4 +599,34 @@ mod tests {
         );
         assert_eq!(publish_role(&Topic::State("x")), None);
     }
+
+    #[test]
+    fn mqtt_credentials_are_operators_and_admins_only() {
+        let dir = std::env::temp_dir().join(format!(
+            "phone2mqtt-auth-mqtt-{}-{}",
+            std::process::id(),
+            crate::gateway::new_token()
+        ));
+        let allowed = http::Allowed::new("127.0.0.1:8080".parse().unwrap(), None, &[]);
+        let auth = Auth::open(&dir, allowed).unwrap();
+        let store = auth.store();
+        store
+            .add_user("ops", Role::Operator, "operator pw")
+            .unwrap();
+        store.add_user("eve", Role::Viewer, "viewer pw!").unwrap();
+        let token = store.create_token("ha", Role::Operator).unwrap();
+        let viewer_token = store.create_token("dash", Role::Viewer).unwrap();
+        assert!(auth.check_mqtt("ops", "operator pw"));
+        // Remembered: the second check does not hash again, and still refuses a wrong one.
+        assert!(auth.check_mqtt("ops", "operator pw"));
+        assert!(!auth.check_mqtt("ops", "operator pW"));
+        assert!(!auth.check_mqtt("eve", "viewer pw!"));
+        assert!(auth.check_mqtt("ha", &token));
+        assert!(!auth.check_mqtt("someone", &token));
+        assert!(!auth.check_mqtt("dash", &viewer_token));
+        assert!(!auth.check_mqtt("nobody", "whatever1"));
+        store.revoke_token("ha").unwrap();
+        assert!(!auth.check_mqtt("ha", &token));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
