@@ -108,12 +108,12 @@ pub async fn start(
     let mut sessions = vec![agent.mqtt().clone()];
     let mut auth = None;
     if options.web {
-        let allowed = crate::auth::http::Allowed::new(
+        let opened = Auth::open(&config.agent.data_dir)?;
+        opened.allow(crate::auth::http::Allowed::new(
             http_addr,
             config.http.public_url.as_deref(),
             &config.http.allowed_hosts,
-        );
-        let opened = Auth::open(&config.agent.data_dir, allowed)?;
+        ));
         let web_state = web::start(
             &config.mqtt.base_topic,
             SessionOptions::new(
