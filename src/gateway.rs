@@ -168,7 +168,9 @@ pub async fn start(
         if let Some(addr) = https_addr {
             allowed.add_port(addr.port());
         }
-        Some(Auth::open(&config.agent.data_dir, allowed)?)
+        let opened = Auth::open(&config.agent.data_dir)?;
+        opened.allow(allowed);
+        Some(opened)
     } else {
         None
     };

@@ -128,50 +128,49 @@ enum Command {
     },
 }
 
+/// A new user or token: its name and role, in the user file of a config's data directory.
+#[derive(Debug, clap::Args)]
+struct NewCredential {
+    name: String,
+    #[arg(long, value_enum)]
+    role: Role,
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+}
+
+/// A user or token by name.
+#[derive(Debug, clap::Args)]
+struct Named {
+    name: String,
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+}
+
+/// The config whose data directory holds the user file.
+#[derive(Debug, clap::Args)]
+struct ConfigOnly {
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum UserAction {
     /// Add a user; the password is read from stdin (one line; asked for when stdin is a terminal).
-    Add {
-        name: String,
-        #[arg(long, value_enum)]
-        role: Role,
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-    },
+    Add(NewCredential),
     /// List the users and their roles.
-    List {
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-    },
+    List(ConfigOnly),
     /// Remove a user; its sessions end.
-    Remove {
-        name: String,
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-    },
+    Remove(Named),
 }
 
 #[derive(Debug, Subcommand)]
 enum TokenAction {
     /// Create a token and print it (its last line); it is not kept, only its hash.
-    Create {
-        name: String,
-        #[arg(long, value_enum)]
-        role: Role,
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-    },
+    Create(NewCredential),
     /// List the tokens: name, role, when created.
-    List {
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-    },
+    List(ConfigOnly),
     /// Revoke a token: it is refused from its next request on.
-    Revoke {
-        name: String,
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-    },
+    Revoke(Named),
 }
 
 /// jemalloc: a registration storm frees thousands of connections' buffers at once, and glibc's
@@ -224,6 +223,11 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
         Some(path) => Ok(Config::load(path)?),
         None => Ok(Config::default()),
     }
+}
+
+/// The data directory of a config (the default one without).
+fn data_dir(path: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    Ok(load(path)?.agent.data_dir)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -332,25 +336,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Directory(args) => client::directory(args).await,
         Command::Adopt(args) => client::adopt(args).await,
         Command::User { action } => match action {
-            UserAction::Add { name, role, config } => {
-                auth_cli::user_add(&load(config.as_ref())?.agent.data_dir, &name, role)
+            UserAction::Add(new) => {
+                auth_cli::user_add(&data_dir(new.config.as_ref())?, &new.name, new.role)
             }
-            UserAction::List { config } => {
-                auth_cli::user_list(&load(config.as_ref())?.agent.data_dir)
-            }
-            UserAction::Remove { name, config } => {
-                auth_cli::user_remove(&load(config.as_ref())?.agent.data_dir, &name)
+            UserAction::List(only) => auth_cli::user_list(&data_dir(only.config.as_ref())?),
+            UserAction::Remove(named) => {
+                auth_cli::user_remove(&data_dir(named.config.as_ref())?, &named.name)
             }
         },
         Command::Token { action } => match action {
-            TokenAction::Create { name, role, config } => {
-                auth_cli::token_create(&load(config.as_ref())?.agent.data_dir, &name, role)
+            TokenAction::Create(new) => {
+                auth_cli::token_create(&data_dir(new.config.as_ref())?, &new.name, new.role)
             }
-            TokenAction::List { config } => {
-                auth_cli::token_list(&load(config.as_ref())?.agent.data_dir)
-            }
-            TokenAction::Revoke { name, config } => {
-                auth_cli::token_revoke(&load(config.as_ref())?.agent.data_dir, &name)
+            TokenAction::List(only) => auth_cli::token_list(&data_dir(only.config.as_ref())?),
+            TokenAction::Revoke(named) => {
+                auth_cli::token_revoke(&data_dir(named.config.as_ref())?, &named.name)
             }
         },
         Command::Bench(args) => bench::run(args).await,

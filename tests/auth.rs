@@ -66,6 +66,48 @@ async fn raw_head(addr: std::net::SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// Sends a request; the answer's status.
+async fn status(request: reqwest::RequestBuilder) -> StatusCode {
+    request.send().await.unwrap().status()
+}
+
+/// Sends a request and reads its answer as JSON.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// `GET /api/me` with a session cookie.
+async fn who(gw: &TestGateway, cookie: &str) -> Value {
+    json_of(
+        client()
+            .get(format!("{}/api/me", gw.http()))
+            .header(COOKIE, cookie),
+    )
+    .await
+}
+
+/// `POST /api/users` as the Manager's first-admin form sends it (cookie and Origin).
+async fn create_admin(base: &str, cookie: &str, password: &str) -> StatusCode {
+    client()
+        .post(format!("{base}/api/users"))
+        .header(COOKIE, cookie)
+        .header(ORIGIN, base)
+        .json(&json!({"name": "admin", "password": password, "role": "admin"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// A gateway with no phone and one user.
+async fn gateway_with_user(name: &str, role: Role) -> TestGateway {
+    let gw = start_gateway(test_config()).await;
+    Store::new(&gw.data_dir.0)
+        .add_user(name, role, USER_PASSWORD)
+        .unwrap();
+    gw
+}
+
 /// The requests the simulated phone has received so far.
 fn requests(phone: &SimPhone) -> usize {
     phone.snapshot().requests.len()
@@ -151,21 +193,24 @@ async fn without_credentials_rest_and_websocket_are_refused_and_the_phone_gets_n
         "Bearer p2m_wrongwrongwrongwrongwrongwrongwr",
         "Basic YWRtaW46YWRtaW4=",
     ] {
-        let answer = http
-            .post(format!("{base}/api/phones/{ID}/cmd/reboot"))
-            .header(AUTHORIZATION, authorization)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{authorization}");
+        assert_eq!(
+            status(
+                http.post(format!("{base}/api/phones/{ID}/cmd/reboot"))
+                    .header(AUTHORIZATION, authorization)
+            )
+            .await,
+            StatusCode::UNAUTHORIZED,
+            "{authorization}"
+        );
     }
-    let answer = http
-        .get(format!("{base}/api/phones"))
-        .header(COOKIE, "p2m_session=made-up")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(
+            http.get(format!("{base}/api/phones"))
+                .header(COOKIE, "p2m_session=made-up")
+        )
+        .await,
+        StatusCode::UNAUTHORIZED
+    );
     // The page sends the browser to the login form.
     let answer = http.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::SEE_OTHER);
@@ -204,23 +249,9 @@ async fn viewers_and_operators_are_refused_what_their_role_may_not_do() {
     let base = gw.http();
 
     // A viewer sees the fleet...
-    let phones: Value = viewer
-        .get(format!("{base}/api/phones"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let phones = json_of(viewer.get(format!("{base}/api/phones"))).await;
     assert_eq!(phones[0]["id"], ID, "{phones}");
-    let me: Value = viewer
-        .get(format!("{base}/api/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = json_of(viewer.get(format!("{base}/api/me"))).await;
     assert_eq!(me["role"], "viewer");
     assert_eq!(me["first_user"], false);
     // ...and commands nothing, on REST or the websocket.
@@ -272,28 +303,35 @@ async fn viewers_and_operators_are_refused_what_their_role_may_not_do() {
         ("logo", r#"{"url": "http://127.0.0.1/x.png"}"#),
         ("provision", ""),
     ] {
-        let answer = operator
-            .post(format!("{base}/api/phones/{ID}/cmd/{command}"))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{command}");
+        assert_eq!(
+            status(
+                operator
+                    .post(format!("{base}/api/phones/{ID}/cmd/{command}"))
+                    .body(body)
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "{command}"
+        );
     }
-    let answer = operator
-        .post(format!("{base}/api/phones/{ID}/logo"))
-        .body(vec![0u8; 16])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
-    let answer = operator
-        .post(format!("{base}/api/users"))
-        .json(&json!({"name": "op2", "password": "12345678", "role": "admin"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        status(
+            operator
+                .post(format!("{base}/api/phones/{ID}/logo"))
+                .body(vec![0u8; 16])
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(
+            operator
+                .post(format!("{base}/api/users"))
+                .json(&json!({"name": "op2", "password": "12345678", "role": "admin"}))
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
     let mut ws = ws_connect_with(&gw, &operator_token).await.unwrap();
     for command in ["adopt", "configure", "logo", "provision"] {
         let topic = format!("phone2mqtt/{ID}/cmd/{command}");
@@ -308,13 +346,15 @@ async fn viewers_and_operators_are_refused_what_their_role_may_not_do() {
     nothing_happened(&phone, before, &mut probe).await;
 
     // What the operator may do works.
-    let answer = operator
-        .post(format!("{base}/api/phones/{ID}/cmd/dnd"))
-        .body("on")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(
+        status(
+            operator
+                .post(format!("{base}/api/phones/{ID}/cmd/dnd"))
+                .body("on")
+        )
+        .await,
+        StatusCode::OK
+    );
     phone_got(&phone, "GET /servlet?key=DNDOn").await;
     ws_send(
         &mut ws,
@@ -343,62 +383,48 @@ async fn other_origins_and_other_host_names_are_refused() {
     let before = requests(&phone);
     let reboot = format!("{base}/api/phones/{ID}/cmd/reboot");
     // The attack of the issue: a page elsewhere posts text/plain (no preflight), with the
-    // cookie the browser adds by itself, or without any credentials.
-    for with_cookie in [true, false] {
+    // cookie the browser adds by itself or without credentials; another port of this machine
+    // is another origin too; the cookie alone, without an Origin, changes nothing; and a token
+    // does not make a foreign origin acceptable.
+    let bearer = format!("Bearer {}", gw.admin_token);
+    for (origin, credential) in [
+        (Some("http://evil.example"), Some((COOKIE, cookie.as_str()))),
+        (Some("http://evil.example"), None),
+        (Some("http://127.0.0.1:1"), Some((COOKIE, cookie.as_str()))),
+        (None, Some((COOKIE, cookie.as_str()))),
+        (
+            Some("http://evil.example"),
+            Some((AUTHORIZATION, bearer.as_str())),
+        ),
+    ] {
         let mut request = http
             .post(&reboot)
-            .header(ORIGIN, "http://evil.example")
             .header(CONTENT_TYPE, "text/plain")
             .body("{}");
-        if with_cookie {
-            request = request.header(COOKIE, &cookie);
+        if let Some(origin) = origin {
+            request = request.header(ORIGIN, origin);
+        }
+        if let Some((name, value)) = &credential {
+            request = request.header(name, *value);
         }
         let answer = request.send().await.unwrap();
-        assert_eq!(
-            answer.status(),
-            StatusCode::FORBIDDEN,
-            "cookie: {with_cookie}"
-        );
+        let case = format!("{origin:?} {:?}", credential.as_ref().map(|c| &c.0));
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{case}");
         assert!(answer
             .headers()
             .get("access-control-allow-origin")
             .is_none());
     }
-    // Another port of the same machine is another origin too.
-    let answer = http
-        .post(&reboot)
-        .header(ORIGIN, "http://127.0.0.1:1")
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
-    // The cookie alone, without an Origin, is not enough to change anything.
-    let answer = http
-        .post(&reboot)
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
-    // A token does not make a foreign origin acceptable.
-    let answer = http
-        .post(&reboot)
-        .header(ORIGIN, "http://evil.example")
-        .header(AUTHORIZATION, format!("Bearer {}", gw.admin_token))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     // A login form posted from elsewhere (login CSRF).
-    let answer = http
-        .post(format!("{base}/login"))
-        .header(ORIGIN, "http://evil.example")
-        .form(&[("name", "anna"), ("password", USER_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        status(
+            http.post(format!("{base}/login"))
+                .header(ORIGIN, "http://evil.example")
+                .form(&[("name", "anna"), ("password", USER_PASSWORD)])
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
     // Cross-origin websockets, with the cookie or a token, and the cookie without an Origin.
     let addr = gw.gateway.http_addr;
     let upgrade = |extra: String| {
@@ -434,15 +460,16 @@ async fn other_origins_and_other_host_names_are_refused() {
     nothing_happened(&phone, before, &mut probe).await;
 
     // The same origin works, with the cookie (a browser on the Manager page).
-    let answer = http
-        .post(format!("{base}/api/phones/{ID}/cmd/dnd"))
-        .header(ORIGIN, &own_origin)
-        .header(COOKIE, &cookie)
-        .body("on")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(
+        status(
+            http.post(format!("{base}/api/phones/{ID}/cmd/dnd"))
+                .header(ORIGIN, &own_origin)
+                .header(COOKIE, &cookie)
+                .body("on")
+        )
+        .await,
+        StatusCode::OK
+    );
     let mut ws = ws_connect_browser(&gw, &own_origin, &cookie).await;
     ws_send(
         &mut ws,
@@ -455,10 +482,7 @@ async fn other_origins_and_other_host_names_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
-    let gw = start_gateway(test_config()).await;
-    Store::new(&gw.data_dir.0)
-        .add_user("otto", Role::Operator, USER_PASSWORD)
-        .unwrap();
+    let gw = gateway_with_user("otto", Role::Operator).await;
     let http = client();
     let base = gw.http();
     let page = http.get(format!("{base}/login")).send().await.unwrap();
@@ -492,15 +516,7 @@ async fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
     }
     assert!(!set.contains("Secure"), "plain HTTP: {set}");
     let cookie = cookie_of(answer.headers());
-    let me: Value = http
-        .get(format!("{base}/api/me"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = who(&gw, &cookie).await;
     assert_eq!(
         me,
         json!({"name": "otto", "role": "operator", "via": "session", "first_user": false})
@@ -526,24 +542,18 @@ async fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
-    let after = http
-        .get(format!("{base}/api/me"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(http.get(format!("{base}/api/me")).header(COOKIE, &cookie)).await,
+        StatusCode::UNAUTHORIZED
+    );
 
     // Removing the user ends its sessions.
     let cookie = login(&gw, "otto", USER_PASSWORD).await;
     Store::new(&gw.data_dir.0).remove_user("otto").unwrap();
-    let after = http
-        .get(format!("{base}/api/me"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(http.get(format!("{base}/api/me")).header(COOKIE, &cookie)).await,
+        StatusCode::UNAUTHORIZED
+    );
     gw.stop().await;
 }
 
@@ -565,45 +575,19 @@ async fn the_one_time_link_logs_in_once_and_creates_the_first_admin() {
     assert!(gw.gateway.login_link().is_none(), "the link is used up");
 
     let base = gw.http();
-    let me: Value = http
-        .get(format!("{base}/api/me"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = who(&gw, &cookie).await;
     assert_eq!(me["role"], "admin");
     assert_eq!(me["first_user"], true);
     // The first admin, as the Manager's form creates it; a weak one is refused.
-    let weak = http
-        .post(format!("{base}/api/users"))
-        .header(COOKIE, &cookie)
-        .header(ORIGIN, &base)
-        .json(&json!({"name": "admin", "password": "short", "role": "admin"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(weak.status(), StatusCode::BAD_REQUEST);
-    let created = http
-        .post(format!("{base}/api/users"))
-        .header(COOKIE, &cookie)
-        .header(ORIGIN, &base)
-        .json(&json!({"name": "admin", "password": USER_PASSWORD, "role": "admin"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let me: Value = http
-        .get(format!("{base}/api/me"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(
+        create_admin(&base, &cookie, "short").await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        create_admin(&base, &cookie, USER_PASSWORD).await,
+        StatusCode::CREATED
+    );
+    let me = who(&gw, &cookie).await;
     assert_eq!(me["first_user"], false);
     login(&gw, "admin", USER_PASSWORD).await;
 
@@ -617,10 +601,7 @@ async fn the_one_time_link_logs_in_once_and_creates_the_first_admin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_rate_limited_per_address() {
-    let gw = start_gateway(test_config()).await;
-    Store::new(&gw.data_dir.0)
-        .add_user("anna", Role::Viewer, USER_PASSWORD)
-        .unwrap();
+    let gw = gateway_with_user("anna", Role::Viewer).await;
     let http = client();
     let attempt = |password: &'static str| {
         http.post(format!("{}/login", gw.http()))
@@ -753,21 +734,17 @@ async fn tokens_and_users_from_the_command_line_act_on_a_running_gateway() {
     config.agent.data_dir = data.clone();
     let gw = start_gateway_in(config, tempdir::TempDir(data.clone())).await;
     let http = bearer_client(&token);
-    let phones = http
-        .get(format!("{}/api/phones", gw.http()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(phones.status(), StatusCode::OK);
+    assert_eq!(
+        status(http.get(format!("{}/api/phones", gw.http()))).await,
+        StatusCode::OK
+    );
     let mut ws = ws_connect_with(&gw, &token).await.unwrap();
     let (ok, _, stderr) = binary(&dir.0, &["token", "revoke", "ci"], None);
     assert!(ok, "{stderr}");
-    let phones = http
-        .get(format!("{}/api/phones", gw.http()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(phones.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(http.get(format!("{}/api/phones", gw.http()))).await,
+        StatusCode::UNAUTHORIZED
+    );
     assert!(ws_connect_with(&gw, &token).await.is_err());
     // The open websocket of the revoked token sends nothing more.
     ws_send(
@@ -820,29 +797,26 @@ async fn serve_prints_a_working_login_link_and_logs_no_secret() {
     let cookie = cookie_of(answer.headers());
     let session = cookie.split('=').nth(1).unwrap().to_string();
     // The browser's first admin, a wrong login and a wrong token: the log keeps none of them.
-    let created = http
-        .post(format!("{base}/api/users"))
-        .header(COOKIE, &cookie)
-        .header(ORIGIN, &base)
-        .json(&json!({"name": "admin", "password": USER_PASSWORD, "role": "admin"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let wrong = http
-        .post(format!("{base}/login"))
-        .form(&[("name", "admin"), ("password", "a wrong password here")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    let typo = http
-        .post(format!("{base}/login"))
-        .form(&[("name", USER_PASSWORD), ("password", USER_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(typo.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        create_admin(&base, &cookie, USER_PASSWORD).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        status(
+            http.post(format!("{base}/login"))
+                .form(&[("name", "admin"), ("password", "a wrong password here")])
+        )
+        .await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(
+            http.post(format!("{base}/login"))
+                .form(&[("name", USER_PASSWORD), ("password", USER_PASSWORD)])
+        )
+        .await,
+        StatusCode::UNAUTHORIZED
+    );
     let bad_token = "p2m_thisisnotarealtokenbutlookslike1";
     let refused = http
         .get(format!("{base}/api/phones"))

@@ -119,6 +119,20 @@ async fn click(client: &Client, css: &str) {
         .unwrap_or_else(|err| panic!("`{css}` cannot be clicked: {err}"));
 }
 
+/// Logs in on the login page, as a person types it.
+async fn log_in(page: &Client, gw: &TestGateway, name: &str, password: &str) {
+    page.goto(&format!("{}/login", gw.http())).await.unwrap();
+    for (field, value) in [("name", name), ("password", password)] {
+        page.find(Locator::Css(&format!("input[name={field}]")))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    click(page, "form#login button[type=submit]").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
     let addrs: Vec<_> = MACS.iter().map(|_| free_port()).collect();
@@ -234,20 +248,7 @@ async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
         .add_user("vera", phone2mqtt::auth::Role::Viewer, "viewer password")
         .unwrap();
     page.delete_all_cookies().await.unwrap();
-    page.goto(&format!("{}/login", gw.http())).await.unwrap();
-    page.find(Locator::Css("input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("vera")
-        .await
-        .unwrap();
-    page.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("viewer password")
-        .await
-        .unwrap();
-    click(page, "form#login button[type=submit]").await;
+    log_in(page, &gw, "vera", "viewer password").await;
     until(
         page,
         "the viewer's fleet",
@@ -295,20 +296,7 @@ async fn a_discovered_phone_is_adopted_and_programmed_from_the_manager() {
         .unwrap();
     let browser = browser().await;
     let page = &browser.client;
-    page.goto(&format!("{}/login", gw.http())).await.unwrap();
-    page.find(Locator::Css("input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("anna")
-        .await
-        .unwrap();
-    page.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("correct horse battery")
-        .await
-        .unwrap();
-    click(page, "form#login button[type=submit]").await;
+    log_in(page, &gw, "anna", "correct horse battery").await;
     until(
         page,
         "logged in as anna",

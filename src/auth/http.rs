@@ -253,7 +253,7 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 /// Steps 1 and 2: the `Host` and, where it matters, the `Origin`; the refusal, if any.
 fn check_browser(auth: &Auth, seen: &Seen, headers: &HeaderMap) -> Option<Response> {
     let host = header_text(headers, header::HOST);
-    if !host.is_some_and(|h| auth.allowed().host_ok(h, seen.tls)) {
+    if !host.is_some_and(|h| auth.host_ok(h, seen.tls)) {
         return Some(seen.refuse(
             StatusCode::MISDIRECTED_REQUEST,
             "the Host header is not one of this gateway's names (set [http] public_url or allowed_hosts)",
@@ -263,7 +263,7 @@ fn check_browser(auth: &Auth, seen: &Seen, headers: &HeaderMap) -> Option<Respon
         if let Some(origin) = headers.get(header::ORIGIN) {
             let ok = origin
                 .to_str()
-                .is_ok_and(|o| auth.allowed().origin_ok(o, host, seen.tls));
+                .is_ok_and(|o| auth.origin_ok(o, host, seen.tls));
             if !ok {
                 return Some(seen.refuse(StatusCode::FORBIDDEN, "cross-origin request"));
             }

@@ -220,7 +220,9 @@ struct Inner {
     failures: Mutex<HashMap<IpAddr, Failures>>,
     failed_logins: AtomicU64,
     verified: Mutex<HashMap<String, String>>,
-    allowed: http::Allowed,
+    /// Set once the HTTP listener is bound (its port is part of every allowed name); until
+    /// then no name is allowed.
+    allowed: RwLock<Option<http::Allowed>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -233,8 +235,10 @@ impl std::fmt::Debug for Auth {
 
 impl Auth {
     /// Opens the user file of `data_dir` (it need not exist yet) and makes this start's
-    /// one-time login secret.
-    pub fn open(data_dir: &Path, allowed: http::Allowed) -> anyhow::Result<Auth> {
+    /// one-time login secret. The names browsers may use come later, from [`Auth::allow`]:
+    /// the user file is needed before the HTTP listener exists (the embedded broker checks
+    /// MQTT credentials against it).
+    pub fn open(data_dir: &Path) -> anyhow::Result<Auth> {
         std::fs::create_dir_all(data_dir).map_err(|err| {
             anyhow::anyhow!(
                 "agent.data_dir: cannot create {}: {err}",
@@ -253,7 +257,7 @@ impl Auth {
                 failures: Mutex::default(),
                 failed_logins: AtomicU64::new(0),
                 verified: Mutex::default(),
-                allowed,
+                allowed: RwLock::new(None),
             }),
         };
         auth.file();
@@ -264,8 +268,39 @@ impl Auth {
         &self.inner.store
     }
 
-    pub fn allowed(&self) -> &http::Allowed {
-        &self.inner.allowed
+    /// Sets the names (`Host`, `Origin`) browsers may reach the gateway by.
+    pub fn allow(&self, allowed: http::Allowed) {
+        *self
+            .inner
+            .allowed
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(allowed);
+    }
+
+    /// Changes the allowed names (another listener's port, say).
+    pub fn update_allowed(&self, change: impl FnOnce(&mut http::Allowed)) {
+        let mut allowed = self
+            .inner
+            .allowed
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(allowed) = allowed.as_mut() {
+            change(allowed);
+        }
+    }
+
+    /// Whether a `Host` header names this gateway.
+    pub fn host_ok(&self, host: &str, tls: bool) -> bool {
+        let allowed = self.inner.allowed.read().unwrap_or_else(|p| p.into_inner());
+        allowed.as_ref().is_some_and(|a| a.host_ok(host, tls))
+    }
+
+    /// Whether an `Origin` header is this gateway's own.
+    pub fn origin_ok(&self, origin: &str, host: Option<&str>, tls: bool) -> bool {
+        let allowed = self.inner.allowed.read().unwrap_or_else(|p| p.into_inner());
+        allowed
+            .as_ref()
+            .is_some_and(|a| a.origin_ok(origin, host, tls))
     }
 
     /// The user file as it is on disk now: a `stat` per call, a read only when it changed.
@@ -598,5 +633,34 @@ mod tests {
             Some(Role::Operator)
         );
         assert_eq!(publish_role(&Topic::State("x")), None);
+    }
+
+    #[test]
+    fn mqtt_credentials_are_operators_and_admins_only() {
+        let dir = std::env::temp_dir().join(format!(
+            "phone2mqtt-auth-mqtt-{}-{}",
+            std::process::id(),
+            crate::gateway::new_token()
+        ));
+        let auth = Auth::open(&dir).unwrap();
+        let store = auth.store();
+        store
+            .add_user("ops", Role::Operator, "operator pw")
+            .unwrap();
+        store.add_user("eve", Role::Viewer, "viewer pw!").unwrap();
+        let token = store.create_token("ha", Role::Operator).unwrap();
+        let viewer_token = store.create_token("dash", Role::Viewer).unwrap();
+        assert!(auth.check_mqtt("ops", "operator pw"));
+        // Remembered: the second check does not hash again, and still refuses a wrong one.
+        assert!(auth.check_mqtt("ops", "operator pw"));
+        assert!(!auth.check_mqtt("ops", "operator pW"));
+        assert!(!auth.check_mqtt("eve", "viewer pw!"));
+        assert!(auth.check_mqtt("ha", &token));
+        assert!(!auth.check_mqtt("someone", &token));
+        assert!(!auth.check_mqtt("dash", &viewer_token));
+        assert!(!auth.check_mqtt("nobody", "whatever1"));
+        store.revoke_token("ha").unwrap();
+        assert!(!auth.check_mqtt("ha", &token));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
