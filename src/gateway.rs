@@ -55,6 +55,8 @@ pub struct Gateway {
     pub broker: BrokerUrl,
     /// The gateway's own login on the embedded broker (none with `[mqtt] url`).
     pub broker_login: Option<broker::Credentials>,
+    /// The embedded broker lets clients in without a login.
+    pub broker_anonymous: bool,
     pub token: Secret,
     pub agent: Agent,
 }
@@ -67,6 +69,7 @@ pub async fn start(
     raise_file_limit();
     let mut config = options.config.clone();
     let mut broker_login = None;
+    let mut broker_anonymous = false;
     let broker = match &config.mqtt.url {
         Some(url) => {
             if let Some(ca_file) = &config.mqtt.ca_file {
@@ -89,6 +92,7 @@ pub async fn start(
             config.mqtt.username = Some(started.credentials.username.clone());
             config.mqtt.password = Some(started.credentials.password.clone());
             broker_login = Some(started.credentials);
+            broker_anonymous = started.anonymous;
             BrokerUrl::parse(&format!("mqtt://{addr}")).expect("a socket address makes a URL")
         }
         None => {
@@ -156,6 +160,7 @@ pub async fn start(
         public_url,
         broker,
         broker_login,
+        broker_anonymous,
         token,
         agent,
     })

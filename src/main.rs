@@ -269,10 +269,16 @@ async fn run_gateway(
     )
     .await?;
     println!(
-        "phone2mqtt is running: Manager {url}/ , MQTT mqtt://{host}:{port} (try: mosquitto_sub -h {host} -p {port} -t 'phone2mqtt/#' -v)",
+        "phone2mqtt is running: Manager {url}/ , MQTT mqtt://{host}:{port} (try: mosquitto_sub -h {host} -p {port}{login} -t 'phone2mqtt/#' -v)",
         url = gateway.public_url,
         host = gateway.broker.host,
-        port = gateway.broker.port
+        port = gateway.broker.port,
+        // A broker that wants a login: a user's, never the gateway's own.
+        login = if gateway.broker_login.is_some() && !gateway.broker_anonymous {
+            " -u USER -P PASSWORD"
+        } else {
+            ""
+        }
     );
     if let Some(pending) = pending_demo {
         let phones = pending.start(&gateway.public_url, stop.clone()).await?;
