@@ -93,6 +93,8 @@ pub struct Gateway {
     pub broker_login: Option<broker::Credentials>,
     /// The phones' Action URL tokens (`phone_token`).
     pub keys: Arc<PhoneKeys>,
+    /// The embedded broker lets clients in without a login.
+    pub broker_anonymous: bool,
     pub agent: Agent,
     /// Users, tokens and sessions of the Manager, the REST API and `/ws` (`None` without web).
     pub auth: Option<Auth>,
@@ -179,6 +181,7 @@ pub async fn start(
         .clone()
         .or_else(|| auth.as_ref().map(broker_users));
     let mut broker_login = None;
+    let mut broker_anonymous = false;
     let broker = match &config.mqtt.url {
         Some(url) => {
             if let Some(ca_file) = &config.mqtt.ca_file {
@@ -201,6 +204,7 @@ pub async fn start(
             config.mqtt.username = Some(started.credentials.username.clone());
             config.mqtt.password = Some(started.credentials.password.clone());
             broker_login = Some(started.credentials);
+            broker_anonymous = started.anonymous;
             BrokerUrl::parse(&format!("mqtt://{addr}")).expect("a socket address makes a URL")
         }
         None => {
@@ -304,6 +308,7 @@ pub async fn start(
         broker,
         broker_login,
         keys,
+        broker_anonymous,
         agent,
         auth,
     })

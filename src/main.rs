@@ -410,9 +410,15 @@ async fn run_gateway(
     }
     // Last, so that the link is not buried under the start-up log.
     println!(
-        "phone2mqtt is running: Manager {manager} , MQTT mqtt://{host}:{port} (try: mosquitto_sub -h {host} -p {port} -t 'phone2mqtt/#' -v)",
+        "phone2mqtt is running: Manager {manager} , MQTT mqtt://{host}:{port} (try: mosquitto_sub -h {host} -p {port}{login} -t 'phone2mqtt/#' -v)",
         host = gateway.broker.host,
-        port = gateway.broker.port
+        port = gateway.broker.port,
+        // A broker that wants a login: a user's, never the gateway's own.
+        login = if gateway.broker_login.is_some() && !gateway.broker_anonymous {
+            " -u USER -P PASSWORD"
+        } else {
+            ""
+        }
     );
     // Printed, never logged: the link is a credential, and logs are kept.
     if let Some(link) = gateway.login_link() {

@@ -174,31 +174,12 @@ async fn mosquitto_clients_work_with_the_embedded_broker() {
 async fn the_same_loop_runs_against_an_external_mosquitto_broker() {
     let dir = tempdir::TempDir::new();
     let port = free_port().port();
-    let conf = dir.0.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    let _broker = common::mosquitto::Mosquitto::start(
+        &dir.0,
+        &format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        &[port],
     )
-    .unwrap();
-    let mut broker = Command::new(tool("mosquitto"))
-        .args(["-c", conf.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("mosquitto starts");
-    // Ready when it accepts connections.
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "mosquitto did not start"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    .await;
 
     let addr = free_port();
     let mut config = test_config();
@@ -221,5 +202,4 @@ async fn the_same_loop_runs_against_an_external_mosquitto_broker() {
     gw.stop().await;
     sub.expect("phone2mqtt/bridge/test/state", |v| v == "offline")
         .await;
-    let _ = broker.kill().await;
 }

@@ -350,3 +350,58 @@ async fn adopt_with_a_password_is_refused_over_a_clear_connection_beyond_loopbac
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_embedded_broker_serves_the_gateway_and_its_users() {
+    const MAC: &str = "00:15:65:4a:a9:50";
+    const ID: &str = "0015654aa950";
+    let addr = free_port();
+    let data_dir = tempdir::TempDir::new();
+    let mut config = test_config();
+    config.broker.allow_anonymous = Some(false);
+    config.agent.data_dir = data_dir.0.clone();
+    config
+        .phones
+        .push(phone_entry("yealink", MAC, addr, "Reception"));
+    // phone2mqtt's own user file, as `phone2mqtt user add` writes it: the gateway lets its
+    // operators and admins into the embedded broker, never its viewers.
+    let users = phone2mqtt::auth::store::Store::new(&data_dir.0);
+    users
+        .add_user("ops", phone2mqtt::auth::Role::Operator, "ops-password")
+        .unwrap();
+    users
+        .add_user("looker", phone2mqtt::auth::Role::Viewer, "looker-password")
+        .unwrap();
+    let gw = start_gateway_in(config, data_dir).await;
+    assert!(gw.gateway.agent.mqtt().wait_connected(TIMEOUT).await);
+    let broker_addr: SocketAddr = format!("127.0.0.1:{}", gw.mqtt_port()).parse().unwrap();
+    assert!(!mqtt_login(broker_addr, None).await, "anonymous refused");
+    assert!(
+        !mqtt_login(broker_addr, Some(("looker", "looker-password"))).await,
+        "a viewer is refused: the embedded broker could not keep it read-only"
+    );
+    assert!(!mqtt_login(broker_addr, Some(("ops", "wrong-password"))).await);
+    let phone = start_phone(&gw, "yealink", MAC, addr).await;
+    // The agent published with its own login; the user reads it and commands the phone.
+    let mut probe =
+        MqttProbe::connect_as(gw.mqtt_port(), "phone2mqtt/#", Some(("ops", "ops-password"))).await;
+    probe
+        .expect(&format!("phone2mqtt/{ID}/availability"), |v| v == "online")
+        .await;
+    let result = command(&mut probe, ID, "hangup", json!({"transaction": "c1"})).await;
+    assert_eq!(result["status"], "ok", "{result}");
+    phone_got(&phone, "GET /servlet?key=CALLEND").await;
+    // The gateway's login is not the `[mqtt]` one, and not written anywhere.
+    let login = gw
+        .gateway
+        .broker_login
+        .clone()
+        .expect("the embedded broker's login");
+    let kept = std::fs::read_dir(&gw.data_dir.0)
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .any(|text| text.contains(login.password.expose()));
+    assert!(!kept, "the gateway's login stays in memory");
+    gw.stop().await;
+}
