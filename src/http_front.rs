@@ -55,25 +55,6 @@ pub struct Listener {
     pub router: Router,
 }
 
-/// Serves `router` on `listener` (plain HTTP) until `shutdown` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
-    serve_all(
-        vec![Listener {
-            tcp: listener,
-            tls: None,
-            router,
-        }],
-        shutdown,
-        tracker,
-    )
-    .await;
-}
-
 /// Serves every listener until `shutdown` is cancelled; their connections count against one
 /// limit, so a flood on one port cannot take more than the front holds altogether.
 pub async fn serve_all(
