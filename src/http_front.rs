@@ -26,7 +26,7 @@ use axum::Router;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -54,25 +54,6 @@ pub struct Listener {
     /// Handshake every connection first; `None`: plain HTTP.
     pub tls: Option<TlsAcceptor>,
     pub router: Router,
-}
-
-/// Serves `router` on `listener` (plain HTTP) until `shutdown` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
-    serve_all(
-        vec![Listener {
-            tcp: listener,
-            tls: None,
-            router,
-        }],
-        shutdown,
-        tracker,
-    )
-    .await;
 }
 
 /// Serves every listener until `shutdown` is cancelled; their connections count against one
@@ -122,13 +103,14 @@ async fn accept_loop(
                         None => connection(stream, peer, router, shutdown, None).await,
                         Some(acceptor) => {
                             let handshake = tokio::select! {
-                                handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => handshake,
+                                handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, stream)) => handshake,
                                 () = shutdown.cancelled() => return,
                             };
                             match handshake {
-                                Ok(Ok(stream)) => {
+                                Ok(Ok(Some(stream))) => {
                                     connection(stream, peer, router, shutdown, Some(ViaTls)).await
                                 }
+                                Ok(Ok(None)) => Ok(()),
                                 // Scanners and clients that do not trust the certificate end
                                 // here all day: not worth a warning.
                                 Ok(Err(err)) => {
@@ -156,6 +138,31 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// The TLS handshake; `Ok(None)` when the client spoke plain HTTP and was told to use HTTPS.
+async fn handshake(
+    acceptor: TlsAcceptor,
+    mut stream: TcpStream,
+) -> io::Result<Option<tokio_rustls::server::TlsStream<TcpStream>>> {
+    // A TLS connection opens with a handshake record (0x16); an `http://` address typed for
+    // the HTTPS port opens with a method's capital letter, and gets a line saying so instead
+    // of a connection reset.
+    let mut first = [0u8; 1];
+    if stream.peek(&mut first).await? == 1 && first[0].is_ascii_uppercase() {
+        let mut discard = BytesMut::with_capacity(1024);
+        let _ =
+            tokio::time::timeout(Duration::from_millis(100), stream.read_buf(&mut discard)).await;
+        respond(
+            &mut stream,
+            400,
+            "Bad Request",
+            "this port speaks HTTPS: use an https:// address",
+        )
+        .await?;
+        return Ok(None);
+    }
+    acceptor.accept(stream).await.map(Some)
 }
 
 /// A connection's byte stream: TCP, or TLS over it.

@@ -50,6 +50,8 @@ async fn browser() -> Browser {
         .expect("chromedriver starts");
     let profile = tempdir::TempDir::new();
     let capabilities = serde_json::json!({
+        // The HTTPS test's self-signed certificate, as a user who accepted it.
+        "acceptInsecureCerts": true,
         "goog:chromeOptions": {
             "binary": tool("chromium"),
             "args": [
@@ -433,5 +435,54 @@ async fn a_discovered_phone_is_adopted_and_programmed_from_the_manager() {
     .await;
     browser.client.close().await.unwrap();
     power.cancel();
+    gw.stop().await;
+}
+
+/// With HTTPS on, a browser given the plain address lands on the HTTPS Manager, whose
+/// websocket (wss) shows the phone and carries its commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manager_works_over_https() {
+    let addr = free_port();
+    let mut config = test_config();
+    config.http.tls_self_signed = true;
+    config.http.tls_listen = Some("127.0.0.1:0".parse().unwrap());
+    config
+        .phones
+        .push(phone_entry("yealink", MACS[0], addr, "Reception"));
+    let gw = start_gateway(config).await;
+    let phone = start_phone(&gw, "yealink", MACS[0], addr).await;
+    let browser = browser().await;
+    let page = &browser.client;
+    page.goto(&format!("{}/", gw.http())).await.unwrap();
+    until(
+        page,
+        "the HTTPS Manager",
+        &format!("return location.href === '{}/'", gw.gateway.manager_url),
+    )
+    .await;
+    until(
+        page,
+        "connected over wss",
+        "return document.querySelector('#conn').dataset.state === 'connected'",
+    )
+    .await;
+    until(
+        page,
+        "the phone",
+        "return document.querySelectorAll('#phones tr[data-phone]').length === 1",
+    )
+    .await;
+    click(
+        page,
+        &format!("#phones tr[data-phone=\"{}\"] td.name", IDS[0]),
+    )
+    .await;
+    click(
+        page,
+        "#detail-commands button[data-cmd=\"dnd\"][data-value=\"on\"]",
+    )
+    .await;
+    phone_becomes(&phone, "DND on", |s| s.dnd).await;
+    browser.client.close().await.unwrap();
     gw.stop().await;
 }

@@ -379,11 +379,11 @@ async fn without_https_one_port_serves_everyone_as_before() {
 async fn garbage_on_the_https_port_does_not_stop_it() {
     let gw = start_gateway(https_config()).await;
     let addr = gw.gateway.https_addr.unwrap();
-    for garbage in [
-        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
-        &b"\x16\x03\x01\x00\x05hello"[..],
-        &[0u8; 4096][..],
-    ] {
+    // Plain HTTP on the HTTPS port is told so, in clear, and nothing more.
+    let answer = raw_http(addr, b"GET /api/info HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(status_of(&answer), 400, "{answer}");
+    assert!(answer.contains("https://"), "{answer}");
+    for garbage in [&b"\x16\x03\x01\x00\x05hello"[..], &[0u8; 4096][..]] {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let _ = stream.write_all(garbage).await;
         let mut answer = Vec::new();
