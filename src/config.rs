@@ -45,9 +45,13 @@ pub struct ProvisioningConfig {
     /// Yealink only: answer the phone's boot file (`<mac>.boot`) with one that includes the
     /// upstream file and phone2mqtt's own, instead of merging them.
     pub yealink_boot: bool,
-    /// The credentials a discovered phone is adopted with when the adoption gives none.
+    /// The credentials a discovered phone is adopted with when the adoption gives none. They
+    /// only ever go to the IP the phone itself called from, on `phone_port`.
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// The port the site's phones serve their web interface on (80 unless set): where an
+    /// adoption with the site's credentials reaches a phone at the IP it called from.
+    pub phone_port: Option<u16>,
     /// Adopt every discovered phone at once with those credentials.
     pub auto_adopt: bool,
     /// Programmable keys on every phone: `keys = { 3 = "Garage door" }`.
@@ -498,6 +502,7 @@ impl Config {
         }
         self.provisioning.validate(&fail)?;
         let mut seen = std::collections::HashMap::new();
+        let mut names = std::collections::HashMap::new();
         for (index, phone) in self.phones.iter().enumerate() {
             let key = |field: &str| format!("phone[{index}].{field}");
             let Some(id) = PhoneId::parse(&phone.mac) else {
@@ -522,15 +527,24 @@ impl Config {
                     ),
                 ));
             }
-            if phone.address.is_empty() || phone.address.contains(char::is_whitespace) {
-                return Err(fail(
-                    key("address"),
-                    "must be host, host:port or http(s)://host:port".into(),
-                ));
-            }
+            crate::phone_address::check_configured(&phone.address)
+                .map_err(|reason| fail(key("address"), reason))?;
             if let Some(name) = &phone.name {
                 if name.contains(['/', '+', '#']) {
                     return Err(fail(key("name"), "must not contain `/`, `+` or `#`".into()));
+                }
+                // Commands address a phone by MAC or by name: each must reach one phone.
+                if PhoneId::parse(name).is_some_and(|named| named != id) {
+                    return Err(fail(
+                        key("name"),
+                        format!("`{name}` is a MAC address; a name must not be one"),
+                    ));
+                }
+                if let Some(previous) = names.insert(name.to_lowercase(), index) {
+                    return Err(fail(
+                        key("name"),
+                        format!("`{name}` is the name of phone[{previous}] already"),
+                    ));
                 }
             }
             for (number, label) in &phone.keys {

@@ -216,7 +216,10 @@ impl Agent {
                 );
                 let _ = shared
                     .registry
-                    .insert_discovered(id, vendor, model, firmware, ip);
+                    .insert_discovered(id.clone(), vendor, model, firmware, ip);
+                if let Some(came_from) = found.came_from.as_deref().and_then(|ip| ip.parse().ok()) {
+                    shared.registry.note_provisioning(&id, came_from);
+                }
             }
         }
         for (id, told) in shared.identities.all() {
@@ -317,6 +320,11 @@ impl Shared {
             model: info.model.clone(),
             firmware: info.firmware.clone(),
             ip: info.ip.clone(),
+            came_from: self
+                .registry
+                .get(&info.id)
+                .and_then(|p| p.came_from())
+                .map(|ip| ip.to_string()),
         };
         // Written by `keep_phones` within a second: never a file write per callback.
         self.store.change_soon(|stored| {
@@ -336,7 +344,8 @@ impl Shared {
             .publish_json(self.topics.bridge_event(&self.name), &event, false)
             .await;
         if self.provisioning.auto_adopt {
-            // `[provisioning] auto_adopt`: the site's credentials, the address the phone reported.
+            // `[provisioning] auto_adopt`: the site's credentials, at the address the phone
+            // called from.
             let result = dispatch::adopt(self, info.id.as_str(), b"").await;
             self.publish_result(info.id.as_str(), &result).await;
         }

@@ -282,11 +282,15 @@ async fn discover(
     ip: Option<String>,
 ) {
     let identity = user_agent.and_then(spec.recognise).unwrap_or_default();
-    if let Some(info) =
+    let came_from = ip.as_deref().and_then(|ip| ip.parse().ok());
+    let inserted =
         shared
             .registry
-            .insert_discovered(id.clone(), spec, identity.model, identity.firmware, ip)
-    {
+            .insert_discovered(id.clone(), spec, identity.model, identity.firmware, ip);
+    if let Some(came_from) = came_from {
+        shared.registry.note_provisioning(id, came_from);
+    }
+    if let Some(info) = inserted {
         info!(phone = %id, vendor = spec.id, "Discovered a phone by its provisioning request.");
         let update = crate::agent::registry::Update {
             id: id.clone(),

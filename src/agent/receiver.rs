@@ -62,6 +62,7 @@ async fn action_url(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
+    let peer_addr = peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip());
     let peer = peer_ip(&peer);
     let raw = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("");
     let Some(target) = split_action_target(raw) else {
@@ -122,6 +123,9 @@ async fn action_url(
         vars: callback.vars,
     };
     let update = shared.registry.apply_event(vendor, &parsed, &event);
+    if let Some(ip) = peer_addr {
+        shared.registry.note_callback(&event.phone, ip);
+    }
     let discovered = update.discovered.then(|| update.info.clone()).flatten();
     info!(phone = %event.phone, event = event.event, "Phone event.");
     shared.publish_event(&event).await;
