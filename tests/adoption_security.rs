@@ -242,7 +242,7 @@ async fn an_adoption_cannot_take_another_phones_name_mac_or_entry() {
     let own = phone.addr().to_string();
     for (n, name, why) in [
         (1, "reception", "`Reception` is the name of phone 001565000001"),
-        (2, "RECEPTION", "`RECEPTION` is the name of phone 001565000001"),
+        (2, "RECEPTION", "`Reception` is the name of phone 001565000001"),
         (3, "001565000001", "is another phone's MAC"),
         (4, "00:15:65:00:00:01", "is another phone's MAC"),
         (5, "00-15-65-00-00-99", "is another phone's MAC"),

@@ -49,6 +49,8 @@ pub struct Shared {
     pub mqtt: Mqtt,
     pub registry: Registry,
     pub queues: Queues,
+    /// How each Digest-vendor phone asked to authenticate.
+    pub phone_auth: commands::PhoneAuth,
     pub http: reqwest::Client,
     pub token: Secret,
     pub public_url: String,
@@ -174,6 +176,7 @@ impl Agent {
             topics,
             mqtt,
             queues: Queues::default(),
+            phone_auth: commands::PhoneAuth::default(),
             http: commands::http_client(),
             provision: ProvisionCtx {
                 public_url: options.public_url.clone(),

@@ -254,15 +254,30 @@ pub struct Target {
     pub dnd_key: Option<String>,
 }
 
-/// How a vendor's Action URI authenticates.
+/// How a vendor's Action URI authenticates: how the agent sends the phone's admin password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpAuth {
-    /// HTTP Basic with the phone's admin account.
+    /// HTTP Basic with the phone's admin account on every request, as the vendor documents
+    /// (Basic is the only scheme its Action URI takes).
     Basic,
-    /// Basic first; Digest when the phone answers 401 with a Digest challenge.
-    BasicThenDigest,
+    /// The vendor can take Digest: no password until the phone challenges. A Digest challenge
+    /// is answered with Digest and remembered, so later requests answer it at once; a Basic
+    /// challenge (the vendor's factory scheme) is answered only while the phone has never asked
+    /// for Digest. Never a Basic header the phone did not ask for.
+    Digest,
     /// None on the HTTP level: the vendor takes the password in the query.
     InQuery,
+}
+
+impl HttpAuth {
+    /// How the README's vendor table says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            HttpAuth::Basic => "HTTP Basic",
+            HttpAuth::Digest => "HTTP Digest (Basic only if the phone asks for it)",
+            HttpAuth::InQuery => "password in the query (`passcode`)",
+        }
+    }
 }
 
 /// An Action URI request, exact to the byte: `path_and_query` is sent as it is.
