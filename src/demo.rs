@@ -118,7 +118,7 @@ impl PendingDemo {
         tracing::info!(
             mac = %phone.mac(),
             address = %phone.addr(),
-            "A demo phone with no [[phone]] entry was discovered: adopt it in the Manager with this address (simulated phones keep the factory credentials)."
+            "A demo phone with no [[phone]] entry was discovered: adopt it in the Manager with this address and the password `admin` (simulated phones keep the factory credentials)."
         );
         started.push(phone);
         Ok(started)

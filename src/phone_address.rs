@@ -58,7 +58,11 @@ impl PhoneAddress {
                 .map_err(|_| fail("not an IPv6 address in the brackets"))?;
             let port = match after {
                 "" => None,
-                _ => Some(after.strip_prefix(':').ok_or_else(|| fail("text after `]`"))?),
+                _ => Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| fail("text after `]`"))?,
+                ),
             };
             (Host::Ip(IpAddr::V6(ip)), port)
         } else {
@@ -182,8 +186,18 @@ mod tests {
             ("10.0.0.5", "10.0.0.5", Some("10.0.0.5"), 80),
             ("10.0.0.5:8080", "10.0.0.5:8080", Some("10.0.0.5"), 8080),
             ("[2001:db8::5]", "[2001:db8::5]", Some("2001:db8::5"), 80),
-            ("[::ffff:10.0.0.5]:81", "[::ffff:10.0.0.5]:81", Some("10.0.0.5"), 81),
-            ("Phone-3.Example.com:443", "phone-3.example.com:443", None, 443),
+            (
+                "[::ffff:10.0.0.5]:81",
+                "[::ffff:10.0.0.5]:81",
+                Some("10.0.0.5"),
+                81,
+            ),
+            (
+                "Phone-3.Example.com:443",
+                "phone-3.example.com:443",
+                None,
+                443,
+            ),
             ("localhost", "localhost", None, 80),
         ] {
             let address = PhoneAddress::parse(text).unwrap();
@@ -237,7 +251,10 @@ mod tests {
         assert!(check_configured("http://[2001:db8::5]").is_ok());
         assert!(check_configured("10.0.0.5").is_ok());
         let err = check_configured("http://10.0.0.5/cgi-bin/x").unwrap_err();
-        assert!(err.starts_with("must be host[:port] or http(s)://"), "{err}");
+        assert!(
+            err.starts_with("must be host[:port] or http(s)://"),
+            "{err}"
+        );
         assert!(check_configured("ftp://10.0.0.5").is_err());
         assert!(check_configured("http://admin:x@10.0.0.5").is_err());
     }

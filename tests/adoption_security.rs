@@ -86,7 +86,11 @@ fn error_of(result: &Value) -> String {
 /// Gives a refused adoption's command time to go anywhere, then checks that nothing did.
 async fn nothing_arrived(heard: &Heard) {
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(heard.all().is_empty(), "the attacker got {:#?}", heard.all());
+    assert!(
+        heard.all().is_empty(),
+        "the attacker got {:#?}",
+        heard.all()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +135,13 @@ async fn site_credentials_never_go_to_an_address_the_phone_did_not_call_from() {
     assert!(error_of(&result).contains("`password`"), "{result}");
 
     // Still not adopted: a command is refused before anything is sent.
-    let result = command(&mut probe, ID, "dnd", json!({"value": "on", "transaction": "t-4"})).await;
+    let result = command(
+        &mut probe,
+        ID,
+        "dnd",
+        json!({"value": "on", "transaction": "t-4"}),
+    )
+    .await;
     assert!(error_of(&result).contains("not configured"), "{result}");
     nothing_arrived(&heard).await;
     for (topic, payload) in probe.drain() {
@@ -158,7 +168,13 @@ async fn a_foreign_address_with_its_own_password_gets_only_that_password() {
     )
     .await;
     assert_eq!(result["status"], "ok", "{result}");
-    let result = command(&mut probe, ID, "dnd", json!({"value": "on", "transaction": "f-2"})).await;
+    let result = command(
+        &mut probe,
+        ID,
+        "dnd",
+        json!({"value": "on", "transaction": "f-2"}),
+    )
+    .await;
     let error = error_of(&result);
     // The status, never the body: an adopted address can be anybody's service.
     assert!(error.contains("HTTP 500"), "{error}");
@@ -219,11 +235,20 @@ async fn an_address_is_host_and_port_only() {
             "{address:?}: {error}"
         );
     }
-    let result = command(&mut probe, ID, "dnd", json!({"value": "on", "transaction": "a-x"})).await;
+    let result = command(
+        &mut probe,
+        ID,
+        "dnd",
+        json!({"value": "on", "transaction": "a-x"}),
+    )
+    .await;
     assert!(error_of(&result).contains("not configured"), "{result}");
     nothing_arrived(&heard).await;
     for (topic, payload) in probe.drain() {
-        assert!(!payload.contains(INTERNAL), "the internal body reached {topic}");
+        assert!(
+            !payload.contains(INTERNAL),
+            "the internal body reached {topic}"
+        );
     }
     power.cancel();
     gw.stop().await;
@@ -241,8 +266,16 @@ async fn an_adoption_cannot_take_another_phones_name_mac_or_entry() {
         .await;
     let own = phone.addr().to_string();
     for (n, name, why) in [
-        (1, "reception", "`Reception` is the name of phone 001565000001"),
-        (2, "RECEPTION", "`Reception` is the name of phone 001565000001"),
+        (
+            1,
+            "reception",
+            "`Reception` is the name of phone 001565000001",
+        ),
+        (
+            2,
+            "RECEPTION",
+            "`Reception` is the name of phone 001565000001",
+        ),
         (3, "001565000001", "is another phone's MAC"),
         (4, "00:15:65:00:00:01", "is another phone's MAC"),
         (5, "00-15-65-00-00-99", "is another phone's MAC"),
@@ -257,9 +290,14 @@ async fn an_adoption_cannot_take_another_phones_name_mac_or_entry() {
         assert!(error.contains(why), "{name}: {error}");
     }
     // The configured phone cannot be adopted over, by name or by MAC in any spelling.
-    for (n, target) in ["Reception", "reception", "001565000001", "00:15:65:00:00:01"]
-        .into_iter()
-        .enumerate()
+    for (n, target) in [
+        "Reception",
+        "reception",
+        "001565000001",
+        "00:15:65:00:00:01",
+    ]
+    .into_iter()
+    .enumerate()
     {
         let result = adopt(
             &mut probe,
@@ -291,7 +329,13 @@ async fn an_adoption_cannot_take_another_phones_name_mac_or_entry() {
     assert!(error_of(&result).contains("`pasword`"), "{result}");
 
     // Reception is still the configured phone; the Snom gets a name of its own.
-    let result = command(&mut probe, "Reception", "dnd", json!({"value": "on", "transaction": "r-1"})).await;
+    let result = command(
+        &mut probe,
+        "Reception",
+        "dnd",
+        json!({"value": "on", "transaction": "r-1"}),
+    )
+    .await;
     assert_eq!(result["status"], "ok", "{result}");
     assert!(reception.snapshot().dnd);
     assert!(!phone.snapshot().dnd);
@@ -310,9 +354,21 @@ async fn an_adoption_cannot_take_another_phones_name_mac_or_entry() {
     )
     .await;
     assert_eq!(result["status"], "ok", "{result}");
-    let result = command(&mut probe, "Lobby", "dnd", json!({"value": "on", "transaction": "l-1"})).await;
+    let result = command(
+        &mut probe,
+        "Lobby",
+        "dnd",
+        json!({"value": "on", "transaction": "l-1"}),
+    )
+    .await;
     assert!(error_of(&result).contains("unknown phone"), "{result}");
-    let result = command(&mut probe, "hall", "dnd", json!({"value": "on", "transaction": "h-1"})).await;
+    let result = command(
+        &mut probe,
+        "hall",
+        "dnd",
+        json!({"value": "on", "transaction": "h-1"}),
+    )
+    .await;
     assert_eq!(result["status"], "ok", "{result}");
     assert!(phone.snapshot().dnd);
     power.cancel();
@@ -323,7 +379,10 @@ async fn an_adoption_cannot_take_another_phones_name_mac_or_entry() {
 /// called from, on the phones' web port (`[provisioning] phone_port`, 80 unless set).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adoption_at_the_phones_own_address_uses_the_site_credentials() {
-    for (vendor, mac) in [("yealink", "00:15:65:aa:00:53"), ("snom", "00:04:13:aa:00:54")] {
+    for (vendor, mac) in [
+        ("yealink", "00:15:65:aa:00:53"),
+        ("snom", "00:04:13:aa:00:54"),
+    ] {
         let addr = free_port();
         let mut config = site_config();
         config.provisioning.phone_port = Some(addr.port());
@@ -345,7 +404,12 @@ async fn adoption_at_the_phones_own_address_uses_the_site_credentials() {
             .expect(&format!("phone2mqtt/{id}/info"), |i| i["model"].is_string())
             .await;
         // With no address: the one it called from. With it spelt out: the same.
-        let result = adopt(&mut probe, &id, json!({"name": "Desk", "transaction": "s-1"})).await;
+        let result = adopt(
+            &mut probe,
+            &id,
+            json!({"name": "Desk", "transaction": "s-1"}),
+        )
+        .await;
         assert_eq!(result["status"], "ok", "{vendor}: {result}");
         let result = adopt(
             &mut probe,
@@ -356,7 +420,13 @@ async fn adoption_at_the_phones_own_address_uses_the_site_credentials() {
         assert_eq!(result["status"], "ok", "{vendor}: {result}");
         let kept = std::fs::read_to_string(gw.data_dir.0.join("phones.toml")).unwrap();
         assert!(kept.contains(&format!("address = \"{addr}\"")), "{kept}");
-        let result = command(&mut probe, "desk", "dnd", json!({"value": "on", "transaction": "s-3"})).await;
+        let result = command(
+            &mut probe,
+            "desk",
+            "dnd",
+            json!({"value": "on", "transaction": "s-3"}),
+        )
+        .await;
         assert_eq!(result["status"], "ok", "{vendor}: {result}");
         assert!(phone.snapshot().dnd, "{vendor}");
         if vendor == "snom" {

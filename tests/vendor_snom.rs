@@ -345,7 +345,9 @@ async fn a_digest_phone_that_turns_to_basic_gets_no_password() {
         }
     });
     let mut config = test_config();
-    config.phones.push(phone_entry("snom", MAC, addr, "Reception"));
+    config
+        .phones
+        .push(phone_entry("snom", MAC, addr, "Reception"));
     let gw = start_gateway(config).await;
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     let result = run(&mut probe, "volume_up", "", "d-1").await;
@@ -357,7 +359,9 @@ async fn a_digest_phone_that_turns_to_basic_gets_no_password() {
     assert!(error.contains("asked for HTTP Basic after"), "{error}");
     let heard = heard.lock().unwrap().clone();
     assert!(
-        heard.iter().all(|head| !head.contains("authorization: basic")),
+        heard
+            .iter()
+            .all(|head| !head.contains("authorization: basic")),
         "{heard:#?}"
     );
     // Digest, then (turned) the remembered Digest answer, refused with a Basic challenge.

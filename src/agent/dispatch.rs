@@ -523,9 +523,9 @@ fn adoption(
             bad("no address known for the phone: it has not called the agent since it started; give its `address` and its `password`".into())
         })?,
     };
-    let at_own_address = own
-        .as_ref()
-        .is_some_and(|own| address.ip().is_some() && own.ip() == address.ip() && own.port() == address.port());
+    let at_own_address = own.as_ref().is_some_and(|own| {
+        address.ip().is_some() && own.ip() == address.ip() && own.port() == address.port()
+    });
     let given_password = get("password")?;
     let site_credentials = given_password.is_none();
     let password = match given_password {
@@ -536,10 +536,7 @@ fn adoption(
             .as_ref()
             .map_or_else(|| "admin".to_string(), |p| p.expose().to_string()),
         None => {
-            let from = own.map_or_else(
-                || "none is known yet".to_string(),
-                |own| own.to_string(),
-            );
+            let from = own.map_or_else(|| "none is known yet".to_string(), |own| own.to_string());
             return Err(bad(format!(
                 "`password` required for {address}: the site's credentials only go to the address the phone called from ({from}); give this phone's own `password`"
             )));

@@ -299,7 +299,10 @@ impl Registry {
                 .values()
                 .find(|p| {
                     &p.info.id != except
-                        && p.info.name.as_ref().is_some_and(|n| n.to_lowercase() == lower)
+                        && p.info
+                            .name
+                            .as_ref()
+                            .is_some_and(|n| n.to_lowercase() == lower)
                 })
                 .map(|p| p.info.id.clone())
         })

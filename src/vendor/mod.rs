@@ -270,12 +270,12 @@ pub enum HttpAuth {
 }
 
 impl HttpAuth {
-    /// How the README's vendor table says it.
+    /// How the documentation's vendor table says it.
     pub fn describe(self) -> &'static str {
         match self {
-            HttpAuth::Basic => "HTTP Basic",
-            HttpAuth::Digest => "HTTP Digest (Basic only if the phone asks for it)",
-            HttpAuth::InQuery => "password in the query (`passcode`)",
+            HttpAuth::Basic => "HTTP Basic on every request (the scheme the vendor documents for its Action URI)",
+            HttpAuth::Digest => "nothing until the phone challenges; HTTP Digest in answer to a Digest challenge (remembered, so later requests answer it at once); HTTP Basic only to a phone that asks for Basic and has never asked for Digest",
+            HttpAuth::InQuery => "in the query string (the vendor's API takes it there; see the vendor's notes)",
         }
     }
 }
