@@ -129,6 +129,12 @@ impl ProvisioningConfig {
                 ));
             }
         }
+        if self.phone_port == Some(0) {
+            return Err(fail(
+                "provisioning.phone_port".into(),
+                "must be a port from 1 to 65535".into(),
+            ));
+        }
         if self.yealink_boot && self.upstream.is_none() {
             return Err(fail(
                 "provisioning.yealink_boot".into(),
@@ -660,6 +666,49 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("homeassistant.prefix"), "{err}");
+    }
+
+    #[test]
+    fn phone_addresses_and_names_reach_one_phone_each() {
+        let phone = |mac: &str, address: &str, name: &str| {
+            format!("[[phone]]\nmac = \"{mac}\"\nvendor = \"yealink\"\naddress = \"{address}\"\nname = \"{name}\"\n")
+        };
+        for address in [
+            "10.0.0.5",
+            "10.0.0.5:8080",
+            "https://10.0.0.5/",
+            "[2001:db8::5]:80",
+        ] {
+            let text = phone("001565000001", address, "Desk");
+            assert!(Config::parse(&text, "t.toml").is_ok(), "{address}");
+        }
+        for address in [
+            "http://10.0.0.5/cgi-bin/x",
+            "http://admin:pw@10.0.0.5",
+            "10.0.0.5#",
+            "10.0.0.5?x",
+        ] {
+            let text = phone("001565000001", address, "Desk");
+            let err = Config::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(
+                err.contains("phone[0].address") && err.contains("host[:port]"),
+                "{address}: {err}"
+            );
+        }
+        let twice =
+            phone("001565000001", "10.0.0.5", "Desk") + &phone("001565000002", "10.0.0.6", "DESK");
+        let err = Config::parse(&twice, "t.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("phone[1].name") && err.contains("phone[0]"),
+            "{err}"
+        );
+        let mac_named = phone("001565000001", "10.0.0.5", "00:15:65:00:00:02");
+        let err = Config::parse(&mac_named, "t.toml").unwrap_err().to_string();
+        assert!(err.contains("phone[0].name"), "{err}");
+        let err = Config::parse("[provisioning]\nphone_port = 0\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("provisioning.phone_port"), "{err}");
     }
 
     #[test]

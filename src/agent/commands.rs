@@ -554,3 +554,65 @@ pub fn http_client() -> reqwest::Client {
         .build()
         .expect("a plain reqwest client builds")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenged(offers: &[&str]) -> reqwest::Response {
+        let mut answer = axum::http::Response::builder().status(401);
+        for offer in offers {
+            answer = answer.header("www-authenticate", *offer);
+        }
+        reqwest::Response::from(answer.body("").unwrap())
+    }
+
+    #[test]
+    fn digest_wins_when_a_phone_offers_both() {
+        let digest = "Digest realm=\"snom\", nonce=\"n\", qop=\"auth\"";
+        for offers in [
+            vec!["Basic realm=\"snom\"", digest],
+            vec![digest, "basic realm=x"],
+        ] {
+            assert!(matches!(
+                Challenge::of(&challenged(&offers)),
+                Some(Challenge::Digest(text)) if text == digest
+            ));
+        }
+        assert!(matches!(
+            Challenge::of(&challenged(&["BASIC realm=\"x\""])),
+            Some(Challenge::Basic)
+        ));
+        assert!(Challenge::of(&challenged(&["Bearer"])).is_none());
+        assert!(Challenge::of(&challenged(&[])).is_none());
+    }
+
+    #[test]
+    fn what_a_phone_asked_for_is_forgotten_when_its_address_changes() {
+        let auth = PhoneAuth::default();
+        let mut config = crate::agent::store::StoredPhone {
+            mac: "000413000001".into(),
+            vendor: "snom".into(),
+            address: "10.0.0.5".into(),
+            username: "admin".into(),
+            password: "pw".into(),
+            name: None,
+            line: None,
+            groups: Vec::new(),
+        }
+        .to_config();
+        let request = PhoneRequest::get("/command.htm?key=ENTER".into());
+        assert!(auth.digest_answer(&config, &request).unwrap().is_none());
+        let challenge =
+            digest_auth::parse("Digest realm=\"snom\", nonce=\"n1\", qop=\"auth\"").unwrap();
+        auth.remember(&config, Scheme::Digest(Box::new(challenge)));
+        let first = auth.digest_answer(&config, &request).unwrap().unwrap();
+        let second = auth.digest_answer(&config, &request).unwrap().unwrap();
+        assert!(first.contains("nc=00000001"), "{first}");
+        assert!(second.contains("nc=00000002"), "{second}");
+        assert!(!first.contains("pw"));
+        config.address = "10.0.0.6".into();
+        assert!(auth.digest_answer(&config, &request).unwrap().is_none());
+        assert!(auth.scheme(&config).is_none());
+    }
+}

@@ -77,7 +77,11 @@ impl Registry {
             let id = config.id();
             let vendor = crate::vendor::find(&config.vendor).expect("validated vendor");
             if let Some(name) = &config.name {
-                names.insert(name.to_lowercase(), id.clone());
+                // The config file's phones come first and keep their names: a phone adopted
+                // under a name the file gave another phone later does not take it over.
+                names
+                    .entry(name.to_lowercase())
+                    .or_insert_with(|| id.clone());
             }
             phones.insert(
                 id.clone(),
