@@ -14,7 +14,6 @@ use phone2mqtt::config::Secret;
 use phone2mqtt::model::PhoneId;
 use phone2mqtt::sim::{self, SimOptions, SimPhone};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A discovered Yealink (Basic auth): what an attacker would like the site password for.
 const MAC: &str = "00:15:65:aa:00:51";
@@ -23,47 +22,18 @@ const ID: &str = "001565aa0051";
 const INTERNAL: &str = "INTERNAL-ONLY-7f3a";
 
 /// What the attacker's listener received: the head of each request, as sent.
-#[derive(Clone, Default)]
-struct Heard(Arc<Mutex<Vec<String>>>);
-
-impl Heard {
-    fn all(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
+type Heard = Arc<Mutex<Vec<String>>>;
 
 /// An attacker's (or an internal service's) HTTP port: records every request head and answers
 /// 500 with a body that must never be published.
 async fn listener() -> (SocketAddr, Heard) {
-    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    let heard = Heard::default();
-    let kept = heard.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = socket.accept().await {
-            let kept = kept.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                kept.0
-                    .lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&head).into_owned());
-                let answer = format!(
-                    "HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{INTERNAL}",
-                    INTERNAL.len()
-                );
-                let _ = stream.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    (addr, heard)
+    recording_listener(|_| {
+        format!(
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{INTERNAL}",
+            INTERNAL.len()
+        )
+    })
+    .await
 }
 
 /// The gateway with the site's credentials in `[provisioning]`.
@@ -72,6 +42,18 @@ fn site_config() -> phone2mqtt::config::Config {
     config.provisioning.username = Some("admin".into());
     config.provisioning.password = Some(Secret::new(PASSWORD));
     config
+}
+
+/// A gateway with the site's credentials, and a Yealink it discovered (and nothing else knows).
+async fn discovered_yealink() -> (TestGateway, MqttProbe, tokio_util::sync::CancellationToken) {
+    let gw = start_gateway(site_config()).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let power = tokio_util::sync::CancellationToken::new();
+    unconfigured_phone(&gw, "yealink", MAC, &power).await;
+    probe
+        .expect(&format!("phone2mqtt/{ID}/info"), |i| i["model"].is_string())
+        .await;
+    (gw, probe, power)
 }
 
 async fn adopt(probe: &mut MqttProbe, phone: &str, payload: Value) -> Value {
@@ -87,21 +69,15 @@ fn error_of(result: &Value) -> String {
 async fn nothing_arrived(heard: &Heard) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        heard.all().is_empty(),
+        heard.lock().unwrap().is_empty(),
         "the attacker got {:#?}",
-        heard.all()
+        heard.lock().unwrap().clone()
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn site_credentials_never_go_to_an_address_the_phone_did_not_call_from() {
-    let gw = start_gateway(site_config()).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    let power = tokio_util::sync::CancellationToken::new();
-    let _phone = unconfigured_phone(&gw, "yealink", MAC, &power).await;
-    probe
-        .expect(&format!("phone2mqtt/{ID}/info"), |i| i["model"].is_string())
-        .await;
+    let (gw, mut probe, power) = discovered_yealink().await;
     let (attacker, heard) = listener().await;
 
     // The phone called from 127.0.0.1; the attacker listens on 127.0.0.1 too, on another port.
@@ -153,13 +129,7 @@ async fn site_credentials_never_go_to_an_address_the_phone_did_not_call_from() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_address_with_its_own_password_gets_only_that_password() {
-    let gw = start_gateway(site_config()).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    let power = tokio_util::sync::CancellationToken::new();
-    let _phone = unconfigured_phone(&gw, "yealink", MAC, &power).await;
-    probe
-        .expect(&format!("phone2mqtt/{ID}/info"), |i| i["model"].is_string())
-        .await;
+    let (gw, mut probe, power) = discovered_yealink().await;
     let (elsewhere, heard) = listener().await;
     let result = adopt(
         &mut probe,
@@ -179,7 +149,7 @@ async fn a_foreign_address_with_its_own_password_gets_only_that_password() {
     // The status, never the body: an adopted address can be anybody's service.
     assert!(error.contains("HTTP 500"), "{error}");
     assert!(!error.contains(INTERNAL), "{error}");
-    let heads = heard.all();
+    let heads = heard.lock().unwrap().clone();
     assert_eq!(heads.len(), 1, "{heads:#?}");
     use base64::Engine;
     let own = base64::engine::general_purpose::STANDARD.encode("admin:its-own");
@@ -192,13 +162,7 @@ async fn a_foreign_address_with_its_own_password_gets_only_that_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_is_host_and_port_only() {
-    let gw = start_gateway(site_config()).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    let power = tokio_util::sync::CancellationToken::new();
-    let _phone = unconfigured_phone(&gw, "yealink", MAC, &power).await;
-    probe
-        .expect(&format!("phone2mqtt/{ID}/info"), |i| i["model"].is_string())
-        .await;
+    let (gw, mut probe, power) = discovered_yealink().await;
     let (internal, heard) = listener().await;
     let port = internal.port();
     for (n, address) in [

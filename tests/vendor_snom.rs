@@ -315,35 +315,20 @@ async fn a_phone_on_basic_gets_basic_only_when_it_asks_for_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_phone_that_turns_to_basic_gets_no_password() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    let heard: Arc<Mutex<Vec<String>>> = Arc::default();
-    let basic_now = Arc::new(AtomicBool::new(false));
-    let (kept, mode) = (heard.clone(), basic_now.clone());
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = socket.accept().await {
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let head = String::from_utf8_lossy(&head).to_lowercase();
-            let answer = if mode.load(Ordering::SeqCst) {
-                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"snom\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            } else if head.contains("authorization: digest") {
-                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            } else {
-                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"snom\", nonce=\"abc123\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            };
-            kept.lock().unwrap().push(head);
-            let _ = stream.write_all(answer.as_bytes()).await;
+    let basic_now = std::sync::Arc::new(AtomicBool::new(false));
+    let mode = basic_now.clone();
+    let (addr, heard) = recording_listener(move |head| {
+        let digest = head.to_lowercase().contains("authorization: digest");
+        if mode.load(Ordering::SeqCst) {
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"snom\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        } else if digest {
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        } else {
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"snom\", nonce=\"abc123\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         }
-    });
+        .to_string()
+    })
+    .await;
     let mut config = test_config();
     config
         .phones
@@ -361,7 +346,7 @@ async fn a_digest_phone_that_turns_to_basic_gets_no_password() {
     assert!(
         heard
             .iter()
-            .all(|head| !head.contains("authorization: basic")),
+            .all(|head| !head.to_lowercase().contains("authorization: basic")),
         "{heard:#?}"
     );
     // Digest, then (turned) the remembered Digest answer, refused with a Basic challenge.
