@@ -45,9 +45,13 @@ pub struct ProvisioningConfig {
     /// Yealink only: answer the phone's boot file (`<mac>.boot`) with one that includes the
     /// upstream file and phone2mqtt's own, instead of merging them.
     pub yealink_boot: bool,
-    /// The credentials a discovered phone is adopted with when the adoption gives none.
+    /// The credentials a discovered phone is adopted with when the adoption gives none. They
+    /// only ever go to the IP the phone itself called from, on `phone_port`.
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// The port the site's phones serve their web interface on (80 unless set): where an
+    /// adoption with the site's credentials reaches a phone at the IP it called from.
+    pub phone_port: Option<u16>,
     /// Adopt every discovered phone at once with those credentials; only phones whose address
     /// is inside `allow`.
     pub auto_adopt: bool,
@@ -187,6 +191,12 @@ impl ProvisioningConfig {
                 }
             }
             (None, None) => {}
+        }
+        if self.phone_port == Some(0) {
+            return Err(fail(
+                "provisioning.phone_port".into(),
+                "must be a port from 1 to 65535".into(),
+            ));
         }
         if self.yealink_boot && self.upstream.is_none() {
             return Err(fail(
@@ -685,6 +695,7 @@ impl Config {
         }
         self.provisioning.validate(&fail)?;
         let mut seen = std::collections::HashMap::new();
+        let mut names = std::collections::HashMap::new();
         for (index, phone) in self.phones.iter().enumerate() {
             let key = |field: &str| format!("phone[{index}].{field}");
             let Some(id) = PhoneId::parse(&phone.mac) else {
@@ -709,15 +720,24 @@ impl Config {
                     ),
                 ));
             }
-            if phone.address.is_empty() || phone.address.contains(char::is_whitespace) {
-                return Err(fail(
-                    key("address"),
-                    "must be host, host:port or http(s)://host:port".into(),
-                ));
-            }
+            crate::phone_address::check_configured(&phone.address)
+                .map_err(|reason| fail(key("address"), reason))?;
             if let Some(name) = &phone.name {
                 if name.contains(['/', '+', '#']) {
                     return Err(fail(key("name"), "must not contain `/`, `+` or `#`".into()));
+                }
+                // Commands address a phone by MAC or by name: each must reach one phone.
+                if PhoneId::parse(name).is_some_and(|named| named != id) {
+                    return Err(fail(
+                        key("name"),
+                        format!("`{name}` is a MAC address; a name must not be one"),
+                    ));
+                }
+                if let Some(previous) = names.insert(name.to_lowercase(), index) {
+                    return Err(fail(
+                        key("name"),
+                        format!("`{name}` is the name of phone[{previous}] already"),
+                    ));
                 }
             }
             for (number, label) in &phone.keys {
@@ -928,6 +948,49 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("provisioning.auth_username"), "{err}");
+    }
+
+    #[test]
+    fn phone_addresses_and_names_reach_one_phone_each() {
+        let phone = |mac: &str, address: &str, name: &str| {
+            format!("[[phone]]\nmac = \"{mac}\"\nvendor = \"yealink\"\naddress = \"{address}\"\nname = \"{name}\"\n")
+        };
+        for address in [
+            "10.0.0.5",
+            "10.0.0.5:8080",
+            "https://10.0.0.5/",
+            "[2001:db8::5]:80",
+        ] {
+            let text = phone("001565000001", address, "Desk");
+            assert!(Config::parse(&text, "t.toml").is_ok(), "{address}");
+        }
+        for address in [
+            "http://10.0.0.5/cgi-bin/x",
+            "http://admin:pw@10.0.0.5",
+            "10.0.0.5#",
+            "10.0.0.5?x",
+        ] {
+            let text = phone("001565000001", address, "Desk");
+            let err = Config::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(
+                err.contains("phone[0].address") && err.contains("host[:port]"),
+                "{address}: {err}"
+            );
+        }
+        let twice =
+            phone("001565000001", "10.0.0.5", "Desk") + &phone("001565000002", "10.0.0.6", "DESK");
+        let err = Config::parse(&twice, "t.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("phone[1].name") && err.contains("phone[0]"),
+            "{err}"
+        );
+        let mac_named = phone("001565000001", "10.0.0.5", "00:15:65:00:00:02");
+        let err = Config::parse(&mac_named, "t.toml").unwrap_err().to_string();
+        assert!(err.contains("phone[0].name"), "{err}");
+        let err = Config::parse("[provisioning]\nphone_port = 0\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("provisioning.phone_port"), "{err}");
     }
 
     #[test]

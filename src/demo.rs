@@ -64,6 +64,8 @@ pub fn prepare(config: &mut Config, count: usize) -> std::io::Result<PendingDemo
         options.line_user = format!("{}", 1001 + index);
         options.display_name = name.clone();
         options.random_calls = true;
+        // Snom phones as a site should set them up: Digest, so no password travels readable.
+        options.digest = vendor.id == "snom";
         config.phones.push(PhoneConfig {
             mac: vendor_mac(&mac),
             vendor: vendor.id.to_string(),
@@ -92,6 +94,7 @@ pub fn prepare(config: &mut Config, count: usize) -> std::io::Result<PendingDemo
     let mut unadopted = SimOptions::new(snom, PhoneId::parse(UNADOPTED_MAC).expect("a MAC"), "");
     unadopted.display_name = "Lobby".into();
     unadopted.line_user = "1099".into();
+    unadopted.digest = true;
     Ok(PendingDemo { phones, unadopted })
 }
 
@@ -118,7 +121,7 @@ impl PendingDemo {
         tracing::info!(
             mac = %phone.mac(),
             address = %phone.addr(),
-            "A demo phone with no [[phone]] entry was discovered: adopt it in the Manager with this address (simulated phones keep the factory credentials)."
+            "A demo phone with no [[phone]] entry was discovered: adopt it in the Manager with this address and the password `admin` (simulated phones keep the factory credentials)."
         );
         started.push(phone);
         Ok(started)

@@ -11,6 +11,7 @@ pub fn blocks() -> Vec<(String, String)> {
         ("commands".to_string(), command_matrix()),
         ("events".to_string(), event_matrix()),
         ("provisioning".to_string(), provisioning_matrix()),
+        ("auth".to_string(), auth_table()),
     ];
     for spec in VENDORS {
         blocks.push((format!("{}-events", spec.id), vendor_events(spec)));
@@ -104,6 +105,19 @@ pub fn provisioning_matrix() -> String {
         out.push_str(&format!(
             "| {} | {files} | {} | {} | {provision} | {verify} |\n",
             spec.name, spec.programming.key_doc, spec.programming.logo_doc
+        ));
+    }
+    out
+}
+
+/// How each vendor's phones get their admin password.
+pub fn auth_table() -> String {
+    let mut out = String::from("| vendor | the phone's admin password is sent |\n|---|---|\n");
+    for spec in VENDORS {
+        out.push_str(&format!(
+            "| {} | {} |\n",
+            spec.name,
+            spec.http_auth.describe()
         ));
     }
     out

@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`model`]: the intermediate form between every vendor's wire format and MQTT: `PhoneId`,
 //!   `Event`, `Command`, `CommandResult`, `PhoneState`.
+//! - [`phone_address`]: a phone's address, `host[:port]` and nothing else.
 //! - [`command`]: command payloads into validated commands, and the errors a command ends in.
 //! - [`topics`]: every topic string is built and parsed there and nowhere else.
 //! - [`vendor`]: one file per vendor, declared as data: events, variables, commands, request
@@ -45,6 +46,7 @@ pub mod logging;
 pub mod model;
 pub mod mqtt;
 pub mod phone_auth;
+pub mod phone_address;
 pub mod profile;
 pub mod shutdown;
 pub mod sim;

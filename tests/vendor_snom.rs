@@ -1,6 +1,8 @@
 //! Snom through real sockets (vendors.md §4): each command reaches the simulated phone as the
-//! documented request line and ends in a result; dial's 302 is success; Digest is answered; raw
-//! callbacks as Snom sends them become MQTT events; the phone provisions itself from the agent.
+//! documented request line and ends in a result; dial's 302 is success; the password goes only
+//! in answer to the phone's challenge (Digest, or Basic on a phone that asks for Basic and never
+//! asked for Digest); raw callbacks as Snom sends them become MQTT events; the phone provisions
+//! itself from the agent.
 
 mod common;
 
@@ -25,14 +27,26 @@ async fn run(probe: &mut MqttProbe, name: &str, value: &str, transaction: &str) 
     .await
 }
 
-/// How often the phone received exactly this request line.
+/// How often the phone received exactly this request line with credentials (the first one,
+/// without, only fetches the phone's challenge).
 fn times(phone: &SimPhone, line: &str) -> usize {
-    phone
-        .snapshot()
-        .requests
+    let seen = phone.snapshot();
+    seen.requests
         .iter()
-        .filter(|r| *r == line)
+        .zip(&seen.authorizations)
+        .filter(|(r, auth)| *r == line && *auth != "none")
         .count()
+}
+
+/// The authentication scheme of each request the phone received with this line.
+fn schemes(phone: &SimPhone, line: &str) -> Vec<String> {
+    let seen = phone.snapshot();
+    seen.requests
+        .iter()
+        .zip(seen.authorizations)
+        .filter(|(r, _)| *r == line)
+        .map(|(_, auth)| auth)
+        .collect()
 }
 
 /// A gateway with the Snom configured, and the simulated phone started by hand, so that it
@@ -246,24 +260,97 @@ async fn dnd_volume_keys_and_reboot_have_their_documented_request_lines() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_phone_that_wants_digest_still_gets_the_command_done() {
+async fn a_phone_that_wants_digest_gets_digest_and_never_basic() {
     let (gw, phone) = gateway_with_custom_phone(true, PASSWORD).await;
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     let result = run(&mut probe, "volume_up", "", "g-1").await;
     assert_eq!(result["status"], "ok", "{result}");
-    // Basic first, answered 401 with a Digest challenge; then the Digest answer.
-    assert_eq!(times(&phone, "GET /command.htm?key=VOLUME_UP"), 2);
+    // Nothing first, answered 401 with a Digest challenge; then the Digest answer.
+    assert_eq!(
+        schemes(&phone, "GET /command.htm?key=VOLUME_UP"),
+        ["none", "Digest"]
+    );
     assert_eq!(phone.snapshot().volume, 9);
 
+    // The phone wants Digest, the agent knows: later commands answer its challenge at once.
     let result = run(&mut probe, "dial", "1002", "g-2").await;
     assert_eq!(result["status"], "ok", "{result}");
     assert_eq!(
-        times(
+        schemes(
             &phone,
             "GET /command.htm?number=1002&outgoing_uri=1001@pbx.example.com"
         ),
-        2
+        ["Digest"]
     );
+    let result = run(&mut probe, "volume_up", "", "g-3").await;
+    assert_eq!(result["status"], "ok", "{result}");
+    assert_eq!(
+        schemes(&phone, "GET /command.htm?key=VOLUME_UP"),
+        ["none", "Digest", "Digest"]
+    );
+    let seen = phone.snapshot().authorizations;
+    assert!(!seen.iter().any(|a| a == "Basic"), "{seen:?}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_on_basic_gets_basic_only_when_it_asks_for_it() {
+    let (gw, phone) = gateway_with_custom_phone(false, PASSWORD).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    for transaction in ["b-1", "b-2"] {
+        let result = run(&mut probe, "volume_up", "", transaction).await;
+        assert_eq!(result["status"], "ok", "{result}");
+    }
+    // Each time: nothing, the phone's Basic challenge, then Basic; never Basic unasked.
+    assert_eq!(
+        schemes(&phone, "GET /command.htm?key=VOLUME_UP"),
+        ["none", "Basic", "none", "Basic"]
+    );
+    assert_eq!(phone.snapshot().volume, 10);
+    gw.stop().await;
+}
+
+/// Something on a Digest phone's address that suddenly asks for Basic (a downgrade) gets no
+/// password: a plain listener that challenges with Digest, then with Basic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_phone_that_turns_to_basic_gets_no_password() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let basic_now = std::sync::Arc::new(AtomicBool::new(false));
+    let mode = basic_now.clone();
+    let (addr, heard) = recording_listener(move |head| {
+        let digest = head.to_lowercase().contains("authorization: digest");
+        if mode.load(Ordering::SeqCst) {
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"snom\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        } else if digest {
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        } else {
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"snom\", nonce=\"abc123\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        }
+        .to_string()
+    })
+    .await;
+    let mut config = test_config();
+    config
+        .phones
+        .push(phone_entry("snom", MAC, addr, "Reception"));
+    let gw = start_gateway(config).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let result = run(&mut probe, "volume_up", "", "d-1").await;
+    assert_eq!(result["status"], "ok", "{result}");
+    basic_now.store(true, Ordering::SeqCst);
+    let result = run(&mut probe, "volume_up", "", "d-2").await;
+    assert_eq!(result["status"], "error", "{result}");
+    let error = result["error"].as_str().unwrap();
+    assert!(error.contains("asked for HTTP Basic after"), "{error}");
+    let heard = heard.lock().unwrap().clone();
+    assert!(
+        heard
+            .iter()
+            .all(|head| !head.to_lowercase().contains("authorization: basic")),
+        "{heard:#?}"
+    );
+    // Digest, then (turned) the remembered Digest answer, refused with a Basic challenge.
+    assert_eq!(heard.len(), 3, "{heard:#?}");
     gw.stop().await;
 }
 

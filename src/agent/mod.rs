@@ -49,6 +49,8 @@ pub struct Shared {
     pub mqtt: Mqtt,
     pub registry: Registry,
     pub queues: Queues,
+    /// How each Digest-vendor phone asked to authenticate.
+    pub phone_auth: commands::PhoneAuth,
     pub http: reqwest::Client,
     /// For `[provisioning] upstream`: certificates verified, unlike `http`, which talks to
     /// phones and their self-signed certificates.
@@ -187,6 +189,7 @@ impl Agent {
             topics,
             mqtt,
             queues: Queues::default(),
+            phone_auth: commands::PhoneAuth::default(),
             http: commands::http_client(),
             upstream_http: provisioning::upstream_client()?,
             provision: ProvisionCtx {
@@ -235,7 +238,10 @@ impl Agent {
                 );
                 let _ = shared
                     .registry
-                    .insert_discovered(id, vendor, model, firmware, ip);
+                    .insert_discovered(id.clone(), vendor, model, firmware, ip);
+                if let Some(came_from) = found.came_from.as_deref().and_then(|ip| ip.parse().ok()) {
+                    shared.registry.note_provisioning(&id, came_from);
+                }
             }
         }
         for (id, told) in shared.identities.all() {
@@ -365,6 +371,11 @@ impl Shared {
             model: info.model.clone(),
             firmware: info.firmware.clone(),
             ip: info.ip.clone(),
+            came_from: self
+                .registry
+                .get(&info.id)
+                .and_then(|p| p.came_from())
+                .map(|ip| ip.to_string()),
         };
         // Written by `keep_phones` within a second: never a file write per callback.
         self.store.change_soon(|stored| {
@@ -388,7 +399,8 @@ impl Shared {
                 tracing::warn!(phone = %info.id, peer = ?peer, "Not adopted automatically: the phone's address is outside [provisioning] allow.");
                 return;
             }
-            // `[provisioning] auto_adopt`: the site's credentials, the address the phone reported.
+            // `[provisioning] auto_adopt`: the site's credentials, at the address the phone
+            // called from.
             let result = dispatch::adopt(self, info.id.as_str(), b"").await;
             self.publish_result(info.id.as_str(), &result).await;
         }

@@ -325,14 +325,18 @@ async fn discover(
     ip: Option<std::net::IpAddr>,
 ) {
     let identity = user_agent.and_then(spec.recognise).unwrap_or_default();
-    let shown_ip = ip.map(|ip| ip.to_canonical().to_string());
-    if let Some(info) = shared.registry.insert_discovered(
+    let came_from = ip.map(|ip| ip.to_canonical());
+    let inserted = shared.registry.insert_discovered(
         id.clone(),
         spec,
         identity.model,
         identity.firmware,
-        shown_ip,
-    ) {
+        came_from.map(|ip| ip.to_string()),
+    );
+    if let Some(came_from) = came_from {
+        shared.registry.note_provisioning(id, came_from);
+    }
+    if let Some(info) = inserted {
         info!(phone = %id, vendor = spec.id, "Discovered a phone by its provisioning request.");
         let update = crate::agent::registry::Update {
             id: id.clone(),

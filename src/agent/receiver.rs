@@ -142,6 +142,9 @@ async fn action_url(
         vars: callback.vars,
     };
     let update = shared.registry.apply_event(vendor, &parsed, &event);
+    if let Some(ip) = peer_addr {
+        shared.registry.note_callback(&event.phone, ip);
+    }
     let discovered = update.discovered.then(|| update.info.clone()).flatten();
     info!(phone = %event.phone, event = event.event, "Phone event.");
     shared.publish_event(&event).await;

@@ -4,6 +4,7 @@
 //! is copied out and published after the lock is released.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use crate::agent::state;
@@ -18,6 +19,11 @@ pub struct Phone {
     pub info: PhoneInfo,
     pub state: PhoneState,
     pub online: Option<bool>,
+    /// The source IP of the phone's last Action URL callback and of its last provisioning
+    /// request: the addresses the phone itself came from, where an adoption may send the site's
+    /// credentials (the IP a callback reports in its variables is only what it claims).
+    pub called_from: Option<IpAddr>,
+    pub provisioned_from: Option<IpAddr>,
 }
 
 impl Phone {
@@ -29,7 +35,15 @@ impl Phone {
             info,
             state: PhoneState::default(),
             online: None,
+            called_from: None,
+            provisioned_from: None,
         })
+    }
+
+    /// Where the phone came from: its callbacks, which carry its Action URL token, before its
+    /// provisioning requests, which anybody allowed to provision can make for any MAC.
+    pub fn came_from(&self) -> Option<IpAddr> {
+        self.called_from.or(self.provisioned_from)
     }
 }
 
@@ -63,7 +77,11 @@ impl Registry {
             let id = config.id();
             let vendor = crate::vendor::find(&config.vendor).expect("validated vendor");
             if let Some(name) = &config.name {
-                names.insert(name.to_lowercase(), id.clone());
+                // The config file's phones come first and keep their names: a phone adopted
+                // under a name the file gave another phone later does not take it over.
+                names
+                    .entry(name.to_lowercase())
+                    .or_insert_with(|| id.clone());
             }
             phones.insert(
                 id.clone(),
@@ -85,6 +103,8 @@ impl Registry {
                     vendor,
                     state: PhoneState::default(),
                     online: None,
+                    called_from: None,
+                    provisioned_from: None,
                 }),
             );
         }
@@ -253,16 +273,57 @@ impl Registry {
         ids
     }
 
+    /// Records where a phone's callback came from.
+    pub fn note_callback(&self, id: &PhoneId, ip: IpAddr) {
+        if let Some(phone) = self.lock().get_mut(id) {
+            phone.called_from = Some(ip.to_canonical());
+        }
+    }
+
+    /// Records where a request for the phone's provisioning file came from.
+    pub fn note_provisioning(&self, id: &PhoneId, ip: IpAddr) {
+        if let Some(phone) = self.lock().get_mut(id) {
+            phone.provisioned_from = Some(ip.to_canonical());
+        }
+    }
+
+    /// The phone other than `except` that goes by `name` (in any case): configured, adopted,
+    /// or discovered with a name.
+    pub fn name_holder(&self, name: &str, except: &PhoneId) -> Option<PhoneId> {
+        let lower = name.to_lowercase();
+        let named = self
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&lower)
+            .filter(|id| *id != except)
+            .cloned();
+        named.or_else(|| {
+            self.lock()
+                .values()
+                .find(|p| {
+                    &p.info.id != except
+                        && p.info
+                            .name
+                            .as_ref()
+                            .is_some_and(|n| n.to_lowercase() == lower)
+                })
+                .map(|p| p.info.id.clone())
+        })
+    }
+
     /// Gives a phone its `[[phone]]` entry: a discovered phone becomes configured (or a phone
     /// not seen yet is added). Returns what must be published.
     pub fn adopt(&self, config: PhoneConfig) -> Update {
         let id = config.id();
         let vendor = crate::vendor::find(&config.vendor).expect("validated vendor");
-        if let Some(name) = &config.name {
-            self.names
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(name.to_lowercase(), id.clone());
+        {
+            // A phone adopted again under another name no longer answers to the old one.
+            let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+            names.retain(|_, held| *held != id);
+            if let Some(name) = &config.name {
+                names.insert(name.to_lowercase(), id.clone());
+            }
         }
         let mut phones = self.lock();
         let phone = phones

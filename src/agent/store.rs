@@ -47,6 +47,10 @@ pub struct DiscoveredPhone {
     pub firmware: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// The source IP the phone's requests came from when it was discovered (`ip` is what it
+    /// reported): an adoption with the site's credentials goes there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub came_from: Option<String>,
 }
 
 impl StoredPhone {
@@ -148,6 +152,7 @@ mod tests {
                     model: Some("SIP-T46G".into()),
                     firmware: None,
                     ip: Some("10.0.0.5".into()),
+                    came_from: Some("10.0.0.5".into()),
                 });
                 s.phone.push(StoredPhone {
                     mac: "000b82000001".into(),

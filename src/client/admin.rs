@@ -45,14 +45,15 @@ pub struct DirectoryArgs {
 pub struct AdoptArgs {
     /// The discovered phone: its id or MAC.
     pub phone: String,
-    /// `host`, `host:port` or `http(s)://host:port`; default: the IP the phone reported.
+    /// `host` or `host:port` (IPv6 in brackets); default: the IP the phone called from, on
+    /// `[provisioning] phone_port`. Another address needs --password-stdin.
     #[arg(long)]
     pub address: Option<String>,
     /// The phone's web admin user; default: `[provisioning] username`, else admin.
     #[arg(long = "admin-user", value_name = "USER")]
     pub admin_user: Option<String>,
     /// Read the admin password from standard input (one line), so that it stays out of the
-    /// shell history and the process list; default: `[provisioning] password`, else admin.
+    /// shell history and the process list; default: `[provisioning] password`, else admin, only at the IP the phone called from.
     #[arg(long)]
     pub password_stdin: bool,
     #[arg(long)]

@@ -218,6 +218,9 @@ pub struct Snapshot {
     pub boots: u32,
     /// Every Action URI request line received, `METHOD target`.
     pub requests: Vec<String>,
+    /// The authentication scheme each of those requests carried (`Basic`, `Digest`...), or
+    /// `none`: the credentials themselves are not kept.
+    pub authorizations: Vec<String>,
     /// Every Action URL fired: vendor event name and the agent's status code.
     pub fired: Vec<(String, u16)>,
 }
@@ -281,6 +284,7 @@ struct PhoneState {
     prompt_pending: bool,
     boots: u32,
     requests: Vec<String>,
+    authorizations: Vec<String>,
     fired: Vec<(String, u16)>,
     provisioned_files: Vec<String>,
 }
@@ -344,6 +348,7 @@ impl SimPhone {
                     prompt_pending: false,
                     boots: 0,
                     requests: Vec::new(),
+                    authorizations: Vec::new(),
                     fired: Vec::new(),
                     provisioned_files: Vec::new(),
                 }),
@@ -846,7 +851,17 @@ impl SimPhone {
         let personality = self.inner.options.personality;
         let line = format!("{} {}", request.method, request.target);
         info!(mac = %self.mac(), request = %line, "Simulated phone received a request.");
-        self.lock().requests.push(line);
+        let scheme = request
+            .authorization
+            .as_deref()
+            .and_then(|value| value.split_whitespace().next())
+            .unwrap_or("none")
+            .to_string();
+        {
+            let mut state = self.lock();
+            state.requests.push(line);
+            state.authorizations.push(scheme);
+        }
         let access = {
             let state = self.lock();
             (personality.check_access)(&AccessCtx {
@@ -901,6 +916,7 @@ fn snapshot_of(options: &SimOptions, state: &PhoneState) -> Snapshot {
         prompt_pending: state.prompt_pending,
         boots: state.boots,
         requests: state.requests.clone(),
+        authorizations: state.authorizations.clone(),
         fired: state.fired.clone(),
     }
 }

@@ -119,10 +119,14 @@ fn read_config_request(keys: &[String], target: &Target) -> PhoneRequest {
 fn read_config_reply(
     reply: &PhoneReply,
 ) -> Result<std::collections::BTreeMap<String, String>, CommandError> {
-    let json: Value = serde_json::from_str(reply.body.trim()).map_err(|_| {
-        let text: String = reply.body.trim().chars().take(120).collect();
-        CommandError::Rejected(format!("not a Grandstream values answer: `{text}`"))
-    })?;
+    // What is not a Grandstream answer is not quoted back: the address may be any service.
+    let json: Value = serde_json::from_str(reply.body.trim())
+        .map_err(|_| CommandError::Rejected("not a Grandstream values answer (not JSON)".into()))?;
+    if json.get("response").and_then(Value::as_str).is_none() {
+        return Err(CommandError::Rejected(
+            "not a Grandstream values answer (no `response`)".into(),
+        ));
+    }
     if json.get("response").and_then(Value::as_str) != Some("success") {
         return Err(CommandError::Rejected(refusal(
             &json.get("body").map(Value::to_string).unwrap_or_default(),
@@ -394,16 +398,20 @@ fn build(command: &Command, target: &Target) -> Result<PhoneRequest, CommandErro
 /// Success only when the JSON says `"response":"success"`; the phone answers 200 to refused
 /// commands too, with `"response":"error"` and a reason in `body`.
 fn read_reply(command: &Command, reply: &PhoneReply) -> Result<ReplyOutcome, CommandError> {
-    let json: Value = serde_json::from_str(reply.body.trim()).map_err(|_| {
-        let text: String = reply.body.trim().chars().take(120).collect();
-        CommandError::Rejected(format!("not a Grandstream CTI answer: `{text}`"))
-    })?;
+    // What is not a Grandstream answer is not quoted back: the address may be any service.
+    let json: Value = serde_json::from_str(reply.body.trim())
+        .map_err(|_| CommandError::Rejected("not a Grandstream CTI answer (not JSON)".into()))?;
     let response = json.get("response").and_then(Value::as_str);
-    if response != Some("success") {
+    let Some(response) = response else {
+        return Err(CommandError::Rejected(
+            "not a Grandstream CTI answer (no `response`)".into(),
+        ));
+    };
+    if response != "success" {
         let body = match json.get("body") {
             Some(Value::String(text)) => text.clone(),
             Some(other) => other.to_string(),
-            None => json.to_string(),
+            None => "no reason given".into(),
         };
         return Err(CommandError::Rejected(refusal(&body)));
     }
@@ -431,7 +439,8 @@ fn refusal(body: &str) -> String {
     match body {
         "unauthorized" => "`unauthorized`: check this phone's `password` (Grandstream's `passcode` is the admin web password), and under Network > Remote Control enable Action URI Support, allow the agent's IP and disable Remote Control Pop up Window Support".into(),
         "unknown" => "`unknown`: the phone does not know this request or key name".into(),
-        other => format!("`{other}`"),
+        // The phone's own short reason (`false`, `error`...), never a whole document.
+        other => format!("`{}`", other.chars().take(40).collect::<String>()),
     }
 }
 
@@ -806,8 +815,11 @@ mod tests {
         assert!(err.to_string().contains("false"), "{err}");
         let err = read_reply(&answer, &reply("<html>Login</html>")).unwrap_err();
         assert!(matches!(err, CommandError::Rejected(_)));
-        assert!(err.to_string().contains("<html>Login</html>"));
-        assert!(read_reply(&answer, &reply(r#"{"res":"success"}"#)).is_err());
+        // Not quoted back: the address may be any service, and the result goes to whoever asked.
+        assert!(!err.to_string().contains("Login"), "{err}");
+        assert!(err.to_string().contains("not JSON"), "{err}");
+        let err = read_reply(&answer, &reply(r#"{"res":"success","secret":"s"}"#)).unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 
     #[test]

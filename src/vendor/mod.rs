@@ -257,15 +257,30 @@ pub struct Target {
     pub dnd_key: Option<String>,
 }
 
-/// How a vendor's Action URI authenticates.
+/// How a vendor's Action URI authenticates: how the agent sends the phone's admin password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpAuth {
-    /// HTTP Basic with the phone's admin account.
+    /// HTTP Basic with the phone's admin account on every request, as the vendor documents
+    /// (Basic is the only scheme its Action URI takes).
     Basic,
-    /// Basic first; Digest when the phone answers 401 with a Digest challenge.
-    BasicThenDigest,
+    /// The vendor can take Digest: no password until the phone challenges. A Digest challenge
+    /// is answered with Digest and remembered, so later requests answer it at once; a Basic
+    /// challenge (the vendor's factory scheme) is answered only while the phone has never asked
+    /// for Digest. Never a Basic header the phone did not ask for.
+    Digest,
     /// None on the HTTP level: the vendor takes the password in the query.
     InQuery,
+}
+
+impl HttpAuth {
+    /// How the documentation's vendor table says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            HttpAuth::Basic => "HTTP Basic on every request (the scheme the vendor documents for its Action URI)",
+            HttpAuth::Digest => "nothing until the phone challenges; HTTP Digest in answer to a Digest challenge (remembered, so later requests answer it at once); HTTP Basic only to a phone that asks for Basic and has never asked for Digest",
+            HttpAuth::InQuery => "in the query string (the vendor's API takes it there; see the vendor's notes)",
+        }
+    }
 }
 
 /// An Action URI request, exact to the byte: `path_and_query` is sent as it is.

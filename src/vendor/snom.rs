@@ -56,9 +56,9 @@ pub static SPEC: VendorSpec = VendorSpec {
         CommandKind::Reboot,
         CommandKind::Provision,
     ],
-    http_auth: HttpAuth::BasicThenDigest,
+    http_auth: HttpAuth::Digest,
     auth_hints: AuthHints {
-        unauthorized: "the phone refused the credentials (401): check username and password of this phone (the phone's web login, settings http_user / http_pass); if the phone's \"Authentication Scheme\" (http_scheme) is set to Digest, the agent answers the Digest challenge with the same credentials",
+        unauthorized: "the phone refused the credentials (401): check username and password of this phone (the phone's web login, settings http_user / http_pass); the agent answers the phone's Digest challenge, or its Basic one while its \"Authentication Scheme\" (http_scheme) is still Basic",
         forbidden: "the phone refused the request (403): Snom has no Action URI allow list and no remote-control prompt, so check that this account may use the web interface (the admin account, http_user) and, for dnd, that the dnd_mode setting is writable for it",
     },
     recognise,

@@ -689,3 +689,32 @@ pub async fn mqtt_login(addr: SocketAddr, login: Option<(&str, &str)>) -> bool {
     let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
     accepted
 }
+
+/// A plain HTTP listener posing as a phone or as anybody's service: it records the head of every
+/// request that arrives, as sent, and answers each with the raw response `answer` gives for it.
+pub async fn recording_listener(
+    answer: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = heard.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = socket.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let reply = answer(&head);
+            kept.lock().unwrap().push(head);
+            let _ = stream.write_all(reply.as_bytes()).await;
+        }
+    });
+    (addr, heard)
+}
