@@ -52,8 +52,14 @@ impl std::fmt::Debug for MqttUsers {
 /// The embedded broker's view of phone2mqtt's users: operators, admins and their API tokens.
 fn broker_users(auth: &Auth) -> MqttUsers {
     let file = auth.file();
-    let any = file.users.iter().any(|u| u.role >= crate::auth::Role::Operator)
-        || file.tokens.iter().any(|t| t.role >= crate::auth::Role::Operator);
+    let any = file
+        .users
+        .iter()
+        .any(|u| u.role >= crate::auth::Role::Operator)
+        || file
+            .tokens
+            .iter()
+            .any(|t| t.role >= crate::auth::Role::Operator);
     let auth = auth.clone();
     MqttUsers {
         authenticator: Arc::new(move |username: &str, password: &str| {
@@ -67,10 +73,13 @@ fn broker_users(auth: &Auth) -> MqttUsers {
 /// host of `manager_url`.
 fn allowed_names(http: &crate::config::HttpConfig, manager_url: &str) -> Vec<String> {
     let mut names = http.allowed_hosts.clone();
-    if let Some(authority) = url::Url::parse(manager_url)
-        .ok()
-        .and_then(|url| Some(format!("{}:{}", url.host_str()?, url.port_or_known_default()?)))
-    {
+    if let Some(authority) = url::Url::parse(manager_url).ok().and_then(|url| {
+        Some(format!(
+            "{}:{}",
+            url.host_str()?,
+            url.port_or_known_default()?
+        ))
+    }) {
         names.push(authority);
     }
     names

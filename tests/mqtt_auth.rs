@@ -383,8 +383,12 @@ async fn a_closed_embedded_broker_serves_the_gateway_and_its_users() {
     assert!(!mqtt_login(broker_addr, Some(("ops", "wrong-password"))).await);
     let phone = start_phone(&gw, "yealink", MAC, addr).await;
     // The agent published with its own login; the user reads it and commands the phone.
-    let mut probe =
-        MqttProbe::connect_as(gw.mqtt_port(), "phone2mqtt/#", Some(("ops", "ops-password"))).await;
+    let mut probe = MqttProbe::connect_as(
+        gw.mqtt_port(),
+        "phone2mqtt/#",
+        Some(("ops", "ops-password")),
+    )
+    .await;
     probe
         .expect(&format!("phone2mqtt/{ID}/availability"), |v| v == "online")
         .await;
