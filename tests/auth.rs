@@ -248,9 +248,16 @@ async fn viewers_and_operators_are_refused_what_their_role_may_not_do() {
     let operator = bearer_client(&operator_token);
     let base = gw.http();
 
-    // A viewer sees the fleet...
-    let phones = json_of(viewer.get(format!("{base}/api/phones"))).await;
-    assert_eq!(phones[0]["id"], ID, "{phones}");
+    // A viewer sees the fleet (once the web side's mirror has the phone's retained messages)...
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let phones = json_of(viewer.get(format!("{base}/api/phones"))).await;
+        if phones[0]["id"] == ID {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{phones}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let me = json_of(viewer.get(format!("{base}/api/me"))).await;
     assert_eq!(me["role"], "viewer");
     assert_eq!(me["first_user"], false);

@@ -453,11 +453,39 @@ async fn the_manager_works_over_https() {
     let phone = start_phone(&gw, "yealink", MACS[0], addr).await;
     let browser = browser().await;
     let page = &browser.client;
+    // The plain port sends people to HTTPS, where the Manager wants a login first.
     page.goto(&format!("{}/", gw.http())).await.unwrap();
+    until(
+        page,
+        "the HTTPS login page",
+        &format!(
+            "return location.href.startsWith('{}/login')",
+            gw.gateway.manager_url
+        ),
+    )
+    .await;
+    // The one-time link goes to the HTTPS address (never the plain port) and logs in there.
+    let link = gw.gateway.login_link().unwrap();
+    assert!(
+        link.starts_with(&format!("{}/?token=", gw.gateway.manager_url)),
+        "{link}"
+    );
+    page.goto(&link).await.unwrap();
     until(
         page,
         "the HTTPS Manager",
         &format!("return location.href === '{}/'", gw.gateway.manager_url),
+    )
+    .await;
+    // The plain port's redirect now lands on the Manager, logged in.
+    page.goto(&format!("{}/", gw.http())).await.unwrap();
+    until(
+        page,
+        "the HTTPS Manager again, logged in",
+        &format!(
+            "return location.href === '{}/' && !!document.querySelector('#conn')",
+            gw.gateway.manager_url
+        ),
     )
     .await;
     until(

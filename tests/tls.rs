@@ -93,10 +93,44 @@ async fn the_manager_api_and_websocket_are_served_over_https_with_a_self_signed_
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        info.status(),
+        401,
+        "people's routes need credentials over HTTPS too"
+    );
+    let info = client
+        .get(format!("{}/api/info", https_url(&gw)))
+        .bearer_auth(&gw.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200);
+    // A login over HTTPS sets a session cookie only HTTPS will carry.
+    phone2mqtt::auth::store::Store::new(&gw.data_dir.0)
+        .add_user(
+            "ada",
+            phone2mqtt::auth::Role::Admin,
+            "correct horse battery",
+        )
+        .unwrap();
+    let login = client
+        .post(format!("{}/login", https_url(&gw)))
+        .header("Origin", https_url(&gw))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("name=ada&password=correct+horse+battery")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(
-        info.status() == 200 || info.status() == 401,
-        "{}",
-        info.status()
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Secure"),
+        "{cookie}"
     );
     // By name as well as by address: `localhost` is in the certificate.
     let port = gw.gateway.https_addr.unwrap().port();
