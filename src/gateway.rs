@@ -228,6 +228,10 @@ pub async fn start(
         }
         None => None,
     };
+    if options.web && https.is_none() && !http_addr.ip().is_loopback() {
+        // Phones need this port on the LAN; people's passwords and cookies should not cross it.
+        warn!(%http_addr, "The Manager and the REST API are served over plain HTTP beyond loopback: passwords, session cookies and API tokens cross the network in clear. Set [http] tls_self_signed = true (or tls_cert and tls_key) to serve people over HTTPS.");
+    }
     let keys = Arc::new(PhoneKeys::load_with_legacy(
         &config.agent.data_dir,
         config.http.action_token.as_ref(),
