@@ -285,11 +285,11 @@ impl Body {
         let vendor = match self.fields.get("vendor") {
             None | Some(Value::Null) => None,
             Some(Value::String(v)) => Some(
-                crate::vendor::find(v)
+                crate::phone_vendors::find(v)
                     .ok_or_else(|| {
                         bad(format!(
                             "unknown vendor `{v}`; known: {}",
-                            crate::vendor::names().join(", ")
+                            crate::phone_vendors::names().join(", ")
                         ))
                     })?
                     .id
@@ -386,7 +386,7 @@ fn parse_keys(raw: &str) -> Result<Vec<String>, CommandError> {
     Ok(keys)
 }
 
-/// Normalises a dial string as vendors.md §0.1 says: `tel:`/`callto:`/`sip:` prefixes go, visual
+/// Normalises a dial string as docs/vendors.md §0.1 says: `tel:`/`callto:`/`sip:` prefixes go, visual
 /// separators go, a leading `+` and `*`/`#` stay. `user@host` SIP targets are kept whole.
 pub fn normalise_number(raw: &str) -> Result<String, CommandError> {
     let trimmed = raw.trim();

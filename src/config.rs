@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::model::PhoneId;
-use crate::vendor;
+use crate::phone_vendors;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -231,10 +231,13 @@ fn check_layer(
             .map_err(|reason| fail(format!("{scope}.keys.{index}"), reason))?;
     }
     for (vendor_id, values) in settings {
-        if vendor::find(vendor_id).is_none() {
+        if phone_vendors::find(vendor_id).is_none() {
             return Err(fail(
                 format!("{scope}.settings.{vendor_id}"),
-                format!("unknown vendor; known: {}", vendor::names().join(", ")),
+                format!(
+                    "unknown vendor; known: {}",
+                    phone_vendors::names().join(", ")
+                ),
             ));
         }
         for (key, value) in values {
@@ -710,13 +713,13 @@ impl Config {
                     format!("the same phone as phone[{previous}]"),
                 ));
             }
-            if vendor::find(&phone.vendor).is_none() {
+            if phone_vendors::find(&phone.vendor).is_none() {
                 return Err(fail(
                     key("vendor"),
                     format!(
                         "unknown vendor `{}`; known: {}",
                         phone.vendor,
-                        vendor::names().join(", ")
+                        phone_vendors::names().join(", ")
                     ),
                 ));
             }

@@ -3,7 +3,7 @@
 //! files hold the current ones, between `<!-- generated:NAME -->` and `<!-- end:NAME -->`.
 
 use crate::model::CommandKind;
-use crate::vendor::{Carries, VendorSpec, VENDORS};
+use crate::phone_vendors::{Carries, VendorSpec, VENDORS};
 
 /// Every generated block: its name and its text.
 pub fn blocks() -> Vec<(String, String)> {
@@ -35,7 +35,7 @@ fn sample(kind: CommandKind) -> &'static str {
 
 /// The exact request each command sends, built by the vendor's own code from sample values.
 pub fn vendor_requests(spec: &VendorSpec) -> String {
-    let target = crate::vendor::Target {
+    let target = crate::phone_vendors::Target {
         line: Some("1001@pbx.example.com".into()),
         call_id: Some("7".into()),
         agent_url: Some("http://192.168.1.10:8080".into()),
@@ -53,8 +53,8 @@ pub fn vendor_requests(spec: &VendorSpec) -> String {
         let request = match (spec.build)(&command, &target) {
             Ok(request) => {
                 let method = match request.method {
-                    crate::vendor::Method::Get => "GET",
-                    crate::vendor::Method::Post => "POST",
+                    crate::phone_vendors::Method::Get => "GET",
+                    crate::phone_vendors::Method::Post => "POST",
                 };
                 format!("`{method} {}`", request.path_and_query)
             }
@@ -75,9 +75,9 @@ pub fn provisioning_matrix() -> String {
     let mut out = String::from(
         "| vendor | files | programmable keys (IoT buttons) | logo | `provision` | `verify` |\n|---|---|---|---|---|---|\n",
     );
-    let target = crate::vendor::Target {
+    let target = crate::phone_vendors::Target {
         password: "PASSWORD".into(),
-        ..crate::vendor::Target::default()
+        ..crate::phone_vendors::Target::default()
     };
     for spec in VENDORS {
         let files = match spec.id {

@@ -11,7 +11,7 @@
 //! - [`phone_address`]: a phone's address, `host[:port]` and nothing else.
 //! - [`command`]: command payloads into validated commands, and the errors a command ends in.
 //! - [`topics`]: every topic string is built and parsed there and nowhere else.
-//! - [`vendor`]: one file per vendor, declared as data: events, variables, commands, request
+//! - [`phone_vendors`]: one file per vendor, declared as data: events, variables, commands, request
 //!   building, reply reading, provisioning. No I/O.
 //! - [`agent`]: receives callbacks, keeps state, runs one command queue per phone.
 //! - [`http_front`]: the HTTP listener, lenient about the request lines phones write.
@@ -47,10 +47,10 @@ pub mod model;
 pub mod mqtt;
 pub mod phone_address;
 pub mod phone_auth;
+pub mod phone_vendors;
 pub mod profile;
 pub mod shutdown;
 pub mod sim;
 pub mod tls;
 pub mod topics;
-pub mod vendor;
 pub mod web;

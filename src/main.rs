@@ -15,7 +15,7 @@ use phone2mqtt::config::Config;
 use phone2mqtt::gateway::{self, GatewayOptions};
 use phone2mqtt::model::PhoneId;
 use phone2mqtt::phone_auth::PhoneKeys;
-use phone2mqtt::vendor::{self, ProvisionCtx};
+use phone2mqtt::phone_vendors::{self, ProvisionCtx};
 use phone2mqtt::{bench, client, demo, docs, shutdown, sim};
 
 #[derive(Debug, Parser)]
@@ -279,10 +279,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             mac,
         } => {
             let config = load(config.as_ref())?;
-            let spec = vendor::find(&vendor).with_context(|| {
+            let spec = phone_vendors::find(&vendor).with_context(|| {
                 format!(
                     "unknown vendor `{vendor}`; known: {}",
-                    vendor::names().join(", ")
+                    phone_vendors::names().join(", ")
                 )
             })?;
             let public_url = config

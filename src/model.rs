@@ -339,7 +339,7 @@ impl Command {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommandArg {
     None,
-    /// A dial string normalised per vendors.md §0.1: digits with `+`, `*`, `#`, or `user@host`.
+    /// A dial string normalised per docs/vendors.md §0.1: digits with `+`, `*`, `#`, or `user@host`.
     Number(String),
     OnOff(bool),
     Text(String),

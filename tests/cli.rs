@@ -120,7 +120,7 @@ async fn the_receiver_accepts_exactly_what_provision_prints() {
     for line in text.lines().filter(|l| l.starts_with("action_url.")) {
         let (key, url) = line.split_once(" = ").unwrap();
         let wire = key.trim_start_matches("action_url.");
-        let spec = phone2mqtt::vendor::yealink::SPEC
+        let spec = phone2mqtt::phone_vendors::yealink::SPEC
             .event(wire)
             .expect("a known event");
         expected.insert(spec.event);

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use common::*;
 use phone2mqtt::model::PhoneId;
+use phone2mqtt::phone_vendors::yealink::SPEC;
 use phone2mqtt::sim;
-use phone2mqtt::vendor::yealink::SPEC;
 
 /// 100 phones sending 30 callbacks each, all phones at once: 3,000 callbacks.
 const PHONES: usize = 100;

@@ -1,4 +1,4 @@
-//! Fanvil through real sockets (vendors.md §2): each command reaches the simulated phone as the
+//! Fanvil through real sockets (docs/vendors.md §2): each command reaches the simulated phone as the
 //! documented `/cgi-bin/ConfigManApp.com?key=...` line and ends in a result; commands Fanvil
 //! does not document are refused by name; a raw callback as a Fanvil writes it becomes an MQTT
 //! event; the phone provisions itself from the agent although Yealink uses the same file name.

@@ -1,4 +1,4 @@
-//! Grandstream through real sockets, against vendors.md §3: the simulated phone provisions
+//! Grandstream through real sockets, against docs/vendors.md §3: the simulated phone provisions
 //! itself from the agent and reports calls; every command reaches it as the documented CTI
 //! request line (`/cgi-bin/api-*?passcode=...`); a 200 with `"response":"error"` is an error;
 //! undocumented commands are refused naming Grandstream.
@@ -527,7 +527,7 @@ async fn provision_v2_output_is_read_by_the_phone_and_accepted_by_the_agent() {
         let (_, event) = probe.next_on(|t| t.ends_with("/event")).await;
         assert_eq!(event["event"], spec.event(wire).unwrap().event, "{wire}");
         assert_eq!(event["phone"], ID);
-        if spec.event(wire).unwrap().carries == phone2mqtt::vendor::Carries::Call {
+        if spec.event(wire).unwrap().carries == phone2mqtt::phone_vendors::Carries::Call {
             assert_eq!(event["remote"], "+4930123456", "{wire}");
             assert_eq!(event["call_id"], "42", "{wire}");
         }

@@ -1,4 +1,4 @@
-//! Htek through real sockets (vendors.md §5): each command reaches the simulated phone as the
+//! Htek through real sockets (docs/vendors.md §5): each command reaches the simulated phone as the
 //! documented `/Phone_ActionURL&Command=...` path (no `?`, byte for byte) and ends in a result;
 //! commands Htek does not document are refused by name; a raw callback as an Htek writes it
 //! becomes an MQTT event; the phone provisions itself from the agent although Grandstream uses
@@ -76,7 +76,7 @@ async fn every_htek_command_has_its_request_line() {
         call_state(&mut probe, "idle").await;
     }
 
-    // (unverified) Yealink's key names, as vendors.md guesses them for Htek.
+    // (unverified) Yealink's key names, as docs/vendors.md guesses them for Htek.
     let cases = [
         ("dnd", "on", "GET /Phone_ActionURL&Command=3&key=DNDOn"),
         ("dnd", "off", "GET /Phone_ActionURL&Command=3&key=DNDOff"),

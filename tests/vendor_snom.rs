@@ -1,4 +1,4 @@
-//! Snom through real sockets (vendors.md §4): each command reaches the simulated phone as the
+//! Snom through real sockets (docs/vendors.md §4): each command reaches the simulated phone as the
 //! documented request line and ends in a result; dial's 302 is success; the password goes only
 //! in answer to the phone's challenge (Digest, or Basic on a phone that asks for Basic and never
 //! asked for Digest); raw callbacks as Snom sends them become MQTT events; the phone provisions

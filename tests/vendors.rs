@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use phone2mqtt::command;
 use phone2mqtt::model::CommandKind;
-use phone2mqtt::vendor::{self, ProvisionCtx, Target, VENDORS};
+use phone2mqtt::phone_vendors::{self, ProvisionCtx, Target, VENDORS};
 
 /// A sample value for each command that takes one.
 fn sample_payload(kind: CommandKind) -> &'static str {
@@ -61,7 +61,7 @@ fn every_vendor_has_a_simulator_and_a_unique_id() {
 fn events_use_one_vocabulary() {
     // The names every vendor shares must mean the same everywhere: the core call and DND events
     // are spelled as Yealink spells them.
-    let yealink: BTreeSet<&str> = vendor::find("yealink")
+    let yealink: BTreeSet<&str> = phone_vendors::find("yealink")
         .unwrap()
         .events
         .iter()
@@ -167,7 +167,7 @@ fn provisioning_carries_every_action_url_with_the_token() {
         let text = (spec.provision)(&ctx);
         for event in spec.events {
             let url = ctx.action_url(spec, event).unwrap();
-            let escaped = vendor::xml_escape(&url);
+            let escaped = phone_vendors::xml_escape(&url);
             assert!(
                 text.contains(&url) || text.contains(&escaped),
                 "{}: the provisioning lacks the Action URL for {}",
@@ -203,7 +203,7 @@ fn every_user_agent_sample_is_recognised_by_its_vendor_only() {
         ("htek", "Htek UC903 2.0.4.2 00:1f:c1:1c:22:a9"),
     ];
     for (vendor, user_agent) in samples {
-        let Some(owner) = vendor::find(vendor) else {
+        let Some(owner) = phone_vendors::find(vendor) else {
             continue;
         };
         let identity = (owner.recognise)(user_agent)

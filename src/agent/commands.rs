@@ -17,7 +17,9 @@ use crate::agent::Shared;
 use crate::command::CommandError;
 use crate::config::PhoneConfig;
 use crate::model::{Command, CommandResult, PhoneId};
-use crate::vendor::{HttpAuth, Method, PhoneReply, PhoneRequest, ReplyOutcome, Target, VendorSpec};
+use crate::phone_vendors::{
+    HttpAuth, Method, PhoneReply, PhoneRequest, ReplyOutcome, Target, VendorSpec,
+};
 
 /// Commands waiting for one phone, at most.
 const QUEUE_DEPTH: usize = 64;

@@ -33,9 +33,9 @@ use tracing::info;
 use crate::config::Config;
 use crate::model::{Command, CommandArg, CommandKind, CommandResult, Event};
 use crate::mqtt::{self, Mqtt};
+use crate::phone_vendors::ProvisionCtx;
 use crate::shutdown::Lifecycle;
 use crate::topics::Topics;
-use crate::vendor::ProvisionCtx;
 
 use self::commands::{Job, Queues};
 use self::registry::{Registry, Update};
@@ -133,7 +133,7 @@ impl Agent {
             let config = adopted.to_config();
             let known = crate::model::PhoneId::parse(&config.mac)
                 .filter(|id| !phones.iter().any(|p| &p.id() == id));
-            if known.is_some() && crate::vendor::find(&config.vendor).is_some() {
+            if known.is_some() && crate::phone_vendors::find(&config.vendor).is_some() {
                 phones.push(config);
             }
         }
@@ -229,7 +229,7 @@ impl Agent {
         }
         for found in &kept.discovered {
             let id = crate::model::PhoneId::parse(&found.mac);
-            let vendor = crate::vendor::find(&found.vendor);
+            let vendor = crate::phone_vendors::find(&found.vendor);
             if let (Some(id), Some(vendor)) = (id, vendor) {
                 let (model, firmware, ip) = (
                     found.model.clone(),

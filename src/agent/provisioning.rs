@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::agent::Shared;
 use crate::model::{now_rfc3339, PhoneId};
-use crate::vendor::{self, VendorSpec};
+use crate::phone_vendors::{self, VendorSpec};
 
 /// How long the site's provisioning server has to answer.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
@@ -113,7 +113,8 @@ pub fn own_file(
     let config = phone.as_ref().and_then(|p| p.config.as_ref());
     let profile = shared.profiles.profile(spec.id, mac, config);
     let logo_url = profile.logo.as_ref().map(|file| logo_url(shared, file));
-    let (settings, refused) = vendor::phone_settings(spec, ctx, mac, &profile, logo_url.as_deref());
+    let (settings, refused) =
+        phone_vendors::phone_settings(spec, ctx, mac, &profile, logo_url.as_deref());
     if settings.is_empty() {
         return (base, refused);
     }
@@ -243,7 +244,7 @@ pub async fn serve(
             .filter(|p| p.config.is_some())
             .map(|p| p.vendor)
     };
-    let (spec, mac) = vendor::provision_lookup(file, user_agent, configured)?;
+    let (spec, mac) = phone_vendors::provision_lookup(file, user_agent, configured)?;
     info!(peer = ?peer_ip, vendor = spec.id, file, mac = ?mac.as_ref().map(|m| m.to_string()), "Provisioning file requested.");
     if let Some(id) = &mac {
         discover(shared, spec, id, user_agent, peer_ip).await;
@@ -408,21 +409,21 @@ pub fn expected_settings(
     shared: &Shared,
     spec: &'static VendorSpec,
     id: &PhoneId,
-) -> Vec<vendor::Setting> {
+) -> Vec<phone_vendors::Setting> {
     let ctx = &shared.phone_ctx(id);
-    let mut expected: Vec<vendor::Setting> = spec
+    let mut expected: Vec<phone_vendors::Setting> = spec
         .events
         .iter()
         .filter_map(|event| {
             let url = ctx.action_url(spec, event)?;
-            Some(vendor::Setting::new(event.setting, url))
+            Some(phone_vendors::Setting::new(event.setting, url))
         })
         .collect();
     let phone = shared.registry.get(id);
     let config = phone.as_ref().and_then(|p| p.config.as_ref());
     let profile = shared.profiles.profile(spec.id, id, config);
     let logo = profile.logo.as_ref().map(|file| logo_url(shared, file));
-    expected.extend(vendor::phone_settings(spec, ctx, id, &profile, logo.as_deref()).0);
+    expected.extend(phone_vendors::phone_settings(spec, ctx, id, &profile, logo.as_deref()).0);
     expected
 }
 

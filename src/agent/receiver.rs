@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use crate::agent::Shared;
 use crate::model::{now_rfc3339, Event};
 use crate::phone_auth::Verdict;
-use crate::vendor::{self, Callback, ParseError};
+use crate::phone_vendors::{self, Callback, ParseError};
 
 /// What phones call: Action URLs, logos and provisioning files.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -83,7 +83,7 @@ async fn action_url(
             "not an Action URL: expected /action/<token>/<vendor>/<event>",
         );
     };
-    let Some(vendor) = vendor::find(target.vendor) else {
+    let Some(vendor) = phone_vendors::find(target.vendor) else {
         warn!(%peer, vendor = %target.vendor, "Action URL for an unknown vendor.");
         return reply(
             StatusCode::NOT_FOUND,
@@ -426,7 +426,7 @@ async fn upload_logo(
 /// provisioning. Published as a `key` event and on the key's own topic.
 async fn key_press(
     shared: &Arc<Shared>,
-    vendor: &'static crate::vendor::VendorSpec,
+    vendor: &'static crate::phone_vendors::VendorSpec,
     phone: crate::model::PhoneId,
     vars: BTreeMap<String, String>,
     peer: &str,

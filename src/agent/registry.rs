@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use crate::agent::state;
 use crate::config::PhoneConfig;
 use crate::model::{Event, PhoneId, PhoneInfo, PhoneState, Subscriber};
-use crate::vendor::{ParsedEvent, Refreshed, VendorSpec};
+use crate::phone_vendors::{ParsedEvent, Refreshed, VendorSpec};
 
 #[derive(Debug, Clone)]
 pub struct Phone {
@@ -75,7 +75,7 @@ impl Registry {
         let mut names = HashMap::new();
         for config in configured {
             let id = config.id();
-            let vendor = crate::vendor::find(&config.vendor).expect("validated vendor");
+            let vendor = crate::phone_vendors::find(&config.vendor).expect("validated vendor");
             if let Some(name) = &config.name {
                 // The config file's phones come first and keep their names: a phone adopted
                 // under a name the file gave another phone later does not take it over.
@@ -164,7 +164,7 @@ impl Registry {
             .config
             .as_ref()
             .and_then(|c| c.line.as_deref())
-            .map(crate::vendor::sip_number);
+            .map(crate::phone_vendors::sip_number);
         let subscriber = configured
             .as_deref()
             .into_iter()
@@ -316,7 +316,7 @@ impl Registry {
     /// not seen yet is added). Returns what must be published.
     pub fn adopt(&self, config: PhoneConfig) -> Update {
         let id = config.id();
-        let vendor = crate::vendor::find(&config.vendor).expect("validated vendor");
+        let vendor = crate::phone_vendors::find(&config.vendor).expect("validated vendor");
         {
             // A phone adopted again under another name no longer answers to the old one.
             let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());

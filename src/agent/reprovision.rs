@@ -17,7 +17,7 @@ use crate::agent::{logo, Shared};
 use crate::command::CommandError;
 use crate::config::PhoneConfig;
 use crate::model::{Changes, Command, CommandArg, CommandKind, PhoneId};
-use crate::vendor::ReplyOutcome;
+use crate::phone_vendors::ReplyOutcome;
 
 /// How long an image download may take.
 const LOGO_DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(15);

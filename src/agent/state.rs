@@ -2,7 +2,7 @@
 //! registration. Pure functions, the same for every vendor, since events are normalised.
 
 use crate::model::{CallState, Event, Line, PhoneState};
-use crate::vendor::Refreshed;
+use crate::phone_vendors::Refreshed;
 
 /// Applies one event to a phone's state.
 pub fn apply(state: &mut PhoneState, event: &Event) {

@@ -268,7 +268,7 @@ impl Fleet {
                     .to_string()
             };
             let vendor = text(info, "vendor");
-            let vendor = crate::vendor::find(&vendor)
+            let vendor = crate::phone_vendors::find(&vendor)
                 .map(|spec| spec.name.to_string())
                 .unwrap_or(vendor);
             let model = text(info, "model");

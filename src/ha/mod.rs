@@ -28,8 +28,8 @@ use crate::agent::Shared;
 use crate::config::{HomeAssistantConfig, PhoneConfig};
 use crate::model::{CallState, Command, CommandArg, CommandKind, PhoneId, PhoneInfo};
 use crate::mqtt::Message;
+use crate::phone_vendors::{Target, VendorSpec};
 use crate::topics::{HaTopic, HaTopics, Topics};
-use crate::vendor::{Target, VendorSpec};
 
 /// The origin every discovery message names; the agent recognises its own messages by it.
 pub const ORIGIN: &str = "phone2mqtt";
@@ -862,7 +862,7 @@ pub async fn handle_message(shared: &Shared, message: &Message) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor;
+    use crate::phone_vendors;
 
     fn info(id: &str, vendor: &str) -> PhoneInfo {
         let id = PhoneId::parse(id).unwrap();
@@ -912,7 +912,7 @@ mod tests {
         let info = info("001565000001", vendor_id);
         let phone = PhoneView {
             info: &info,
-            vendor: vendor::find(vendor_id).unwrap(),
+            vendor: phone_vendors::find(vendor_id).unwrap(),
             config,
             keys,
         };

@@ -1,4 +1,4 @@
-//! A Fanvil phone on the wire (vendors.md §2): `GET /cgi-bin/ConfigManApp.com?key=<VALUE>[;<VALUE>]`
+//! A Fanvil phone on the wire (docs/vendors.md §2): `GET /cgi-bin/ConfigManApp.com?key=<VALUE>[;<VALUE>]`
 //! with Basic auth, Action URLs read from the `<cti>` tags of the `<mac>.cfg` XML, strict key
 //! values (anything undocumented is answered 400).
 //!
@@ -9,16 +9,16 @@
 //! - "Active URI Limit IP": no provisioning key is known, and a blank list reportedly lets
 //!   anyone in (secondary source, unverified), so the simulator accepts every address;
 //! - `key=DNDOff` (derived by symmetry), `key=Reboot` and `key=AutoP` (single source) and the
-//!   dial form `key=number=<N>&outgoing_uri=<uri>` (unverified) are accepted as vendors.md
+//!   dial form `key=number=<N>&outgoing_uri=<uri>` (unverified) are accepted as docs/vendors.md
 //!   guesses them.
 
 use crate::model::PhoneId;
+use crate::phone_vendors::fanvil::{cti_tag, SPEC};
 use crate::sim::settings;
 use crate::sim::{
     check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
     Reply, Request, Snapshot,
 };
-use crate::vendor::fanvil::{cti_tag, SPEC};
 
 pub static PERSONALITY: Personality = Personality {
     vendor: &SPEC,
@@ -31,7 +31,7 @@ pub static PERSONALITY: Personality = Personality {
     parse_request,
     reply,
     // The UA shows the MAC lowercase without separators; the `$mac` value format itself is
-    // undocumented (vendors.md §2.1), so the simulator uses the UA's.
+    // undocumented (docs/vendors.md §2.1), so the simulator uses the UA's.
     mac_value: |mac| mac.as_str().to_string(),
     // (unverified) How Fanvil fills `$remote` is undocumented; a SIP URI, as Yealink does.
     remote_value: |user, host| format!("sip:{user}@{host}"),
@@ -46,7 +46,7 @@ pub static PERSONALITY: Personality = Personality {
     boot_file: None,
 };
 
-/// `Fanvil X4 2.10.2.6887 0c383e07e16c` (vendors.md §2.4).
+/// `Fanvil X4 2.10.2.6887 0c383e07e16c` (docs/vendors.md §2.4).
 fn user_agent(identity: &Identity) -> String {
     format!(
         "Fanvil {} {} {}",
@@ -71,7 +71,7 @@ fn read_provisioning(text: &str, provisioned: &mut Provisioned) {
             "DNDOnUrl" => wire_of("dnd_on"),
             "DNDOffUrl" => wire_of("dnd_off"),
             // Derived tag names: no source names them, so here the simulator follows our own
-            // derivation in the vendor table (vendors.md §2.1).
+            // derivation in the vendor table (docs/vendors.md §2.1).
             other => SPEC
                 .events
                 .iter()
@@ -111,7 +111,7 @@ fn parse_request(request: &Request) -> Result<Vec<Action>, Reply> {
         return Err(Reply::new(405, "Method Not Allowed"));
     }
     match query_pairs(query).as_slice() {
-        // (unverified) The Yealink dial form, vendors.md §2.2's first candidate.
+        // (unverified) The Yealink dial form, docs/vendors.md §2.2's first candidate.
         [("key", value), rest @ ..] if value.starts_with("number=") => {
             let number = decode(&value["number=".len()..]);
             if number.is_empty() || number.contains(' ') {
@@ -129,7 +129,7 @@ fn parse_request(request: &Request) -> Result<Vec<Action>, Reply> {
     }
 }
 
-/// One key value from vendors.md §2.2; anything else is refused, so a driver that drifts from
+/// One key value from docs/vendors.md §2.2; anything else is refused, so a driver that drifts from
 /// the reference fails in tests.
 fn key_action(value: &str) -> Result<Action, Reply> {
     let action = match value {
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn provisioning_is_read_from_cti_tags() {
-        let ctx = crate::vendor::ProvisionCtx {
+        let ctx = crate::phone_vendors::ProvisionCtx {
             public_url: "http://10.0.0.1:8080".into(),
             token: Some("tok".into()),
             agent_host: "10.0.0.1".into(),

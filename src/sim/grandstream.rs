@@ -1,10 +1,10 @@
-//! A Grandstream phone on the wire (vendors.md §3): the CTI API `GET /cgi-bin/api-<function>`
+//! A Grandstream phone on the wire (docs/vendors.md §3): the CTI API `GET /cgi-bin/api-<function>`
 //! with the admin password as `passcode` in the query (or `password` in the older `make_call`
 //! form), answered 200 with `{"response": ..., "body": ...}` JSON, refusals included; the
 //! provisioning file `cfg<mac>.xml` in the P-value or the v2 alias form; `$mac` as 12 lowercase
 //! hex digits and `$remote` as a plain number.
 //!
-//! Simulation choices that vendors.md does not settle, each marked (derived) below:
+//! Simulation choices that docs/vendors.md does not settle, each marked (derived) below:
 //! - a wrong or missing passcode gets HTTP 200 `{"response":"error","body":"unauthorized"}`;
 //! - query values are form-decoded, so a raw `+` becomes a space (and a dial string with a
 //!   space fails): a driver that forgets to encode `+` fails here as it would on a CGI;
@@ -13,12 +13,12 @@
 //!   provisioning cannot set it (its P-values are unknown).
 
 use crate::model::{CallState, PhoneId};
+use crate::phone_vendors::grandstream::SPEC;
 use crate::sim::settings;
 use crate::sim::{
     decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned, Reply, Request,
     Snapshot,
 };
-use crate::vendor::grandstream::SPEC;
 
 pub static PERSONALITY: Personality = Personality {
     vendor: &SPEC,
@@ -72,7 +72,7 @@ fn provisioning_files(mac: &PhoneId) -> Vec<String> {
     vec![format!("cfg{mac}.xml")]
 }
 
-/// The Action URL settings by P-value and by v2 alias, transcribed from vendors.md §3.1 again
+/// The Action URL settings by P-value and by v2 alias, transcribed from docs/vendors.md §3.1 again
 /// here rather than taken from the driver, so that the two cannot share a mistake.
 const SETTINGS: &[(&str, &str)] = &[
     ("P8304", "setupCompleted"),
@@ -280,7 +280,7 @@ fn parse_request(request: &Request) -> Result<Vec<Action>, Reply> {
                 Some("endcall") => Action::Hangup,
                 Some("rejectcall") => Action::Reject,
                 Some("holdcall") => Action::Hold,
-                // (unverified) community spellings, vendors.md §3.3.
+                // (unverified) community spellings, docs/vendors.md §3.3.
                 Some("unhold" | "unholdcall") => Action::Resume,
                 // Cancels the call being dialled.
                 Some("cancel") => Action::Reject,
@@ -302,7 +302,7 @@ fn parse_request(request: &Request) -> Result<Vec<Action>, Reply> {
     }
 }
 
-/// One `api-send_key` key name of vendors.md §3.3; anything else is unknown, so a driver that
+/// One `api-send_key` key name of docs/vendors.md §3.3; anything else is unknown, so a driver that
 /// drifts from the reference fails in tests. `#` arrives as `%23`; there is no `+` key.
 fn key_action(key: &str) -> Result<Action, Reply> {
     const NAMED: &[&str] = &[
@@ -433,7 +433,7 @@ fn reply(request: &Request, actions: &[Action], snapshot: &Snapshot) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::ProvisionCtx;
+    use crate::phone_vendors::ProvisionCtx;
     use axum::http::Method;
 
     fn get(target: &str) -> Request {

@@ -1,4 +1,4 @@
-//! An Htek phone on the wire (vendors.md §5): `GET /Phone_ActionURL&Command=<n>&...` with Basic
+//! An Htek phone on the wire (docs/vendors.md §5): `GET /Phone_ActionURL&Command=<n>&...` with Basic
 //! auth. The agent's axum stack receives that as a path with no query at all, so the path itself
 //! is parsed, strictly: the documented commands and parameters only, anything else is 400.
 //!
@@ -8,15 +8,15 @@
 //!   the one place where it follows our own derivation (the vendor table's para names) instead
 //!   of the reference;
 //! - `Command=3&key=` with `DNDOn`, `DNDOff`, `VOLUME_UP`, `VOLUME_DOWN` and `Reboot` are
-//!   (unverified): Htek's names were not found, vendors.md guesses Yealink's.
+//!   (unverified): Htek's names were not found, docs/vendors.md guesses Yealink's.
 
 use crate::model::PhoneId;
+use crate::phone_vendors::htek::{para_name, SPEC};
 use crate::sim::settings;
 use crate::sim::{
     check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
     Reply, Request, Snapshot,
 };
-use crate::vendor::htek::{para_name, SPEC};
 
 pub static PERSONALITY: Personality = Personality {
     vendor: &SPEC,
@@ -45,7 +45,7 @@ pub static PERSONALITY: Personality = Personality {
     boot_file: None,
 };
 
-/// `Htek UC903 2.0.4.2 00:1f:c1:1c:22:a9` (vendors.md §5).
+/// `Htek UC903 2.0.4.2 00:1f:c1:1c:22:a9` (docs/vendors.md §5).
 fn user_agent(identity: &Identity) -> String {
     format!(
         "Htek {} {} {}",
@@ -61,7 +61,7 @@ fn provisioning_files(mac: &PhoneId) -> Vec<String> {
 }
 
 /// Reads `<P… para="ActionURL_<Label>">url</P…>` entries. The para names are our own
-/// derivation (see `vendor::htek::para_name`): no source names Htek's Action URL settings.
+/// derivation (see `phone_vendors::htek::para_name`): no source names Htek's Action URL settings.
 fn read_provisioning(text: &str, provisioned: &mut Provisioned) {
     let text = strip_comments(text);
     for (para, value) in para_entries(&text) {
@@ -111,7 +111,7 @@ fn parse_request(request: &Request) -> Result<Vec<Action>, Reply> {
     }
 }
 
-/// `Command=3&key=<KEY>`: `OK` is documented (it answers); the rest are vendors.md's
+/// `Command=3&key=<KEY>`: `OK` is documented (it answers); the rest are docs/vendors.md's
 /// (unverified) guess of Yealink's names. Anything else is refused.
 fn key_action(key: &str) -> Result<Action, Reply> {
     Ok(match key {
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn provisioning_is_read_from_para_entries() {
-        let ctx = crate::vendor::ProvisionCtx {
+        let ctx = crate::phone_vendors::ProvisionCtx {
             public_url: "http://10.0.0.1:8080".into(),
             token: Some("tok".into()),
             agent_host: "10.0.0.1".into(),

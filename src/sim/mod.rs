@@ -1,4 +1,4 @@
-//! Simulated desk phones that behave on the wire as vendors.md says real ones do.
+//! Simulated desk phones that behave on the wire as docs/vendors.md says real ones do.
 //!
 //! A simulated phone starts with nothing but the agent's address. Like a real phone it fetches
 //! its provisioning file from the agent, reads the Action URLs out of it, and fires them with the
@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::model::{CallState, PhoneId};
-use crate::vendor::VendorSpec;
+use crate::phone_vendors::VendorSpec;
 
 /// One vendor's behaviour on the wire.
 #[derive(Debug)]

@@ -1,21 +1,21 @@
-//! A Snom phone on the wire (vendors.md §4): `GET /command.htm?key=...` and `?number=...`
+//! A Snom phone on the wire (docs/vendors.md §4): `GET /command.htm?key=...` and `?number=...`
 //! (answered 302 to index.htm), settings written through `/dummy.htm?settings=save&...`, reboot
 //! through `/advanced_update.htm?reboot=Reboot`; HTTP Basic, or Digest when the phone's
 //! "Authentication Scheme" is on; no allow list, no prompt. Provisioning is XML settings, one
 //! `action_*` element per Action URL.
 //!
-//! The setting names below are copied from vendors.md §4.1, not taken from the driver, so that a
+//! The setting names below are copied from docs/vendors.md §4.1, not taken from the driver, so that a
 //! driver writing a setting the reference does not name is caught: the phone ignores it.
 
 use axum::http::Method;
 
 use crate::model::PhoneId;
+use crate::phone_vendors::snom::SPEC;
 use crate::sim::settings;
 use crate::sim::{
     check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
     Reply, Request, Snapshot,
 };
-use crate::vendor::snom::SPEC;
 
 const MODEL: &str = "D785";
 
@@ -61,7 +61,7 @@ fn key_url(settings: &settings::Settings, n: u32) -> Option<String> {
     value.strip_prefix("url ").map(|url| url.trim().to_string())
 }
 
-/// The Action URL settings of vendors.md §4.1, irregular names (no `_url`) as they are.
+/// The Action URL settings of docs/vendors.md §4.1, irregular names (no `_url`) as they are.
 const SETTINGS: &[&str] = &[
     "action_setup_url",
     "action_reg_failed",
@@ -89,7 +89,7 @@ const SETTINGS: &[&str] = &[
     "action_received_subscr_notify_url",
 ];
 
-/// vendors.md §4.5, the form with build and MAC.
+/// docs/vendors.md §4.5, the form with build and MAC.
 fn user_agent(identity: &Identity) -> String {
     format!(
         "Mozilla/4.0 (compatible; snom{}-SIP {} 2010.12-00004-g9ba52f5 {} SXM:0 UXM:0)",
@@ -99,7 +99,7 @@ fn user_agent(identity: &Identity) -> String {
     )
 }
 
-/// The model's file, then the phone's own `<MAC>.xml` (upper-case), vendors.md §4.4.
+/// The model's file, then the phone's own `<MAC>.xml` (upper-case), docs/vendors.md §4.4.
 fn provisioning_files(mac: &PhoneId) -> Vec<String> {
     vec![
         format!("snom{MODEL}.htm"),
@@ -109,7 +109,7 @@ fn provisioning_files(mac: &PhoneId) -> Vec<String> {
 
 /// Reads `<action_... perm="...">URL</action_...>` elements of an XML settings file. The Action
 /// URL is keyed by the setting without `action_` and without a trailing `_url`; settings that
-/// vendors.md does not name are ignored, as a phone ignores settings it does not have. An
+/// docs/vendors.md does not name are ignored, as a phone ignores settings it does not have. An
 /// empty setting switches that Action URL off.
 fn read_provisioning(text: &str, provisioned: &mut Provisioned) {
     let mut rest = text;
@@ -229,7 +229,7 @@ fn command(pairs: &[(&str, &str)]) -> Result<Vec<Action>, Reply> {
     }
 }
 
-/// `K[,<ms>[,<pause>]]`, K one of the key names of vendors.md §4.3; anything else is refused,
+/// `K[,<ms>[,<pause>]]`, K one of the key names of docs/vendors.md §4.3; anything else is refused,
 /// so a driver that drifts from the reference fails in tests.
 fn key_action(spec: &str) -> Result<Action, Reply> {
     let mut parts = spec.split(',');
@@ -316,7 +316,7 @@ fn reply(_request: &Request, actions: &[Action], _snapshot: &Snapshot) -> Reply 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::ProvisionCtx;
+    use crate::phone_vendors::ProvisionCtx;
 
     fn get(target: &str) -> Request {
         Request {

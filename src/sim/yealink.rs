@@ -1,16 +1,16 @@
-//! A Yealink phone on the wire (vendors.md §1): `GET /servlet?key=...` with Basic auth, the
+//! A Yealink phone on the wire (docs/vendors.md §1): `GET /servlet?key=...` with Basic auth, the
 //! `features.action_uri_limit_ip` allow list (blank means nobody), the "Allow remote control?"
 //! prompt while `features.show_action_uri_option` is not 0, case-sensitive key values.
 
 use std::net::IpAddr;
 
 use crate::model::PhoneId;
+use crate::phone_vendors::yealink::SPEC;
 use crate::sim::settings;
 use crate::sim::{
     check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
     Reply, Request, Snapshot,
 };
-use crate::vendor::yealink::SPEC;
 
 pub static PERSONALITY: Personality = Personality {
     vendor: &SPEC,
@@ -145,7 +145,7 @@ fn parse_request(request: &Request) -> Result<Vec<Action>, Reply> {
     }
 }
 
-/// One documented key value; anything else is refused, so a driver that drifts from vendors.md
+/// One documented key value; anything else is refused, so a driver that drifts from docs/vendors.md
 /// fails in tests (key values are case-sensitive: `REBOOT` is not `Reboot`).
 fn key_action(value: &str) -> Result<Action, Reply> {
     let action = match value {
@@ -208,7 +208,7 @@ fn is_plain_key(value: &str) -> bool {
 
 fn reply(_request: &Request, actions: &[Action], snapshot: &Snapshot) -> Reply {
     if actions.contains(&Action::Status) {
-        // The undocumented `phonecfg=get` reply, in the shape its readers expect (vendors.md §1.3).
+        // The undocumented `phonecfg=get` reply, in the shape its readers expect (docs/vendors.md §1.3).
         let status = if snapshot.registered {
             "Registered"
         } else {

@@ -16,14 +16,17 @@ use serde_json::{json, Map, Value};
 
 use crate::auth::http::Caller;
 use crate::model::PhoneId;
+use crate::phone_vendors;
 use crate::topics::Topic;
-use crate::vendor;
 use crate::web::WebState;
 
 pub fn router() -> Router<WebState> {
     Router::new()
         .route("/api/info", get(info))
-        .route("/api/vendors", get(|| async { Json(vendor::docs()) }))
+        .route(
+            "/api/vendors",
+            get(|| async { Json(phone_vendors::docs()) }),
+        )
         .route("/api/phones", get(phones))
         .route("/api/phones/{id}", get(phone))
         .route("/api/phones/{id}/cmd/{command}", post(send_command))

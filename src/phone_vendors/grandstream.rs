@@ -1,4 +1,4 @@
-//! Grandstream GXP16xx/17xx/21xx, GRP26xx (also WP8xx, GXV), per vendors.md §3.
+//! Grandstream GXP16xx/17xx/21xx, GRP26xx (also WP8xx, GXV), per docs/vendors.md §3.
 //!
 //! Action URL ("Outbound Notification"): one P-value per event (`P8310` incoming call...), or
 //! its `ons.actionUrl.*` alias in the v2 config form, with `$phone_ip`, `$product`, `$call-id`
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, PhoneId};
-use crate::vendor::{
+use crate::phone_vendors::{
     encode_query_value, xml_escape, AuthHints, Carries, EventSpec, FileFormat, HttpAuth, Identity,
     PhoneReply, PhoneRequest, Programming, ProvisionCtx, ReadConfig, Refreshed, ReplyOutcome,
     Setting, Target, VarNames, VendorSpec,
@@ -21,7 +21,7 @@ pub static SPEC: VendorSpec = VendorSpec {
     name: "Grandstream",
     ouis: &["000b82", "c074ad"],
     events: EVENTS,
-    // vendors.md §3.2. `$calldirection`, `$duration`, `$hardware_version`... are not asked for;
+    // docs/vendors.md §3.2. `$calldirection`, `$duration`, `$hardware_version`... are not asked for;
     // a URL written by hand that carries them still lands in the event's `vars`.
     vars: VarNames {
         mac: "mac",
@@ -36,7 +36,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         display_remote: Some("display_remote"),
         call_id: Some("call-id"),
     },
-    // Only what the CTI guides document (vendors.md §3.3): no volume, mute, message or
+    // Only what the CTI guides document (docs/vendors.md §3.3): no volume, mute, message or
     // transfer, so those are refused naming Grandstream. `provision` restarts the phone (no
     // re-fetch request is documented); `logo` comes from `programming` below.
     commands: &[
@@ -178,13 +178,13 @@ const fn forward(wire: &'static str, event: &'static str, setting: &'static str)
 
 use Carries::{Account, Call, Device};
 
-/// Every Action URL event of vendors.md §3.1. The wire name (the last path segment of the
+/// Every Action URL event of docs/vendors.md §3.1. The wire name (the last path segment of the
 /// provisioned URL) is the normalised name itself, since Grandstream's own labels are P-values.
 ///
 /// WP826-only events: P8328 busy and P8329 idle are included under the names Yealink's
 /// `idle_to_busy`/`busy_to_idle` use. P22171 "answered" is left out (it would duplicate
 /// `call_established`, P8313, under another meaning), and so are the P22568/P22570 battery
-/// events, whose meaning vendors.md does not give.
+/// events, whose meaning docs/vendors.md does not give.
 static EVENTS: &[EventSpec] = &[
     event("setup_completed", "setup_completed", Device, "P8304"),
     event("registered", "registered", Account, "P8305"),
@@ -210,7 +210,7 @@ static EVENTS: &[EventSpec] = &[
     event("idle", "idle", Call, "P8329"),
 ];
 
-/// The `<config version="2">` alias of each P-value (vendors.md §3.1). The syslog aliases are
+/// The `<config version="2">` alias of each P-value (docs/vendors.md §3.1). The syslog aliases are
 /// marked "alias not verified" there; the WP826 busy/idle P-values have no known alias.
 pub const V2_ALIASES: &[(&str, &str)] = &[
     ("P8304", "ons.actionUrl.setupCompleted"),
@@ -231,7 +231,7 @@ pub const V2_ALIASES: &[(&str, &str)] = &[
     ("P8321", "ons.actionUrl.attendedTransfer"),
     ("P8324", "ons.actionUrl.holdCall"),
     ("P8325", "ons.actionUrl.unholdCall"),
-    // (unverified) vendors.md gives only "openSyslog / closedSyslog (alias not verified)".
+    // (unverified) docs/vendors.md gives only "openSyslog / closedSyslog (alias not verified)".
     ("P8330", "ons.actionUrl.openSyslog"),
     ("P8331", "ons.actionUrl.closedSyslog"),
 ];
@@ -243,7 +243,7 @@ fn v2_alias(p_value: &str) -> Option<&'static str> {
         .map(|(_, alias)| *alias)
 }
 
-/// Reads the three User-Agent forms of vendors.md §3.5:
+/// Reads the three User-Agent forms of docs/vendors.md §3.5:
 /// `Grandstream Model HW GXP1628 SW 1.0.4.138 DevId c074ad2bd859`,
 /// `Grandstream Model HW GXP2200 V2.2A SW 1.0.1.33 DevId 000b82462d97` (a hardware version
 /// after the model) and the older
@@ -353,7 +353,7 @@ fn build(command: &Command, target: &Target) -> Result<PhoneRequest, CommandErro
         (CommandKind::Reject, _) => operation(target, "rejectcall"),
         (CommandKind::Hold, _) => operation(target, "holdcall"),
         // (unverified) `unhold` appears only in community code, not in the CTI guides
-        // (vendors.md §3.3, §10.3); `unholdcall` is the other spelling seen.
+        // (docs/vendors.md §3.3, §10.3); `unholdcall` is the other spelling seen.
         (CommandKind::Resume, _) => operation(target, "unhold"),
         (CommandKind::Key, CommandArg::Keys(keys)) => {
             let keys: Vec<String> = keys.iter().map(|k| send_key_name(k)).collect();
@@ -489,7 +489,7 @@ fn comment_safe(text: &str) -> String {
 }
 
 /// `cfg<mac>.xml` in the legacy P-value form, or with `ctx.format = v2` the `ons.actionUrl.*`
-/// alias form. The remote-control settings have no known P-values (vendors.md §3.3), so the
+/// alias form. The remote-control settings have no known P-values (docs/vendors.md §3.3), so the
 /// file says what the installer must set by hand.
 fn provision(ctx: &ProvisionCtx) -> String {
     let format = ctx.format.as_deref().map(str::to_ascii_lowercase);
@@ -582,7 +582,7 @@ mod tests {
         request(name, payload, target).unwrap().path_and_query
     }
 
-    /// The P-values of vendors.md §3.1, written out again here so that a typo in the table
+    /// The P-values of docs/vendors.md §3.1, written out again here so that a typo in the table
     /// above cannot agree with itself.
     #[test]
     fn p_values_and_aliases_match_vendors_md() {

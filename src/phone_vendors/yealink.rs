@@ -1,4 +1,4 @@
-//! Yealink T2x/T4x/T5x/CP/W (and OEMs: Matrix SPARSH, Sangoma, ClearlyIP), per vendors.md §1.
+//! Yealink T2x/T4x/T5x/CP/W (and OEMs: Matrix SPARSH, Sangoma, ClearlyIP), per docs/vendors.md §1.
 //!
 //! Action URL: `action_url.<event>` keys with `$mac`, `$ip`, `$remote`... Action URI:
 //! `GET /servlet?key=<VALUE>` with HTTP Basic auth, answered 200; 403 when the agent is not in
@@ -6,7 +6,7 @@
 
 use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, Line, PhoneId};
-use crate::vendor::{
+use crate::phone_vendors::{
     encode_query_value, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
     FileFormat, HttpAuth, Identity, Method, PhoneReply, PhoneRequest, Programming, ProvisionCtx,
     Refreshed, ReplyOutcome, Setting, Target, VarNames, VendorSpec,
@@ -134,7 +134,7 @@ const fn forward(
 
 use Carries::{Account, Call, Device};
 
-/// Every `action_url.<key>` of vendors.md §1.1, with its normalised name.
+/// Every `action_url.<key>` of docs/vendors.md §1.1, with its normalised name.
 static EVENTS: &[EventSpec] = &[
     event(
         "setup_completed",
@@ -344,7 +344,7 @@ fn build(command: &Command, target: &Target) -> Result<PhoneRequest, CommandErro
                     "Yealink dials from the identity in the phone's `line` setting; a per-command `line` is not supported".into(),
                 ));
             }
-            // `key=number=` must come first and nothing may trail `outgoing_uri` (vendors.md §1.3).
+            // `key=number=` must come first and nothing may trail `outgoing_uri` (docs/vendors.md §1.3).
             let mut path = format!("/servlet?key=number={}", encode_query_value(number));
             if let Some(line) = &target.line {
                 path.push_str("&outgoing_uri=");
@@ -418,7 +418,7 @@ fn read_reply(command: &Command, reply: &PhoneReply) -> Result<ReplyOutcome, Com
     })
 }
 
-/// Reads the `phonecfg=get` reply. Yealink does not document its format (vendors.md §1.3);
+/// Reads the `phonecfg=get` reply. Yealink does not document its format (docs/vendors.md §1.3);
 /// the clients that read it treat it as INI (`FirmwareVersion=`, `DND=`) and take account lines
 /// split on `|` (1 label, 2 register name, 3 display name, 4 status, 5 outgoing URI). Anything
 /// else is ignored rather than guessed.

@@ -1,4 +1,4 @@
-//! Snom D3xx/D7xx and legacy 3xx/7xx (UC firmware 8.x-10.x), per vendors.md §4.
+//! Snom D3xx/D7xx and legacy 3xx/7xx (UC firmware 8.x-10.x), per docs/vendors.md §4.
 //!
 //! Action URL: one `action_*` setting per event (some without `_url`: `action_reg_failed`,
 //! `action_hold`...), variables `$mac` (any setting name works; the MAC comes upper-case, as in
@@ -13,7 +13,7 @@
 
 use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, PhoneId};
-use crate::vendor::{
+use crate::phone_vendors::{
     encode_query_value, xml_escape, AuthHints, Carries, EventSpec, FileFormat, HttpAuth, Identity,
     PhoneReply, PhoneRequest, Programming, ProvisionCtx, ReplyOutcome, Setting, Target, VarNames,
     VendorSpec,
@@ -37,7 +37,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         display_remote: Some("display_remote"),
         call_id: Some("call-id"),
     },
-    // Not here, since vendors.md §4.3 documents no form for them: `transfer` (only a bare
+    // Not here, since docs/vendors.md §4.3 documents no form for them: `transfer` (only a bare
     // `key=TRANSFER`, no way to give the number), `message` (`minibrowser.htm` is unverified),
     // `refresh` (no status endpoint). `provision` restarts the phone, which reads its settings
     // while starting (no re-fetch request is documented); `logo` comes from `programming`.
@@ -185,7 +185,7 @@ const fn forward(wire: &'static str, event: &'static str, setting: &'static str)
 
 use Carries::{Account, Call, Device};
 
-/// Every setting of vendors.md §4.1. The wire name (the Action URL path) is the setting without
+/// Every setting of docs/vendors.md §4.1. The wire name (the Action URL path) is the setting without
 /// `action_` and without `_url` where it has one; the setting itself is kept exactly, irregular
 /// names included. The normalised names are Yealink's wherever the meaning is the same.
 static EVENTS: &[EventSpec] = &[
@@ -261,7 +261,7 @@ static EVENTS: &[EventSpec] = &[
     ),
 ];
 
-/// `Mozilla/4.0 (compatible; snom<MODEL>-SIP <fw> <build> [(<date>)] [<MAC>] ...)`, vendors.md
+/// `Mozilla/4.0 (compatible; snom<MODEL>-SIP <fw> <build> [(<date>)] [<MAC>] ...)`, docs/vendors.md
 /// §4.5: the model sits between `snom` and `-SIP`, the firmware follows it, and the MAC (upper
 /// case, 12 hex digits) is the first such token after it; old firmware sends none.
 fn recognise(user_agent: &str) -> Option<Identity> {
@@ -316,7 +316,7 @@ fn build(command: &Command, target: &Target) -> Result<PhoneRequest, CommandErro
                 ));
             }
             // The phone answers 302 (to index.htm); `outgoing_uri` picks the identity and is
-            // left out when none is configured (optional: derived in vendors.md §4.3).
+            // left out when none is configured (optional: derived in docs/vendors.md §4.3).
             let mut path = format!("/command.htm?number={}", encode_query_value(number));
             if let Some(line) = &target.line {
                 path.push_str("&outgoing_uri=");
@@ -324,7 +324,7 @@ fn build(command: &Command, target: &Target) -> Result<PhoneRequest, CommandErro
             }
             PhoneRequest::get(path)
         }
-        // vendors.md §4.3 names ENTER (p4irin, code that drives real phones and checks their
+        // docs/vendors.md §4.3 names ENTER (p4irin, code that drives real phones and checks their
         // answers) and OFFHOOK (several clients). ENTER is the one from the source that also
         // documents how CANCEL behaves, and it does not take an idle phone off hook the way
         // OFFHOOK would if the call is already gone.
@@ -335,7 +335,7 @@ fn build(command: &Command, target: &Target) -> Result<PhoneRequest, CommandErro
         // F_R is a toggle: hold and resume send the same key; resume only makes sense while held.
         (CommandKind::Hold | CommandKind::Resume, _) => key("F_R"),
         // `key=DND` only toggles. Explicit on/off writes the `dnd_mode` setting: derived in
-        // vendors.md §4.3 from the setting-write pattern, unverified on hardware.
+        // docs/vendors.md §4.3 from the setting-write pattern, unverified on hardware.
         (CommandKind::Dnd, CommandArg::OnOff(on)) => PhoneRequest::get(format!(
             "/dummy.htm?settings=save&dnd_mode={}&store_settings=save",
             if *on { "on" } else { "off" }
@@ -366,7 +366,7 @@ fn build(command: &Command, target: &Target) -> Result<PhoneRequest, CommandErro
 /// Snom answers 200, and 302 (a redirect to index.htm) for dial; the agent follows no redirect.
 fn read_reply(command: &Command, reply: &PhoneReply) -> Result<ReplyOutcome, CommandError> {
     match reply.status {
-        // CANCEL on a ringing call rejects it without firing any Action URL (vendors.md §4.3).
+        // CANCEL on a ringing call rejects it without firing any Action URL (docs/vendors.md §4.3).
         200 if command.kind == CommandKind::Reject => Ok(ReplyOutcome {
             call_ended: true,
             ..ReplyOutcome::default()

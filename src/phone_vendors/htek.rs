@@ -1,11 +1,11 @@
-//! Htek UC9xx (also UC8xx), per vendors.md §5.
+//! Htek UC9xx (also UC8xx), per docs/vendors.md §5.
 //!
 //! Action URL: Yealink's variable set (`$mac` lowercase without separators), configured under
 //! Setting > Action URL. Control: `GET /Phone_ActionURL&Command=<n>&...` with HTTP Basic auth;
 //! note the `&` right after the path and no `?`: the path is sent byte for byte.
 //!
 //! What this file relies on beyond the documented facts is marked where it is used:
-//! - the event set is (derived): vendors.md names only "Setting > Action URL" with Yealink's
+//! - the event set is (derived): docs/vendors.md names only "Setting > Action URL" with Yealink's
 //!   variables, so this is Yealink's core set;
 //! - the Action URL P-numbers are unknown, so provisioning writes `para`-named entries whose
 //!   names are (derived) from the web UI labels; the simulator reads the same entries, the one
@@ -16,7 +16,7 @@
 
 use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, PhoneId};
-use crate::vendor::{
+use crate::phone_vendors::{
     encode_query_value, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
     FileFormat, HttpAuth, Identity, PhoneReply, PhoneRequest, Programming, ProvisionCtx,
     ReplyOutcome, Setting, Target, VarNames, VendorSpec,
@@ -108,7 +108,7 @@ const fn event(
 
 use Carries::{Account, Call, Device};
 
-/// (derived) Yealink's core events with Yealink's normalised names; vendors.md lists no Htek
+/// (derived) Yealink's core events with Yealink's normalised names; docs/vendors.md lists no Htek
 /// event set. `setting` is the web UI field, its label (derived) from Yealink's, which Htek's
 /// UI mirrors; the provisioning `para` name is made from that label (`para_name`).
 static EVENTS: &[EventSpec] = &[
@@ -212,7 +212,7 @@ fn recognise(user_agent: &str) -> Option<Identity> {
     (user_agent.to_ascii_lowercase().contains("htek") || oui_match).then_some(identity)
 }
 
-/// `/Phone_ActionURL&Command=...`: `&` right after the path, no `?` (vendors.md §5).
+/// `/Phone_ActionURL&Command=...`: `&` right after the path, no `?` (docs/vendors.md §5).
 fn action(rest: &str) -> PhoneRequest {
     PhoneRequest::get(format!("/Phone_ActionURL&Command={rest}"))
 }
@@ -233,9 +233,9 @@ fn build(command: &Command, _target: &Target) -> Result<PhoneRequest, CommandErr
             ))
         }
         (CommandKind::Hangup, _) => action("2"),
-        // `Command=3&key=OK` answers (test-automation code cited by vendors.md §5).
+        // `Command=3&key=OK` answers (test-automation code cited by docs/vendors.md §5).
         (CommandKind::Answer, _) => press("OK"),
-        // (unverified) Htek's key names for these were not found; Yealink's, as vendors.md guesses.
+        // (unverified) Htek's key names for these were not found; Yealink's, as docs/vendors.md guesses.
         (CommandKind::Dnd, CommandArg::OnOff(on)) => press(if *on { "DNDOn" } else { "DNDOff" }),
         (CommandKind::VolumeUp, _) => press("VOLUME_UP"),
         (CommandKind::VolumeDown, _) => press("VOLUME_DOWN"),
@@ -264,12 +264,14 @@ fn read_reply(_command: &Command, _reply: &PhoneReply) -> Result<ReplyOutcome, C
     Ok(ReplyOutcome::default())
 }
 
-/// `cfg<mac>.xml` in Htek's `hl_provision` format (vendors.md §5).
+/// `cfg<mac>.xml` in Htek's `hl_provision` format (docs/vendors.md §5).
 fn provision(ctx: &ProvisionCtx) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str("<hl_provision version=\"1\">\n");
     out.push_str("  <config version=\"1\">\n");
-    out.push_str("    <!-- phone2mqtt: Action URL settings for Htek (vendors.md section 5). -->\n");
+    out.push_str(
+        "    <!-- phone2mqtt: Action URL settings for Htek (docs/vendors.md section 5). -->\n",
+    );
     out.push_str("    <!-- (derived, unverified) The P-numbers of the Action URL settings are not known, so the entries\n");
     out.push_str("         below use the placeholder element Pxxxx and para names derived from the web UI labels\n");
     out.push_str("         (ActionURL_ and the label without spaces). A phone will probably ignore them. Either paste\n");

@@ -433,7 +433,7 @@ fn query_key(var: &str) -> &str {
     var
 }
 
-/// Percent-encodes a query value as vendors.md §0.1 says: `+` is `%2B`, `#` is `%23`; `*` and `@`
+/// Percent-encodes a query value as docs/vendors.md §0.1 says: `+` is `%2B`, `#` is `%23`; `*` and `@`
 /// stay literal, as the clients that work with real phones send them.
 pub fn encode_query_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());

@@ -1,10 +1,10 @@
-//! Fanvil X/V/i-series (and OEMs: WELL, Planet, OpenVox, FlyingVoice-like), per vendors.md §2.
+//! Fanvil X/V/i-series (and OEMs: WELL, Planet, OpenVox, FlyingVoice-like), per docs/vendors.md §2.
 //!
 //! Action URL: the Yealink variable set plus `$duration` and `$callDirection`, configured as
 //! tags under `<cti>` in the `<mac>.cfg` XML (`<sysConf>`). Active URI:
 //! `GET /cgi-bin/ConfigManApp.com?key=<VALUE>[;<VALUE>]` with HTTP Basic auth, answered 200.
 //!
-//! Fanvil's coverage in vendors.md is thin. What this file relies on beyond the documented
+//! Fanvil's coverage in docs/vendors.md is thin. What this file relies on beyond the documented
 //! facts is marked where it is used:
 //! - only `<cti><DNDOnUrl>` and `<cti><DNDOffUrl>` are confirmed tag names; the other event tags
 //!   are (derived) by naming them the same way;
@@ -18,7 +18,7 @@
 
 use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, PhoneId};
-use crate::vendor::{
+use crate::phone_vendors::{
     encode_query_value, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
     FileFormat, HttpAuth, Identity, PhoneReply, PhoneRequest, Programming, ProvisionCtx,
     ReplyOutcome, Setting, Target, VarNames, VendorSpec,
@@ -141,7 +141,7 @@ const fn forward(
 
 use Carries::{Account, Call, Device};
 
-/// The events of vendors.md §2.1, which mirror Yealink's; normalised names as Yealink's.
+/// The events of docs/vendors.md §2.1, which mirror Yealink's; normalised names as Yealink's.
 ///
 /// `setting` is the provisioning tag under `<cti>`. Only `DNDOnUrl` and `DNDOffUrl` are
 /// confirmed (wazo's Fanvil templates); every other tag is (derived): named like those two
@@ -272,7 +272,7 @@ pub fn cti_tag(event: &EventSpec) -> &'static str {
     tag.split(' ').next().unwrap_or(tag)
 }
 
-/// Whether a `<cti>` tag name is confirmed by vendors.md (the rest are derived).
+/// Whether a `<cti>` tag name is confirmed by docs/vendors.md (the rest are derived).
 pub fn tag_is_confirmed(tag: &str) -> bool {
     matches!(tag, "DNDOnUrl" | "DNDOffUrl")
 }
@@ -301,7 +301,7 @@ fn build(command: &Command, target: &Target) -> Result<PhoneRequest, CommandErro
                     "Fanvil dials from the identity in the phone's `line` setting; a per-command `line` is not supported".into(),
                 ));
             }
-            // (unverified) Fanvil's dial syntax is not confirmed (vendors.md §2.2); this is the
+            // (unverified) Fanvil's dial syntax is not confirmed (docs/vendors.md §2.2); this is the
             // reference's first candidate, Yealink's documented form: `key=number=` first,
             // nothing trailing `outgoing_uri`.
             let mut path = format!("{CONTROL_PATH}?key=number={}", encode_query_value(number));
@@ -335,7 +335,7 @@ fn build(command: &Command, target: &Target) -> Result<PhoneRequest, CommandErro
                 .collect();
             key(&values.join(";"))
         }
-        // Reboot and AutoP: (single source), a secondary adapter (vendors.md §2.2).
+        // Reboot and AutoP: (single source), a secondary adapter (docs/vendors.md §2.2).
         (CommandKind::Reboot, _) => key("Reboot"),
         (CommandKind::Provision, _) => key("AutoP"),
         (kind, _) => {
@@ -363,11 +363,11 @@ fn action_url(ctx: &ProvisionCtx, event: &EventSpec) -> Option<String> {
     Some(url)
 }
 
-/// The per-device `<mac>.cfg` in the current XML format (vendors.md §2.3).
+/// The per-device `<mac>.cfg` in the current XML format (docs/vendors.md §2.3).
 fn provision(ctx: &ProvisionCtx) -> String {
     let host = xml_escape(&ctx.agent_host);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str("<!-- phone2mqtt: Action URL and Active URI settings for Fanvil (vendors.md section 2). -->\n");
+    out.push_str("<!-- phone2mqtt: Action URL and Active URI settings for Fanvil (docs/vendors.md section 2). -->\n");
     out.push_str("<sysConf>\n");
     out.push_str("  <Version>2.0000000000</Version>\n");
     out.push_str("  <web>\n");
