@@ -29,6 +29,8 @@
 //! - [`phone_auth`]: how phones prove who they are: per-phone Action URL tokens, provisioning
 //!   credentials.
 //! - [`config`]: `phone2mqtt.toml`. [`gateway`]: wires it all together. [`shutdown`]: signals.
+//! - [`datafile`]: the data directory's files, written whole and atomically, and the one store
+//!   type the agent's kept files use. [`hash`]: MD5 and SHA-256 as hex, compared in constant time.
 
 pub mod agent;
 pub mod auth;
@@ -37,10 +39,12 @@ pub mod broker;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod datafile;
 pub mod demo;
 pub mod docs;
 pub mod gateway;
 pub mod ha;
+pub mod hash;
 pub mod http_front;
 pub mod logging;
 pub mod model;
