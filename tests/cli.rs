@@ -60,16 +60,7 @@ fn a_bad_config_names_the_file_and_key_and_exits_non_zero() {
 async fn the_receiver_accepts_exactly_what_provision_prints() {
     let gw = start_gateway(test_config()).await;
     let dir = tempdir::TempDir::new();
-    let path = dir.0.join("phone2mqtt.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[http]\npublic_url = \"{}\"\n[agent]\ndata_dir = \"{}\"\n",
-            gw.gateway.public_url,
-            gw.data_dir.0.display()
-        ),
-    )
-    .unwrap();
+    let path = gw.cli_config(&dir);
     // Without a MAC: no Action URLs, and the installer is told why and what to do.
     let output = std::process::Command::new(BIN)
         .args(["provision", "yealink", "-c", path.to_str().unwrap()])

@@ -375,9 +375,7 @@ async fn auto_adopt_takes_only_phones_inside_allow() {
     // An adoption would have been published before the callback was answered: a later event
     // marks the point by which it would have shown.
     assert_eq!(dnd_on(addr, &gw.token(A), A).await, 200);
-    probe
-        .expect(&format!("phone2mqtt/{A}/event"), |e| e["event"] == "dnd_on")
-        .await;
+    probe.event(A, "dnd_on").await;
     let seen = probe.drain();
     assert!(
         !seen
