@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
-use std::time::Duration;
 
 use common::*;
 
@@ -165,14 +164,7 @@ async fn serve_never_logs_passwords_or_tokens() {
     // full pipe would block serve's logging threads.
     let stdout = collect(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while tokio::net::TcpStream::connect(http).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_listening(http, "serve").await;
     let stop = tokio_util::sync::CancellationToken::new();
     let personality = phone2mqtt::sim::personality("yealink").unwrap();
     for (mac, addr) in [

@@ -61,13 +61,7 @@ async fn an_incoming_call_reaches_mqtt_state_and_websocket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_goes_through_answer_hold_and_hangup() {
-    let (gw, phone) = gateway_with_phone("yealink", MAC).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    let state_topic = format!("phone2mqtt/{ID}");
-    phone.ring("1002", Some("Reception")).unwrap();
-    probe
-        .expect(&state_topic, |s| s["call_state"] == "ringing")
-        .await;
+    let (gw, phone, mut probe) = ringing_phone("yealink", MAC).await;
 
     walk_call(
         &mut probe,

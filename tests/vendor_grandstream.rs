@@ -80,13 +80,8 @@ async fn the_phone_provisions_itself_and_its_incoming_call_reaches_mqtt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_goes_through_answer_hold_resume_and_hangup() {
-    let (gw, phone) = gateway_with_phone("grandstream", MAC).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let (gw, phone, mut probe) = ringing_phone("grandstream", MAC).await;
     let state_topic = format!("phone2mqtt/{ID}");
-    phone.ring("1002", Some("Reception")).unwrap();
-    probe
-        .expect(&state_topic, |s| s["call_state"] == "ringing")
-        .await;
     for (command, api, call_state) in [
         (
             "answer",

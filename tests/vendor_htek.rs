@@ -24,10 +24,7 @@ async fn call_state(probe: &mut MqttProbe, state: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_answered_and_hung_up() {
-    let (gw, phone) = gateway_with_phone("htek", MAC).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    phone.ring("1002", Some("Reception")).unwrap();
-    call_state(&mut probe, "ringing").await;
+    let (gw, phone, mut probe) = ringing_phone("htek", MAC).await;
 
     walk_call(
         &mut probe,
@@ -122,13 +119,7 @@ async fn a_raw_htek_callback_becomes_an_event() {
     let event = probe
         .expect(&format!("phone2mqtt/{ID}/event"), |_| true)
         .await;
-    assert_eq!(event["event"], "incoming_call");
-    assert_eq!(event["phone"], ID);
-    assert_eq!(event["remote"], "+4930123456");
-    assert_eq!(event["remote_name"], "Anna Schmidt");
-    assert_eq!(event["line"], "1001");
-    assert!(event.get("call_id").is_none(), "{event}");
-    assert_eq!(event["vars"]["remote"], "sip:+4930123456@pbx.example.com");
+    assert_incoming_from_anna(&event, ID);
     let info = probe
         .expect(&format!("phone2mqtt/{ID}/info"), |_| true)
         .await;

@@ -109,13 +109,7 @@ async fn dial_is_answered_302_and_counts_as_ok() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_answered_held_resumed_and_hung_up() {
-    let (gw, phone) = gateway_with_phone("snom", MAC).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    let state_topic = format!("phone2mqtt/{ID}");
-    phone.ring("1002", Some("Reception")).unwrap();
-    probe
-        .expect(&state_topic, |s| s["call_state"] == "ringing")
-        .await;
+    let (gw, phone, mut probe) = ringing_phone("snom", MAC).await;
 
     // F_R is a toggle: hold and resume send the same key. Snom has no mute Action URL, so
     // mute changes nothing the agent can see.

@@ -111,3 +111,15 @@ pub async fn status(request: reqwest::RequestBuilder) -> reqwest::StatusCode {
 pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
     request.send().await.unwrap().json().await.unwrap()
 }
+
+/// Waits until something (a `phone2mqtt serve` just started) accepts connections on `addr`.
+pub async fn wait_listening(addr: SocketAddr, what: &str) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} does not listen on {addr}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -218,3 +218,26 @@ pub fn assert_fields(value: &Value, expected: &[(&str, Value)]) {
         assert_eq!(&value[*field], wanted, "{field} in {value}");
     }
 }
+
+/// A gateway with one configured phone of `vendor`, and a probe that saw the phone ring
+/// (1002, "Reception" calling), for the commands on a call.
+pub async fn ringing_phone(vendor: &str, mac: &str) -> (TestGateway, SimPhone, MqttProbe) {
+    let (gw, phone) = gateway_with_phone(vendor, mac).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    phone.ring("1002", Some("Reception")).unwrap();
+    let id = PhoneId::parse(mac).expect("a MAC").to_string();
+    probe.call_state(&id, "ringing").await;
+    (gw, phone, probe)
+}
+
+/// The event of a raw `incoming_call` callback for Anna Schmidt's call to line 1001 of phone
+/// `id`, with the phone's unfilled `$call_id` left out.
+pub fn assert_incoming_from_anna(event: &Value, id: &str) {
+    assert_eq!(event["event"], "incoming_call");
+    assert_eq!(event["phone"], id);
+    assert_eq!(event["remote"], "+4930123456");
+    assert_eq!(event["remote_name"], "Anna Schmidt");
+    assert_eq!(event["line"], "1001");
+    assert!(event.get("call_id").is_none(), "{event}");
+    assert_eq!(event["vars"]["remote"], "sip:+4930123456@pbx.example.com");
+}
