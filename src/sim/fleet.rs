@@ -27,6 +27,9 @@ use crate::model::PhoneId;
 /// Phones a fleet can hold: one per address of 127.1.0.1 to 127.1.249.250.
 pub const MAX_PHONES: usize = 250 * 250;
 
+/// The variable the bench's Action URL templates hold where each phone's token goes.
+pub const TOKEN_VAR: &str = "phone2mqtt_token";
+
 /// The fleet's admin account, the same on every phone.
 pub const USERNAME: &str = "admin";
 pub const PASSWORD: &str = "admin";
@@ -154,7 +157,7 @@ impl Fleet {
             phones.push(tokio::spawn(async move {
                 let ip = Fleet::ip(index);
                 let mut values = phone_values(&mac, ip, index);
-                values.insert(crate::bench::TOKEN_VAR, phone_token);
+                values.insert(TOKEN_VAR, phone_token);
                 let user_agent = format!("Yealink SIP-T46G 28.72.0.1 {}", mac.colon_mac());
                 for template in templates.iter() {
                     let url = super::substitute(template, &values);
