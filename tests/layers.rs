@@ -383,19 +383,36 @@ fn problems(graph: &Graph) -> Vec<String> {
     // Top-level modules first (the layers' own boundaries), then submodules at every depth.
     for depth in 1..=3 {
         if let Some(circle) = find_cycle(&coarse(graph, depth)) {
-            problems.push(format!(
-                "an import circle between modules:\n{}",
-                describe(&circle)
-            ));
+            let problem = format!("an import circle between modules:\n{}", describe(&circle));
+            if !problems.contains(&problem) {
+                problems.push(problem);
+            }
         }
     }
     problems
 }
 
+/// Pending arrows that are gone: their entry is to be removed, so that they cannot come back.
+fn gone_pending(graph: &Graph) -> Vec<String> {
+    PENDING
+        .iter()
+        .filter(|(from, to, _)| {
+            !graph
+                .iter()
+                .any(|(a, targets)| within(a, from) && targets.keys().any(|b| within(b, to)))
+        })
+        .map(|(from, to, _)| {
+            format!("{from} -> {to} no longer exists: remove it from PENDING in tests/layers.rs")
+        })
+        .collect()
+}
+
 #[test]
 fn layers_point_one_way_and_no_modules_import_each_other_in_a_circle() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let problems = problems(&graph(&src));
+    let graph = graph(&src);
+    let mut problems = problems(&graph);
+    problems.extend(gone_pending(&graph));
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
 }
 
