@@ -23,6 +23,7 @@
 //! - [`profile`]: programmable keys, vendor settings and logos per site, group and phone.
 //! - [`config`]: `phone2mqtt.toml`, every key checked before anything starts.
 //! - [`phone_address`]: a phone's address, `host[:port]` and nothing else.
+//! - [`hash`]: MD5 and SHA-256 as hex, compared in constant time.
 //!
 //! **Runtime**: the tasks of `serve` and `agent`.
 //! - [`agent`]: receives callbacks, keeps state, runs one command queue per phone, serves
@@ -38,6 +39,8 @@
 //! - [`ha`]: Home Assistant MQTT discovery, one device per phone, from its vendor's table.
 //! - [`gateway`]: wires the broker, the agent, the web side and the HTTP listener together.
 //! - [`shutdown`]: Ctrl-C and SIGTERM, and the order things stop in.
+//! - [`datafile`]: the data directory's files, written whole and atomically, and the one store
+//!   type the agent's kept files use.
 //! - [`logging`]: the log on stderr, `RUST_LOG` or the defaults.
 //!
 //! **Tools**: built on the two layers above.
@@ -54,10 +57,12 @@ pub mod broker;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod datafile;
 pub mod demo;
 pub mod docs;
 pub mod gateway;
 pub mod ha;
+pub mod hash;
 pub mod http_front;
 pub mod logging;
 pub mod model;
