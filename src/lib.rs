@@ -35,7 +35,7 @@
 //! - [`auth`]: users, API tokens, sessions and roles for the Manager, the REST API and `/ws`.
 //! - [`phone_auth`]: how phones prove who they are: per-phone Action URL tokens, provisioning
 //!   credentials.
-//! - [`web`]: the `/ws` adapter, the REST API and the Manager page.
+//! - [`web`]: the `/ws` adapter, the REST API and the Manager page (ES modules, no build step).
 //! - [`ha`]: Home Assistant MQTT discovery, one device per phone, from its vendor's table.
 //! - [`gateway`]: wires the broker, the agent, the web side and the HTTP listener together.
 //! - [`shutdown`]: Ctrl-C and SIGTERM, and the order things stop in.
