@@ -20,10 +20,12 @@ const CORE: &[&str] = &[
     "phone_vendors",
     "profile",
     "config",
+    "hash",
 ];
 const RUNTIME: &[&str] = &[
     "shutdown",
     "logging",
+    "datafile",
     "mqtt",
     "broker",
     "http_front",
@@ -53,6 +55,17 @@ const PENDING: &[(&str, &str, &str)] = &[
         "pending: the queue runner hands agent-handled commands to `reprovision`, which sends \
          through the queue's HTTP exchange; the exchange becomes a module of its own once the \
          typed errors of `commands` land (issue 12, typed vocabulary)",
+    ),
+    (
+        "sim::callbacks",
+        "sim::phone",
+        "pending: the simulator's callback loop and HTTP server take the whole `SimPhone` that \
+         starts them; they are to take the phone's state instead (issue 12, simulator split)",
+    ),
+    (
+        "sim::server",
+        "sim::phone",
+        "pending: as above, the simulator's HTTP server and `SimPhone` (issue 12, simulator split)",
     ),
 ];
 
