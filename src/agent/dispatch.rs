@@ -10,8 +10,8 @@ use tracing::{debug, info, warn};
 use crate::agent::directory;
 use crate::agent::profiles::Scope;
 use crate::agent::scheduler::{cancel_reminder, schedule};
-use crate::agent::submit;
 use crate::agent::Shared;
+use crate::agent::{submit, submit_each};
 use crate::command::{self, CommandError};
 use crate::model::{Command, CommandArg, CommandKind, CommandResult, PhoneId};
 use crate::mqtt::Message;
@@ -163,16 +163,7 @@ async fn group_command(shared: &Arc<Shared>, group: &str, name: &str, message: &
         phones = members.len(),
         "Group command."
     );
-    for id in members {
-        submit(
-            shared,
-            &id,
-            id.as_str(),
-            command.clone(),
-            transaction.clone(),
-        )
-        .await;
-    }
+    submit_each(shared, members, command, transaction).await;
 }
 
 /// `configure` for a group (or the whole site, as group `all`): kept at that scope, so phones

@@ -148,7 +148,7 @@ pub async fn upload(
         tokio::task::spawn_blocking(move || convert_and_store(&body, size, &data_dir)).await;
     match converted {
         Ok(Ok(logo)) => {
-            let url = super::provisioning::logo_url(shared, &logo.file);
+            let url = super::provisioning::logo_url(&shared.serving, &logo.file);
             Ok((logo, url))
         }
         Ok(Err(err)) => Err(Refused::Unusable(err)),

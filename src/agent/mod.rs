@@ -563,6 +563,25 @@ pub(crate) async fn submit(
     }
 }
 
+/// Queues a command for each phone of a group; each answers on its own result topic.
+pub(crate) async fn submit_each(
+    shared: &Arc<Shared>,
+    phones: Vec<crate::model::PhoneId>,
+    command: Command,
+    transaction: Option<String>,
+) {
+    for id in phones {
+        submit(
+            shared,
+            &id,
+            id.as_str(),
+            command.clone(),
+            transaction.clone(),
+        )
+        .await;
+    }
+}
+
 /// The broker keeps nothing across its restarts: on every (re)connect, publish the bridge
 /// state and every phone's retained topics again.
 async fn republish_on_connect(shared: Arc<Shared>) {

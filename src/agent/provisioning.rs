@@ -133,7 +133,10 @@ pub fn own_file(
     let phone = shared.phones.registry.get(mac);
     let config = phone.as_ref().and_then(|p| p.config.as_ref());
     let profile = shared.serving.profiles.profile(spec.id, mac, config);
-    let logo_url = profile.logo.as_ref().map(|file| logo_url(shared, file));
+    let logo_url = profile
+        .logo
+        .as_ref()
+        .map(|file| logo_url(&shared.serving, file));
     let (settings, refused) =
         phone_vendors::phone_settings(spec, ctx, mac, &profile, logo_url.as_deref());
     if settings.is_empty() {
@@ -154,11 +157,8 @@ pub fn own_file(
 }
 
 /// The URL a logo is served at.
-pub fn logo_url(shared: &Shared, file: &str) -> String {
-    format!(
-        "{}/logos/{file}",
-        shared.serving.public_url.trim_end_matches('/')
-    )
+pub fn logo_url(serving: &super::Serving, file: &str) -> String {
+    format!("{}/logos/{file}", serving.public_url.trim_end_matches('/'))
 }
 
 fn plain(status: StatusCode, text: String) -> Response {
@@ -444,7 +444,10 @@ pub fn expected_settings(
     let phone = shared.phones.registry.get(id);
     let config = phone.as_ref().and_then(|p| p.config.as_ref());
     let profile = shared.serving.profiles.profile(spec.id, id, config);
-    let logo = profile.logo.as_ref().map(|file| logo_url(shared, file));
+    let logo = profile
+        .logo
+        .as_ref()
+        .map(|file| logo_url(&shared.serving, file));
     expected.extend(phone_vendors::phone_settings(spec, ctx, id, &profile, logo.as_deref()).0);
     expected
 }

@@ -138,7 +138,7 @@ async fn set_logo(
     provisioning::profile_changed(shared, id).await;
     reprovision(shared, phone, config).await?;
     let mut data = json!({
-        "logo": provisioning::logo_url(shared, &stored.file),
+        "logo": provisioning::logo_url(&shared.serving, &stored.file),
         "setting": phone.vendor.programming.logo_doc,
     });
     if stored.width > 0 {

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use tracing::info;
 
 use crate::agent::reminders::Reminder;
-use crate::agent::{submit, Shared};
+use crate::agent::{submit, submit_each, Shared};
 use crate::command::CommandError;
 use crate::model::{Command, CommandArg, CommandKind, CommandResult, Status};
 use crate::mqtt::Message;
@@ -88,16 +88,8 @@ async fn show_reminder(shared: &Arc<Shared>, reminder: Reminder) {
     info!(id = %reminder.id, target = %reminder.target, "Reminder due.");
     match reminder.target.strip_prefix("group:") {
         Some(group) => {
-            for id in shared.phones.registry.members(group) {
-                submit(
-                    shared,
-                    &id,
-                    id.as_str(),
-                    command.clone(),
-                    transaction.clone(),
-                )
-                .await;
-            }
+            let members = shared.phones.registry.members(group);
+            submit_each(shared, members, command, transaction).await;
         }
         None => match shared.phones.registry.resolve(&reminder.target) {
             Some(id) => submit(shared, &id, &reminder.target, command, transaction).await,
