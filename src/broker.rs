@@ -91,7 +91,7 @@ impl Credentials {
     fn generate() -> Credentials {
         Credentials {
             username: format!("phone2mqtt-gateway-{}", std::process::id()),
-            password: Secret::new(crate::gateway::new_token()),
+            password: Secret::new(crate::config::new_token()),
         }
     }
 
@@ -333,18 +333,7 @@ fn mqtt_handshake(addr: SocketAddr, login: &Credentials) -> std::io::Result<()> 
     }
 }
 
-/// The address a client on this machine connects to for a listener address.
-pub fn connect_addr(listen: SocketAddr) -> SocketAddr {
-    let mut addr = listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    addr
-}
+pub use crate::config::connect_addr;
 
 /// An MQTT 3.1.1 CONNECT with a clean session, a keep-alive of 10 s and a login.
 fn connect_packet(client_id: &str, username: &str, password: &str) -> Vec<u8> {

@@ -143,13 +143,7 @@ pub async fn start(
     let listener = listen(config.http.listen)
         .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?;
     let http_addr = listener.local_addr()?;
-    let public_url = config
-        .http
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", broker::connect_addr(http_addr)))
-        .trim_end_matches('/')
-        .to_string();
+    let public_url = config.http.public_url_for(http_addr);
     let https_listener = match config.http.https_listen() {
         Some(addr) => Some(
             listen(addr).with_context(|| format!("http.tls_listen: cannot listen on {addr}"))?,
@@ -273,7 +267,7 @@ pub async fn start(
             opened.clone(),
         );
         sessions.push(web_state.mqtt.clone());
-        people = web::router(web_state, agent.people_router());
+        people = web::router(web_state, agent.clone());
     }
     let mut listeners = Vec::new();
     match (https_listener, &https) {
@@ -360,17 +354,6 @@ pub fn raise_file_limit() -> u64 {
         }
     }
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
-}
-
-/// 32 random letters and digits.
-pub fn new_token() -> String {
-    use rand::distributions::Alphanumeric;
-    use rand::Rng;
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect()
 }
 
 /// This machine's name, usable in a topic.

@@ -10,12 +10,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
+use phone2mqtt::agent::provisioning;
 use phone2mqtt::auth::{cli as auth_cli, Role};
 use phone2mqtt::config::Config;
 use phone2mqtt::gateway::{self, GatewayOptions};
 use phone2mqtt::model::PhoneId;
 use phone2mqtt::phone_auth::PhoneKeys;
-use phone2mqtt::phone_vendors::{self, ProvisionCtx};
+use phone2mqtt::phone_vendors;
 use phone2mqtt::{bench, client, demo, docs, shutdown, sim};
 
 #[derive(Debug, Parser)]
@@ -285,31 +286,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     phone_vendors::names().join(", ")
                 )
             })?;
-            let public_url = config
-                .http
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}", config.http.listen));
+            // Built as the running agent builds it, from the same config and data directory.
+            let public_url = config.http.public_url_for(config.http.listen);
             let mac = mac
                 .map(|mac| {
                     PhoneId::parse(&mac)
                         .with_context(|| format!("--mac: `{mac}` is not a MAC address"))
                 })
                 .transpose()?;
-            // The key the running agent derives tokens from: the same data directory.
-            let token = mac
-                .as_ref()
-                .map(|mac| anyhow::Ok(PhoneKeys::load(&config.agent.data_dir)?.token(mac)))
-                .transpose()?;
-            let ctx = ProvisionCtx {
-                agent_host: url::Url::parse(&public_url)
-                    .ok()
-                    .and_then(|u| u.host_str().map(str::to_string))
-                    .unwrap_or_default(),
-                public_url: public_url.clone(),
-                token,
-                format,
+            let generic = provisioning::generic_ctx(&public_url);
+            let mut ctx = match &mac {
+                // The key the running agent derives tokens from: the same data directory.
+                Some(mac) => generic.for_phone(PhoneKeys::load(&config.agent.data_dir)?.token(mac)),
+                None => generic,
             };
+            ctx.format = format;
             print!("{}", (spec.provision)(&ctx));
             // Notes for the installer on stderr: the file on stdout stays the phone's.
             if mac.is_none() {

@@ -31,8 +31,7 @@ pub const KEY_FILE: &str = "phone_key";
 pub const LEGACY_TOKEN_FILE: &str = "action_token";
 /// When this installation first ran with per-phone tokens while it had a legacy token.
 pub const LEGACY_SINCE_FILE: &str = "legacy_token_since";
-/// How long the legacy token is still accepted, unless `[http] action_token_grace_days` says.
-pub const DEFAULT_GRACE_DAYS: u32 = 30;
+pub use crate::config::DEFAULT_GRACE_DAYS;
 
 /// Bytes of HMAC kept in a token: 128 bits, 22 characters of URL-safe base64.
 const TOKEN_BYTES: usize = 16;

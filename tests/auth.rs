@@ -581,31 +581,6 @@ async fn failed_logins_are_rate_limited_per_address() {
 }
 
 /// `phone2mqtt` itself, as a person runs it, on a config in a scratch directory.
-fn binary(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_phone2mqtt"))
-        .args(args)
-        .arg("-c")
-        .arg(dir.join("phone2mqtt.toml"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 fn scratch_config() -> tempdir::TempDir {
     let dir = tempdir::TempDir::new();
     std::fs::write(
@@ -623,7 +598,7 @@ fn scratch_config() -> tempdir::TempDir {
 async fn tokens_and_users_from_the_command_line_act_on_a_running_gateway() {
     let dir = scratch_config();
     let data = dir.0.join("data");
-    let (ok, stdout, stderr) = binary(
+    let (ok, stdout, stderr) = run_cli(
         &dir.0,
         &["token", "create", "ci", "--role", "operator"],
         None,
@@ -631,35 +606,35 @@ async fn tokens_and_users_from_the_command_line_act_on_a_running_gateway() {
     assert!(ok, "{stderr}");
     let token = stdout.lines().last().unwrap().trim().to_string();
     assert!(token.starts_with("p2m_") && token.len() == 36, "{stdout}");
-    let (ok, stdout, _) = binary(&dir.0, &["token", "list"], None);
+    let (ok, stdout, _) = run_cli(&dir.0, &["token", "list"], None);
     assert!(
         ok && stdout.contains("ci") && stdout.contains("operator"),
         "{stdout}"
     );
     assert!(!stdout.contains(&token));
     // Refused: a duplicate, a weak password, an empty name.
-    assert!(!binary(&dir.0, &["token", "create", "ci", "--role", "admin"], None).0);
-    let (ok, _, stderr) = binary(
+    assert!(!run_cli(&dir.0, &["token", "create", "ci", "--role", "admin"], None).0);
+    let (ok, _, stderr) = run_cli(
         &dir.0,
         &["user", "add", "anna", "--role", "admin"],
         Some("short\n"),
     );
     assert!(!ok && stderr.contains("shorter than 8"), "{stderr}");
     assert!(
-        !binary(
+        !run_cli(
             &dir.0,
             &["user", "add", "", "--role", "admin"],
             Some("long enough pw\n")
         )
         .0
     );
-    let (ok, _, stderr) = binary(
+    let (ok, _, stderr) = run_cli(
         &dir.0,
         &["user", "add", "anna", "--role", "admin"],
         Some(&format!("{USER_PASSWORD}\n")),
     );
     assert!(ok, "{stderr}");
-    let (_, stdout, _) = binary(&dir.0, &["user", "list"], None);
+    let (_, stdout, _) = run_cli(&dir.0, &["user", "list"], None);
     assert!(
         stdout.contains("anna") && stdout.contains("admin"),
         "{stdout}"
@@ -690,7 +665,7 @@ async fn tokens_and_users_from_the_command_line_act_on_a_running_gateway() {
         StatusCode::OK
     );
     let mut ws = ws_connect_with(&gw, &token).await.unwrap();
-    let (ok, _, stderr) = binary(&dir.0, &["token", "revoke", "ci"], None);
+    let (ok, _, stderr) = run_cli(&dir.0, &["token", "revoke", "ci"], None);
     assert!(ok, "{stderr}");
     assert_eq!(
         status(http.get(format!("{}/api/phones", gw.http()))).await,
@@ -708,9 +683,9 @@ async fn tokens_and_users_from_the_command_line_act_on_a_running_gateway() {
         error["error"].as_str().unwrap().contains("revoked"),
         "{error}"
     );
-    let (ok, _, _) = binary(&dir.0, &["user", "remove", "anna"], None);
+    let (ok, _, _) = run_cli(&dir.0, &["user", "remove", "anna"], None);
     assert!(ok);
-    assert!(!binary(&dir.0, &["user", "remove", "anna"], None).0);
+    assert!(!run_cli(&dir.0, &["user", "remove", "anna"], None).0);
     gw.stop().await;
 }
 

@@ -164,6 +164,10 @@ async fn a_browser_session_changes_state_only_with_its_own_origin() {
     let dir = TempDir::new();
     let auth = auth(&dir);
     let router = people(&auth);
+    // A session of a user in the user file (what logging in makes).
+    auth.store()
+        .add_user("anna", Role::Admin, "correct horse battery")
+        .unwrap();
     let session = auth.new_session(Some("anna"), Role::Admin);
     let cookie = format!("{COOKIE}={}", session.expose());
     let command = "/api/phones/0015654aa937/cmd/reboot";

@@ -568,3 +568,50 @@ async fn a_broken_or_unreachable_site_server_is_answered_502_never_with_a_file_t
     down.stop().await;
     gw.stop().await;
 }
+
+/// `phone2mqtt provision <vendor> --mac <MAC>` prints exactly the file the running agent serves
+/// that phone, from the same config: same public URL, same token, same Action URI allow-list
+/// host. The public URL is an IPv6 address with a trailing slash, the spelling where the CLI and
+/// the agent once built their provisioning context differently.
+#[tokio::test]
+async fn provision_command_prints_what_the_agent_serves() {
+    let dir = tempdir::TempDir::new();
+    let data_dir = dir.0.join("data");
+    let path = dir.0.join("phone2mqtt.toml");
+    // The agent listens on loopback; phones are told the address they would reach it at.
+    let public_port = free_port().port();
+    std::fs::write(
+        &path,
+        format!(
+            "[broker]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://[::1]:{public_port}/\"\n[agent]\nname = \"test\"\ndata_dir = {data_dir:?}\n"
+        ),
+    )
+    .unwrap();
+    let config = phone2mqtt::config::Config::load(&path).unwrap();
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let gw = start_gateway_in(config, tempdir::TempDir(data_dir)).await;
+    let files = [
+        ("yealink", "001565aa0061", "001565aa0061.cfg"),
+        ("grandstream", "000b82aa0062", "cfg000b82aa0062.xml"),
+        ("snom", "000413aa0063", "000413AA0063.xml"),
+        ("fanvil", "0c383eaa0064", "0c383eaa0064.cfg"),
+        ("htek", "001fc1aa0065", "cfg001fc1aa0065.xml"),
+    ];
+    for (vendor, mac, file) in files {
+        let served = reqwest::get(format!("{}/{file}", gw.http())).await.unwrap();
+        assert_eq!(served.status(), 200, "{vendor}: {file}");
+        let served = served.text().await.unwrap();
+        let printed = std::process::Command::new(env!("CARGO_BIN_EXE_phone2mqtt"))
+            .args(["provision", vendor, "--mac", mac, "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(printed.status.success(), "{vendor}: {printed:?}");
+        let printed = String::from_utf8(printed.stdout).unwrap();
+        assert_eq!(
+            printed, served,
+            "{vendor}: `provision` printed (left), the agent served (right)"
+        );
+    }
+    gw.stop().await;
+}

@@ -140,10 +140,10 @@ enum Next {
 /// commands: the one in flight finishes or times out.
 async fn runner(shared: Arc<Shared>) {
     loop {
-        match shared.queues.next(shared.shutdown.is_cancelled()) {
+        match shared.phones.queues.next(shared.shutdown.is_cancelled()) {
             Next::Run(id, job) => {
                 run_job(&shared, &id, job).await;
-                shared.queues.done(id);
+                shared.phones.queues.done(id);
             }
             Next::Done => return,
             Next::Stop(left) => {
@@ -180,6 +180,7 @@ async fn run_job(shared: &Arc<Shared>, id: &PhoneId, job: Job) {
     let call_ended = outcome.as_ref().is_ok_and(|o| o.call_ended);
     if attempted {
         if let Some(update) = shared
+            .phones
             .registry
             .apply_command_outcome(id, reachable, refreshed, call_ended)
         {
@@ -213,6 +214,7 @@ async fn execute(
     command: &Command,
 ) -> Result<ReplyOutcome, CommandError> {
     let phone = shared
+        .phones
         .registry
         .get(id)
         .ok_or_else(|| CommandError::UnknownPhone(id.to_string()))?;
@@ -253,7 +255,7 @@ pub fn target(shared: &Shared, phone: &Phone, config: &PhoneConfig) -> Target {
     Target {
         line: config.line.clone(),
         call_id: phone.state.call_id.clone(),
-        agent_url: Some(shared.public_url.clone()),
+        agent_url: Some(shared.serving.public_url.clone()),
         password: config.password.expose().to_string(),
         legacy_api: config.legacy_api,
         dnd: phone.state.dnd,
@@ -268,10 +270,16 @@ pub async fn send_request(
     config: &PhoneConfig,
     request: &PhoneRequest,
 ) -> Result<PhoneReply, CommandError> {
-    let timeout = shared.command_timeout;
+    let timeout = shared.phones.command_timeout;
     let reply = tokio::time::timeout(
         timeout,
-        send(&shared.http, &shared.phone_auth, vendor, config, request),
+        send(
+            &shared.phones.http,
+            &shared.phones.phone_auth,
+            vendor,
+            config,
+            request,
+        ),
     )
     .await
     .map_err(|_| CommandError::Timeout(timeout.as_secs_f64()))??;

@@ -108,3 +108,50 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// Why an uploaded logo was not stored.
+#[derive(Debug)]
+pub enum Refused {
+    /// No such phone.
+    UnknownPhone(String),
+    /// The phone cannot show one, or the image is unusable.
+    Unusable(String),
+    /// The conversion did not finish.
+    Failed(String),
+}
+
+/// Converts an uploaded image for phone `id`'s screen and hosts it, for the people's upload
+/// route (`web`): the logo and the URL phones fetch it at.
+pub async fn upload(
+    shared: &super::Shared,
+    id: &str,
+    body: axum::body::Bytes,
+) -> Result<(Logo, String), Refused> {
+    let Some(phone) = shared
+        .phones
+        .registry
+        .resolve(id)
+        .and_then(|id| shared.phones.registry.get(&id))
+    else {
+        return Err(Refused::UnknownPhone(format!("unknown phone `{id}`")));
+    };
+    let programming = &phone.vendor.programming;
+    if programming.logo.is_none() {
+        return Err(Refused::Unusable(format!(
+            "{} phones have no logo setting",
+            phone.vendor.name
+        )));
+    }
+    let size = (programming.logo_size)(phone.info.model.as_deref());
+    let data_dir = shared.kept.data_dir.clone();
+    let converted =
+        tokio::task::spawn_blocking(move || convert_and_store(&body, size, &data_dir)).await;
+    match converted {
+        Ok(Ok(logo)) => {
+            let url = super::provisioning::logo_url(shared, &logo.file);
+            Ok((logo, url))
+        }
+        Ok(Err(err)) => Err(Refused::Unusable(err)),
+        Err(err) => Err(Refused::Failed(err.to_string())),
+    }
+}

@@ -1,11 +1,27 @@
 //! The phone agent: receives Action URL callbacks, keeps each phone's state, publishes to MQTT,
 //! and drives phones through Action URI from their command topics.
 //!
-//! - `receiver`: the HTTP routes phones call (Action URLs) and fetch (provisioning).
+//! Phones' side:
+//! - `receiver`: the HTTP routes phones call (Action URLs) and fetch (provisioning, logos).
 //! - `registry` and `state`: phones by id and how events change their state.
 //! - `commands`: one queue per phone, the HTTP exchange, the results.
-//! - `directory`: the PBX subscriber list. `reminders`: scheduled messages.
+//! - `provisioning`: the files phones fetch, merged with the site's; `reprovision`: the
+//!   commands the agent carries out itself (`configure`, `provision`, `logo`...).
+//! - `logo`: logos converted for a phone's screen and hosted.
+//!
+//! MQTT side:
+//! - `dispatch`: the messages the agent subscribes to, each command ending in a result.
+//! - `adoption`: `cmd/adopt`, a discovered phone's `[[phone]]` entry.
+//! - `scheduler`: reminders shown when due; `reminders`: the kept list.
+//! - `directory`: the PBX subscriber list.
+//!
+//! Kept in the data directory (`datafile` writes each file whole): `store` (adopted and
+//! discovered phones), `identities` (what phones told), `profiles` (pushed keys and settings).
+//!
+//! Home Assistant discovery (`crate::ha`) is called from here and reads the phones through
+//! `ha::Phones`, which `Shared` implements; it never imports the agent.
 
+pub mod adoption;
 pub mod commands;
 pub mod directory;
 pub mod dispatch;
@@ -17,6 +33,7 @@ pub mod receiver;
 pub mod registry;
 pub mod reminders;
 pub mod reprovision;
+pub mod scheduler;
 pub mod state;
 pub mod store;
 
@@ -40,54 +57,93 @@ use self::commands::{Job, Queues};
 use self::registry::{Registry, Update};
 use self::reminders::Reminders;
 
-/// What the agent's tasks share.
+/// What the agent's tasks share, grouped by job: each group is what one side of the agent
+/// works with, so that a reader (or a function) can tell which side a piece belongs to.
 #[derive(Debug)]
 pub struct Shared {
+    /// This agent's name: its bridge topics, its reminders, each of its phones' `info.agent`.
     pub name: String,
+    /// The MQTT side: what the agent publishes with.
+    pub bus: Bus,
+    /// The phones' side: who they are, how to reach them, their command queues.
+    pub phones: PhoneSide,
+    /// Provisioning: what phones fetch and how it was served.
+    pub serving: Serving,
+    /// What the agent keeps in its data directory across restarts.
+    pub kept: Kept,
+    /// Home Assistant discovery (`src/ha/`): what it publishes with. It reads the phones
+    /// through `ha::Phones`, implemented below.
+    pub homeassistant: Arc<crate::ha::Link>,
+    /// The agent's stop, and its tasks (each phone's queue runner among them).
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+}
+
+/// The MQTT side of the agent.
+#[derive(Debug)]
+pub struct Bus {
     pub topics: Topics,
+    /// The agent's session (subscribed to commands; its will marks the bridge offline).
     pub mqtt: Mqtt,
-    pub registry: Registry,
-    pub queues: Queues,
-    /// How each Digest-vendor phone asked to authenticate.
-    pub phone_auth: commands::PhoneAuth,
-    pub http: reqwest::Client,
-    /// For `[provisioning] upstream`: certificates verified, unlike `http`, which talks to
-    /// phones and their self-signed certificates.
-    pub upstream_http: reqwest::Client,
-    /// Each phone's Action URL token, and the legacy token's grace period.
-    pub keys: Arc<crate::phone_auth::PhoneKeys>,
-    /// `[provisioning] auth_username`/`auth_password`, when set.
-    pub provisioning_auth: Option<crate::phone_auth::ProvisioningAuth>,
-    /// Provisioning requests refused because they came from outside `[provisioning] allow`.
-    pub refused_outside_allow: std::sync::atomic::AtomicU64,
-    pub public_url: String,
-    /// The Manager's address, for links to it.
-    pub manager_url: String,
-    /// The context of generic files (no token, no Action URL); `phone_ctx` gives a phone's.
-    pub provision: ProvisionCtx,
-    pub command_timeout: Duration,
-    pub answer_unknown_phones: bool,
-    pub reminders: Reminders,
-    /// What configured phones last told about themselves, kept across restarts.
-    pub identities: identities::Identities,
-    /// Adopted and discovered phones, kept across restarts.
-    pub store: store::PhoneStore,
-    pub data_dir: PathBuf,
-    /// `[provisioning]`: upstream server, adoption defaults.
-    pub provisioning: crate::config::ProvisioningConfig,
-    /// Keys, settings and logos per site, group and phone.
-    pub profiles: profiles::Profiles,
-    /// What each phone was served.
-    pub served: provisioning::Served,
     /// How to open another session to the broker (without subscriptions or will).
     pub broker_session: mqtt::SessionOptions,
     /// The broker is another process (`[mqtt] url`), which may hold retained messages from
     /// before this agent started; the embedded one starts empty with it.
     pub external_broker: bool,
-    /// Home Assistant discovery (`src/ha/`).
-    pub homeassistant: crate::ha::Discovery,
-    pub shutdown: CancellationToken,
-    pub tracker: TaskTracker,
+}
+
+/// The phones' side: what it takes to know a phone and to send it a command.
+#[derive(Debug)]
+pub struct PhoneSide {
+    pub registry: Registry,
+    /// One command queue per phone.
+    pub queues: Queues,
+    /// How each Digest-vendor phone asked to authenticate.
+    pub phone_auth: commands::PhoneAuth,
+    /// Talks to phones (and their self-signed certificates).
+    pub http: reqwest::Client,
+    /// Each phone's Action URL token, and the legacy token's grace period.
+    pub keys: Arc<crate::phone_auth::PhoneKeys>,
+    /// Seconds a phone has to answer one command (`[agent] command_timeout`).
+    pub command_timeout: Duration,
+    /// Answer commands for unknown phones with an error (`[agent] answer_unknown_phones`).
+    pub answer_unknown_phones: bool,
+}
+
+/// Provisioning: the files phones fetch, and what each phone was served.
+#[derive(Debug)]
+pub struct Serving {
+    /// How phones reach the agent: in every URL a file carries.
+    pub public_url: String,
+    /// The context of generic files (no token, no Action URL); `Shared::phone_ctx` gives a
+    /// phone's.
+    pub provision: ProvisionCtx,
+    /// `[provisioning]`: upstream server, allow list, adoption defaults.
+    pub provisioning: crate::config::ProvisioningConfig,
+    /// `[provisioning] auth_username`/`auth_password`, when set.
+    pub provisioning_auth: Option<crate::phone_auth::ProvisioningAuth>,
+    /// For `[provisioning] upstream`: certificates verified, unlike `PhoneSide::http`, which
+    /// talks to phones and their self-signed certificates.
+    pub upstream_http: reqwest::Client,
+    /// Keys, settings and logos per site, group and phone.
+    pub profiles: profiles::Profiles,
+    /// What each phone was served.
+    pub served: provisioning::Served,
+    /// Provisioning requests refused because they came from outside `[provisioning] allow`.
+    pub refused_outside_allow: std::sync::atomic::AtomicU64,
+}
+
+/// What the agent keeps in its data directory.
+#[derive(Debug)]
+pub struct Kept {
+    /// `[agent] data_dir`: these files, the logos, the phones' token key.
+    pub data_dir: PathBuf,
+    /// Scheduled messages.
+    pub reminders: Reminders,
+    /// What configured phones last told about themselves.
+    pub identities: identities::Identities,
+    /// Adopted and discovered phones.
+    pub store: store::PhoneStore,
 }
 
 /// A running agent.
@@ -155,7 +211,7 @@ impl Agent {
         };
         let topics = Topics::new(&config.mqtt.base_topic);
         let bridge = topics.bridge_state(&options.name);
-        let homeassistant = crate::ha::Discovery::new(&config.homeassistant);
+        let discovery = crate::ha::Discovery::new(&config.homeassistant);
         // How to reach the broker, for the agent's short-lived sessions (reading Home
         // Assistant's retained discovery).
         let broker_session = mqtt::SessionOptions::new(
@@ -174,48 +230,59 @@ impl Agent {
                     topics.reminders_cancel(&options.name),
                 ]
                 .into_iter()
-                .chain(homeassistant.subscriptions())
+                .chain(discovery.subscriptions())
                 .collect(),
                 ..broker_session.clone()
             },
             lifecycle.sessions.clone(),
             &lifecycle.session_tracker,
         );
-        let agent_host = host_of(&options.public_url);
+        let homeassistant = Arc::new(crate::ha::Link {
+            agent: options.name.clone(),
+            topics: topics.clone(),
+            public_url: options.public_url.clone(),
+            manager_url: options.manager_url.clone(),
+            mqtt: mqtt.clone(),
+            broker_session: broker_session.clone(),
+            shutdown: lifecycle.work.clone(),
+            discovery,
+        });
         let shared = Arc::new(Shared {
-            registry: Registry::new(&options.name, &phones),
-            name: options.name,
-            topics,
-            mqtt,
-            queues: Queues::default(),
-            phone_auth: commands::PhoneAuth::default(),
-            http: commands::http_client(),
-            upstream_http: provisioning::upstream_client()?,
-            provision: ProvisionCtx {
-                public_url: options.public_url.clone(),
-                token: None,
-                agent_host,
-                format: None,
+            bus: Bus {
+                topics,
+                mqtt,
+                broker_session,
+                external_broker: config.mqtt.url.is_some(),
             },
-            provisioning_auth: config.provisioning.auth().map(|(username, password)| {
-                crate::phone_auth::ProvisioningAuth::new(username, password, &options.keys)
-            }),
-            keys: options.keys,
-            refused_outside_allow: std::sync::atomic::AtomicU64::new(0),
-            public_url: options.public_url,
-            manager_url: options.manager_url,
-            command_timeout: Duration::from_secs_f64(config.agent.command_timeout),
-            answer_unknown_phones: config.agent.answer_unknown_phones,
-            reminders,
-            store: phone_store,
-            identities: identities::Identities::load(data_dir.join(IDENTITIES_FILE)),
-            data_dir,
-            provisioning: config.provisioning.clone(),
-            profiles,
-            served: provisioning::Served::default(),
+            phones: PhoneSide {
+                registry: Registry::new(&options.name, &phones),
+                queues: Queues::default(),
+                phone_auth: commands::PhoneAuth::default(),
+                http: commands::http_client(),
+                keys: options.keys.clone(),
+                command_timeout: Duration::from_secs_f64(config.agent.command_timeout),
+                answer_unknown_phones: config.agent.answer_unknown_phones,
+            },
+            serving: Serving {
+                provision: provisioning::generic_ctx(&options.public_url),
+                public_url: options.public_url,
+                provisioning: config.provisioning.clone(),
+                provisioning_auth: config.provisioning.auth().map(|(username, password)| {
+                    crate::phone_auth::ProvisioningAuth::new(username, password, &options.keys)
+                }),
+                upstream_http: provisioning::upstream_client()?,
+                profiles,
+                served: provisioning::Served::default(),
+                refused_outside_allow: std::sync::atomic::AtomicU64::new(0),
+            },
+            kept: Kept {
+                reminders,
+                store: phone_store,
+                identities: identities::Identities::load(data_dir.join(IDENTITIES_FILE)),
+                data_dir,
+            },
+            name: options.name,
             homeassistant,
-            broker_session,
-            external_broker: config.mqtt.url.is_some(),
             shutdown: lifecycle.work.clone(),
             tracker: lifecycle.work_tracker.clone(),
         });
@@ -224,7 +291,7 @@ impl Agent {
                 subscribers = subscribers.len(),
                 "Subscriber directory loaded."
             );
-            shared.registry.set_directory(subscribers);
+            shared.phones.registry.set_directory(subscribers);
         }
         for found in &kept.discovered {
             let id = crate::model::PhoneId::parse(&found.mac);
@@ -235,25 +302,33 @@ impl Agent {
                     found.firmware.clone(),
                     found.ip.clone(),
                 );
-                let _ = shared
-                    .registry
-                    .insert_discovered(id.clone(), vendor, model, firmware, ip);
+                let _ = shared.phones.registry.insert_discovered(
+                    id.clone(),
+                    vendor,
+                    model,
+                    firmware,
+                    ip,
+                );
                 if let Some(came_from) = found.came_from.as_deref().and_then(|ip| ip.parse().ok()) {
-                    shared.registry.note_provisioning(&id, came_from);
+                    shared.phones.registry.note_provisioning(&id, came_from);
                 }
             }
         }
-        for (id, told) in shared.identities.all() {
+        for (id, told) in shared.kept.identities.all() {
             shared
+                .phones
                 .registry
                 .restore_identity(&id, told.model, told.firmware, told.ip);
         }
         let tracker = &lifecycle.work_tracker;
         tracker.spawn(dispatch::run(shared.clone(), incoming));
-        tracker.spawn(dispatch::run_reminders(shared.clone()));
+        tracker.spawn(scheduler::run_reminders(shared.clone()));
         tracker.spawn(keep_phones(shared.clone()));
         tracker.spawn(republish_on_connect(shared.clone()));
-        tracker.spawn(crate::ha::run_publisher(shared.clone()));
+        tracker.spawn(crate::ha::run_publisher(
+            shared.homeassistant.clone(),
+            shared.clone(),
+        ));
         if !options.poll_interval.is_zero() {
             tracker.spawn(poll_phones(shared.clone(), options.poll_interval));
         }
@@ -265,18 +340,23 @@ impl Agent {
         receiver::router(self.shared.clone())
     }
 
-    /// Routes for people (the logo upload), to be served behind authentication.
-    pub fn people_router(&self) -> Router {
-        receiver::people_router(self.shared.clone())
+    /// Converts and hosts a logo uploaded for phone `id` (the web side's upload route): the
+    /// logo and its URL.
+    pub async fn upload_logo(
+        &self,
+        id: &str,
+        body: axum::body::Bytes,
+    ) -> Result<(logo::Logo, String), logo::Refused> {
+        logo::upload(&self.shared, id, body).await
     }
 
     pub fn mqtt(&self) -> &Mqtt {
-        &self.shared.mqtt
+        &self.shared.bus.mqtt
     }
 
     /// The context of generic files, without a token.
     pub fn provision_ctx(&self) -> &ProvisionCtx {
-        &self.shared.provision
+        &self.shared.serving.provision
     }
 
     /// The context of one phone's own file, with its token.
@@ -287,61 +367,59 @@ impl Agent {
     /// Provisioning requests refused so far because they came from outside `[provisioning] allow`.
     pub fn refused_outside_allow(&self) -> u64 {
         self.shared
+            .serving
             .refused_outside_allow
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
-/// The host part of a URL, for Action URI allow lists.
-fn host_of(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
-        .unwrap_or_else(|| "127.0.0.1".into())
-}
-
 impl Shared {
     /// The context of phone `id`'s own file: its token in every Action URL.
     pub fn phone_ctx(&self, id: &crate::model::PhoneId) -> ProvisionCtx {
-        self.provision.for_phone(self.keys.token(id))
+        self.serving.provision.for_phone(self.phones.keys.token(id))
     }
 
     pub async fn publish_update(&self, update: Update) {
         if let Some(info) = &update.info {
-            self.identities.remember(info);
-            self.mqtt
-                .publish_json(self.topics.info(&update.id), info, true)
+            self.kept.identities.remember(info);
+            self.bus
+                .mqtt
+                .publish_json(self.bus.topics.info(&update.id), info, true)
                 .await;
         }
         if let Some(state) = &update.state {
-            self.mqtt
-                .publish_json(self.topics.state(&update.id), state, true)
+            self.bus
+                .mqtt
+                .publish_json(self.bus.topics.state(&update.id), state, true)
                 .await;
         }
         if let Some(online) = update.online {
             let payload = if online { "online" } else { "offline" };
-            self.mqtt
-                .publish(self.topics.availability(&update.id), payload, true)
+            self.bus
+                .mqtt
+                .publish(self.bus.topics.availability(&update.id), payload, true)
                 .await;
         }
-        crate::ha::publish_phone(self, &update.id, update.info.is_some()).await;
+        crate::ha::publish_phone(&self.homeassistant, &update.id, update.info.is_some()).await;
     }
 
     pub async fn publish_event(&self, event: &Event) {
-        self.mqtt
-            .publish_json(self.topics.event(&event.phone), event, false)
+        self.bus
+            .mqtt
+            .publish_json(self.bus.topics.event(&event.phone), event, false)
             .await;
     }
 
     pub async fn publish_result(&self, reply_to: &str, result: &CommandResult) {
-        self.mqtt
-            .publish_json(self.topics.result(reply_to), result, false)
+        self.bus
+            .mqtt
+            .publish_json(self.bus.topics.result(reply_to), result, false)
             .await;
     }
 
     /// The keys, settings and logos pushed for the site and groups (secrets as `***`), retained.
     pub async fn publish_pushed_provisioning(&self) {
-        let pushed = self.profiles.pushed();
+        let pushed = self.serving.profiles.pushed();
         let shown = serde_json::json!({
             "site": crate::profile::redacted(&pushed.site),
             "group": pushed
@@ -350,8 +428,13 @@ impl Shared {
                 .map(|(name, layer)| (name.clone(), crate::profile::redacted(layer)))
                 .collect::<std::collections::BTreeMap<_, _>>(),
         });
-        self.mqtt
-            .publish_json(self.topics.bridge_provisioning(&self.name), &shown, true)
+        self.bus
+            .mqtt
+            .publish_json(
+                self.bus.topics.bridge_provisioning(&self.name),
+                &shown,
+                true,
+            )
             .await;
     }
 
@@ -371,13 +454,14 @@ impl Shared {
             firmware: info.firmware.clone(),
             ip: info.ip.clone(),
             came_from: self
+                .phones
                 .registry
                 .get(&info.id)
                 .and_then(|p| p.came_from())
                 .map(|ip| ip.to_string()),
         };
         // Written by `keep_phones` within a second: never a file write per callback.
-        self.store.change_soon(|stored| {
+        self.kept.store.change_soon(|stored| {
             stored.discovered.retain(|d| d.mac != kept.mac);
             stored.discovered.push(kept);
         });
@@ -390,88 +474,153 @@ impl Shared {
             "firmware": info.firmware,
             "ip": info.ip,
         });
-        self.mqtt
-            .publish_json(self.topics.bridge_event(&self.name), &event, false)
+        self.bus
+            .mqtt
+            .publish_json(self.bus.topics.bridge_event(&self.name), &event, false)
             .await;
-        if self.provisioning.auto_adopt {
-            if !peer.is_some_and(|ip| self.provisioning.allows(ip)) {
+        if self.serving.provisioning.auto_adopt {
+            if !peer.is_some_and(|ip| self.serving.provisioning.allows(ip)) {
                 tracing::warn!(phone = %info.id, peer = ?peer, "Not adopted automatically: the phone's address is outside [provisioning] allow.");
                 return;
             }
             // `[provisioning] auto_adopt`: the site's credentials, at the address the phone
             // called from.
-            let result = dispatch::adopt(self, info.id.as_str(), b"").await;
+            let result = adoption::adopt(self, info.id.as_str(), b"").await;
             self.publish_result(info.id.as_str(), &result).await;
         }
     }
 
     /// The directory with its matches, retained.
     pub async fn publish_directory(&self) {
-        let report = self.registry.directory_report();
-        self.mqtt
-            .publish_json(self.topics.directory(), &report, true)
+        let report = self.phones.registry.directory_report();
+        self.bus
+            .mqtt
+            .publish_json(self.bus.topics.directory(), &report, true)
             .await;
     }
 
     /// This agent's scheduled messages, retained.
     pub async fn publish_reminders(&self) {
-        let list = self.reminders.list();
-        self.mqtt
-            .publish_json(self.topics.reminders(&self.name), &list, true)
+        let list = self.kept.reminders.list();
+        self.bus
+            .mqtt
+            .publish_json(self.bus.topics.reminders(&self.name), &list, true)
             .await;
+    }
+}
+
+/// Home Assistant discovery reads the phones from the registry, and their programmed keys
+/// from the profiles.
+impl crate::ha::Phones for Shared {
+    fn ids(&self) -> Vec<crate::model::PhoneId> {
+        self.phones.registry.ids()
+    }
+
+    fn phone(&self, id: &crate::model::PhoneId) -> Option<crate::ha::KnownPhone> {
+        self.phones
+            .registry
+            .get(id)
+            .map(|phone| crate::ha::KnownPhone {
+                info: phone.info,
+                vendor: phone.vendor,
+                config: phone.config,
+            })
+    }
+
+    fn programmed_keys(&self, phone: &crate::ha::KnownPhone) -> Vec<crate::ha::ProgrammedKey> {
+        self.serving
+            .profiles
+            .profile(phone.vendor.id, &phone.info.id, phone.config.as_ref())
+            .keys
+            .into_iter()
+            .map(|key| crate::ha::ProgrammedKey {
+                key: key.index.to_string(),
+                label: key.label,
+            })
+            .collect()
+    }
+}
+
+/// Queues a command for one phone (from `dispatch` and `scheduler`); a refusal (queue full, stopping) is published at once.
+pub(crate) async fn submit(
+    shared: &Arc<Shared>,
+    id: &crate::model::PhoneId,
+    reply_to: &str,
+    command: Command,
+    transaction: Option<String>,
+) {
+    let job = Job {
+        command,
+        reply_to: reply_to.to_string(),
+        transaction,
+        internal: false,
+    };
+    if let Err(refused) = shared.phones.queues.submit(shared, id, job) {
+        let (job, err) = *refused;
+        let result =
+            CommandResult::error(&job.reply_to, job.command.kind.name(), job.transaction, err);
+        shared.publish_result(reply_to, &result).await;
     }
 }
 
 /// The broker keeps nothing across its restarts: on every (re)connect, publish the bridge
 /// state and every phone's retained topics again.
 async fn republish_on_connect(shared: Arc<Shared>) {
-    let mut connections = shared.mqtt.connections();
+    let mut connections = shared.bus.mqtt.connections();
     loop {
         tokio::select! {
             changed = connections.changed() => if changed.is_err() { return },
             () = shared.shutdown.cancelled() => return,
         }
         shared
+            .bus
             .mqtt
-            .publish(shared.topics.bridge_state(&shared.name), "online", true)
+            .publish(shared.bus.topics.bridge_state(&shared.name), "online", true)
             .await;
         shared.publish_directory().await;
         shared.publish_reminders().await;
         shared.publish_pushed_provisioning().await;
-        let phones = shared.registry.all();
+        let phones = shared.phones.registry.all();
         info!(
             phones = phones.len(),
             "Publishing the retained state of every phone."
         );
         for phone in phones {
             // 10,000 phones are 30,000 messages: leave room for the phones' callbacks.
-            shared.mqtt.wait_for_room().await;
+            shared.bus.mqtt.wait_for_room().await;
             shared
+                .bus
                 .mqtt
-                .publish_json(shared.topics.info(&phone.info.id), &phone.info, true)
+                .publish_json(shared.bus.topics.info(&phone.info.id), &phone.info, true)
                 .await;
             shared
+                .bus
                 .mqtt
-                .publish_json(shared.topics.state(&phone.info.id), &phone.state, true)
+                .publish_json(shared.bus.topics.state(&phone.info.id), &phone.state, true)
                 .await;
             if let Some(online) = phone.online {
                 let payload = if online { "online" } else { "offline" };
                 shared
+                    .bus
                     .mqtt
-                    .publish(shared.topics.availability(&phone.info.id), payload, true)
+                    .publish(
+                        shared.bus.topics.availability(&phone.info.id),
+                        payload,
+                        true,
+                    )
                     .await;
             }
-            let provisioning = shared.served.status(&phone.info.id);
+            let provisioning = shared.serving.served.status(&phone.info.id);
             if provisioning.served_at.is_some() || provisioning.verified_at.is_some() {
                 provisioning::publish_status(&shared, &provisioning).await;
             }
         }
         // What an earlier run left on an external broker is read before this run publishes,
         // so that only that is read (the embedded broker starts empty).
-        if shared.external_broker {
-            crate::ha::remove_stale(&shared).await;
+        if shared.bus.external_broker {
+            crate::ha::remove_stale(&shared.homeassistant, &*shared).await;
         }
-        crate::ha::publish_all(&shared).await;
+        crate::ha::publish_all(&shared.homeassistant, &*shared).await;
     }
 }
 
@@ -486,8 +635,8 @@ async fn keep_phones(shared: Arc<Shared>) {
         };
         let store = shared.clone();
         let written = tokio::task::spawn_blocking(move || {
-            store.store.flush()?;
-            store.identities.flush()
+            store.kept.store.flush()?;
+            store.kept.identities.flush()
         })
         .await;
         if let Ok(Err(err)) = written {
@@ -507,8 +656,8 @@ async fn poll_phones(shared: Arc<Shared>, every: Duration) {
             _ = ticker.tick() => {}
             () = shared.shutdown.cancelled() => return,
         }
-        for id in shared.registry.configured_ids() {
-            let Some(phone) = shared.registry.get(&id) else {
+        for id in shared.phones.registry.configured_ids() {
+            let Some(phone) = shared.phones.registry.get(&id) else {
                 continue;
             };
             if !phone.vendor.supports(CommandKind::Refresh) {
@@ -521,7 +670,7 @@ async fn poll_phones(shared: Arc<Shared>, every: Duration) {
                 internal: true,
             };
             // A full queue means the phone is busy with real commands; skip this round.
-            let _ = shared.queues.submit(&shared, &id, job);
+            let _ = shared.phones.queues.submit(&shared, &id, job);
         }
     }
 }

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::agent::Shared;
 use crate::hash::md5_hex;
 use crate::model::{now_rfc3339, PhoneId};
-use crate::phone_vendors::{self, VendorSpec};
+use crate::phone_vendors::{self, ProvisionCtx, VendorSpec};
 
 /// How long the site's provisioning server has to answer.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
@@ -97,6 +97,26 @@ impl Served {
     }
 }
 
+/// The context of generic files (no token, no Action URL) for an agent that phones reach at
+/// `public_url`. The one constructor: the agent serves with it and `phone2mqtt provision`
+/// prints with it, so both write the same URLs and the same Action URI allow-list host.
+pub fn generic_ctx(public_url: &str) -> ProvisionCtx {
+    ProvisionCtx {
+        public_url: public_url.trim_end_matches('/').to_string(),
+        token: None,
+        agent_host: host_of(public_url),
+        format: None,
+    }
+}
+
+/// The host part of a URL, for Action URI allow lists: an IPv6 address without its brackets.
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
 /// A phone's file as phone2mqtt writes it (without the site's upstream part), and what its
 /// vendor could not program. A generic file (no MAC) carries no token and no Action URL: it is
 /// served to every phone that asks, and each phone gets its Action URLs from its own file.
@@ -106,13 +126,13 @@ pub fn own_file(
     mac: Option<&PhoneId>,
 ) -> (String, Vec<String>) {
     let Some(mac) = mac else {
-        return ((spec.provision)(&shared.provision), Vec::new());
+        return ((spec.provision)(&shared.serving.provision), Vec::new());
     };
     let ctx = &shared.phone_ctx(mac);
     let base = (spec.provision)(ctx);
-    let phone = shared.registry.get(mac);
+    let phone = shared.phones.registry.get(mac);
     let config = phone.as_ref().and_then(|p| p.config.as_ref());
-    let profile = shared.profiles.profile(spec.id, mac, config);
+    let profile = shared.serving.profiles.profile(spec.id, mac, config);
     let logo_url = profile.logo.as_ref().map(|file| logo_url(shared, file));
     let (settings, refused) =
         phone_vendors::phone_settings(spec, ctx, mac, &profile, logo_url.as_deref());
@@ -135,7 +155,10 @@ pub fn own_file(
 
 /// The URL a logo is served at.
 pub fn logo_url(shared: &Shared, file: &str) -> String {
-    format!("{}/logos/{file}", shared.public_url.trim_end_matches('/'))
+    format!(
+        "{}/logos/{file}",
+        shared.serving.public_url.trim_end_matches('/')
+    )
 }
 
 fn plain(status: StatusCode, text: String) -> Response {
@@ -197,7 +220,7 @@ async fn fetch_upstream(
     url: &str,
     user_agent: Option<&str>,
 ) -> Result<Option<String>, String> {
-    let mut request = shared.upstream_http.get(url);
+    let mut request = shared.serving.upstream_http.get(url);
     if let Some(user_agent) = user_agent {
         // Site servers pick files by the phone's User-Agent too.
         request = request.header(header::USER_AGENT, user_agent);
@@ -232,6 +255,7 @@ pub async fn serve(
 ) -> Option<Response> {
     let configured = |id: &PhoneId| {
         shared
+            .phones
             .registry
             .get(id)
             .filter(|p| p.config.is_some())
@@ -242,7 +266,7 @@ pub async fn serve(
     if let Some(id) = &mac {
         discover(shared, spec, id, user_agent, peer_ip).await;
     }
-    let config = &shared.provisioning;
+    let config = &shared.serving.provisioning;
     let boot_mode = spec.id == "yealink" && config.yealink_boot;
     if file.ends_with(".boot") {
         return Some(match (&mac, boot_mode, &config.upstream) {
@@ -250,7 +274,7 @@ pub async fn serve(
                 let body = format!(
                     "#!version:1.0.0.1\n## phone2mqtt: the site's own file first, then phone2mqtt's settings for this phone.\ninclude:config \"{}\"\ninclude:config \"{}/{mac}.cfg\"\n",
                     upstream_url(upstream, &format!("{mac}.cfg")),
-                    shared.public_url.trim_end_matches('/')
+                    shared.serving.public_url.trim_end_matches('/')
                 );
                 text(body)
             }
@@ -292,7 +316,7 @@ pub async fn serve(
     if let Some(id) = &mac {
         let served_digest = md5_hex(&own);
         let file = file.to_string();
-        let status = shared.served.update(id, |status, kept| {
+        let status = shared.serving.served.update(id, |status, kept| {
             status.served_at = Some(now_rfc3339());
             status.file = Some(file);
             status.in_sync = Some(true);
@@ -320,7 +344,7 @@ async fn discover(
 ) {
     let identity = user_agent.and_then(spec.recognise).unwrap_or_default();
     let came_from = ip.map(|ip| ip.to_canonical());
-    let inserted = shared.registry.insert_discovered(
+    let inserted = shared.phones.registry.insert_discovered(
         id.clone(),
         spec,
         identity.model,
@@ -328,7 +352,7 @@ async fn discover(
         came_from.map(|ip| ip.to_string()),
     );
     if let Some(came_from) = came_from {
-        shared.registry.note_provisioning(id, came_from);
+        shared.phones.registry.note_provisioning(id, came_from);
     }
     if let Some(info) = inserted {
         info!(phone = %id, vendor = spec.id, "Discovered a phone by its provisioning request.");
@@ -348,8 +372,9 @@ async fn discover(
 pub async fn publish_status(shared: &Shared, status: &Status) {
     let status = shown(shared, status);
     shared
+        .bus
         .mqtt
-        .publish_json(shared.topics.provisioning(&status.phone), &status, true)
+        .publish_json(shared.bus.topics.provisioning(&status.phone), &status, true)
         .await;
 }
 
@@ -361,7 +386,7 @@ pub fn shown(shared: &Shared, status: &Status) -> Status {
             .into_iter()
             .flatten()
         {
-            *value = shared.keys.hide_tokens(&status.phone, value);
+            *value = shared.phones.keys.hide_tokens(&status.phone, value);
         }
         if crate::profile::is_secret_setting(&drift.setting) {
             drift.expected = drift.expected.as_ref().map(|_| "***".into());
@@ -373,12 +398,16 @@ pub fn shown(shared: &Shared, status: &Status) -> Status {
 
 /// After a change to a phone's profile: whether what it holds is still what it would be served.
 pub async fn profile_changed(shared: &Shared, id: &PhoneId) {
-    let Some(phone) = shared.registry.get(id) else {
+    let Some(phone) = shared.phones.registry.get(id) else {
         return;
     };
     let (own, refused) = own_file(shared, phone.vendor, Some(id));
-    let in_sync = shared.served.served_digest(id).map(|d| d == md5_hex(&own));
-    let status = shared.served.update(id, |status, _| {
+    let in_sync = shared
+        .serving
+        .served
+        .served_digest(id)
+        .map(|d| d == md5_hex(&own));
+    let status = shared.serving.served.update(id, |status, _| {
         status.in_sync = in_sync;
         status.method = Some("served");
         status.drift = if in_sync == Some(false) {
@@ -394,7 +423,7 @@ pub async fn profile_changed(shared: &Shared, id: &PhoneId) {
     });
     publish_status(shared, &status).await;
     // Programmed keys are Home Assistant device triggers.
-    crate::ha::publish_phone(shared, id, true).await;
+    crate::ha::publish_phone(&shared.homeassistant, id, true).await;
 }
 
 /// The settings a read-back compares: every Action URL, then the phone's own additions.
@@ -412,9 +441,9 @@ pub fn expected_settings(
             Some(phone_vendors::Setting::new(event.setting, url))
         })
         .collect();
-    let phone = shared.registry.get(id);
+    let phone = shared.phones.registry.get(id);
     let config = phone.as_ref().and_then(|p| p.config.as_ref());
-    let profile = shared.profiles.profile(spec.id, id, config);
+    let profile = shared.serving.profiles.profile(spec.id, id, config);
     let logo = profile.logo.as_ref().map(|file| logo_url(shared, file));
     expected.extend(phone_vendors::phone_settings(spec, ctx, id, &profile, logo.as_deref()).0);
     expected
@@ -427,7 +456,7 @@ pub async fn record_verification(
     method: &'static str,
     drift: Vec<Drift>,
 ) -> Status {
-    let status = shared.served.update(id, |status, _| {
+    let status = shared.serving.served.update(id, |status, _| {
         status.verified_at = Some(now_rfc3339());
         status.method = Some(method);
         status.in_sync = Some(drift.is_empty());
@@ -441,7 +470,7 @@ pub async fn record_verification(
 /// vendor allows no read-back.
 pub fn served_drift(shared: &Shared, spec: &'static VendorSpec, id: &PhoneId) -> Vec<Drift> {
     let (own, _) = own_file(shared, spec, Some(id));
-    match shared.served.served_digest(id) {
+    match shared.serving.served.served_digest(id) {
         Some(served) if served == md5_hex(&own) => Vec::new(),
         Some(_) => vec![Drift {
             setting: "(file)".into(),

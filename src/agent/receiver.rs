@@ -36,19 +36,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// The agent's routes for people rather than phones (the Manager's logo upload); the gateway
-/// serves them behind the web side's authentication, and `agent` alone does not serve them.
-pub fn people_router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route(
-            "/api/phones/{id}/logo",
-            axum::routing::post(upload_logo).layer(axum::extract::DefaultBodyLimit::max(
-                crate::agent::logo::MAX_IMAGE_BYTES,
-            )),
-        )
-        .with_state(shared)
-}
-
 fn reply(status: StatusCode, text: impl Into<String>) -> Response {
     let mut text = text.into();
     text.push('\n');
@@ -141,9 +128,9 @@ async fn action_url(
         forward: parsed.forward,
         vars: callback.vars,
     };
-    let update = shared.registry.apply_event(vendor, &parsed, &event);
+    let update = shared.phones.registry.apply_event(vendor, &parsed, &event);
     if let Some(ip) = peer_addr {
-        shared.registry.note_callback(&event.phone, ip);
+        shared.phones.registry.note_callback(&event.phone, ip);
     }
     let discovered = update.discovered.then(|| update.info.clone()).flatten();
     info!(phone = %event.phone, event = event.event, "Phone event.");
@@ -170,11 +157,12 @@ fn check_token(
             format!("{why}: provision this phone again (its file carries its own token)"),
         )
     };
-    match shared.keys.check(phone, target.token) {
+    match shared.phones.keys.check(phone, target.token) {
         Verdict::Phone => None,
         Verdict::Legacy { first } => {
             if first {
                 let until = shared
+                    .phones
                     .keys
                     .legacy_until()
                     .and_then(|t| {
@@ -291,7 +279,7 @@ async fn provisioning_file(
     if let Some(refused) = outside_allow(&shared, ip, file) {
         return refused;
     }
-    if let Some(auth) = &shared.provisioning_auth {
+    if let Some(auth) = &shared.serving.provisioning_auth {
         let authorization = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok());
@@ -326,10 +314,11 @@ async fn provisioning_file(
 
 /// The 403 for a provisioning request from outside `[provisioning] allow`, counted.
 fn outside_allow(shared: &Shared, ip: Option<std::net::IpAddr>, file: &str) -> Option<Response> {
-    if ip.is_some_and(|ip| shared.provisioning.allows(ip)) {
+    if ip.is_some_and(|ip| shared.serving.provisioning.allows(ip)) {
         return None;
     }
     let refused = shared
+        .serving
         .refused_outside_allow
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         + 1;
@@ -354,56 +343,9 @@ async fn logo_file(
     if !crate::agent::logo::is_logo_file(&file) {
         return reply(StatusCode::NOT_FOUND, "not found");
     }
-    match tokio::fs::read(crate::agent::logo::dir(&shared.data_dir).join(&file)).await {
+    match tokio::fs::read(crate::agent::logo::dir(&shared.kept.data_dir).join(&file)).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "image/png")], bytes).into_response(),
         Err(_) => reply(StatusCode::NOT_FOUND, "not found"),
-    }
-}
-
-/// `POST /api/phones/<id>/logo` with an image as the body (the Manager's upload, admins only):
-/// converted for the phone's screen and hosted; the answer's `url` is then given to the `logo`
-/// command.
-async fn upload_logo(
-    State(shared): State<Arc<Shared>>,
-    Extension(caller): Extension<crate::auth::http::Caller>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Err(refused) = caller.require(crate::auth::Role::Admin, "uploading a logo") {
-        return refused;
-    }
-    let fail = |status: StatusCode, error: String| {
-        (status, axum::Json(serde_json::json!({ "error": error }))).into_response()
-    };
-    let Some(phone) = shared
-        .registry
-        .resolve(&id)
-        .and_then(|id| shared.registry.get(&id))
-    else {
-        return fail(StatusCode::NOT_FOUND, format!("unknown phone `{id}`"));
-    };
-    let programming = &phone.vendor.programming;
-    if programming.logo.is_none() {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            format!("{} phones have no logo setting", phone.vendor.name),
-        );
-    }
-    let size = (programming.logo_size)(phone.info.model.as_deref());
-    let data_dir = shared.data_dir.clone();
-    let converted = tokio::task::spawn_blocking(move || {
-        crate::agent::logo::convert_and_store(&body, size, &data_dir)
-    })
-    .await;
-    match converted {
-        Ok(Ok(logo)) => axum::Json(serde_json::json!({
-            "url": crate::agent::provisioning::logo_url(&shared, &logo.file),
-            "width": logo.width,
-            "height": logo.height,
-        }))
-        .into_response(),
-        Ok(Err(err)) => fail(StatusCode::BAD_REQUEST, err),
-        Err(err) => fail(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
     }
 }
 
@@ -426,9 +368,10 @@ async fn key_press(
             "a key press needs `key`, a key number",
         );
     };
-    let known = shared.registry.get(&phone);
+    let known = shared.phones.registry.get(&phone);
     let config = known.as_ref().and_then(|p| p.config.as_ref());
     let label = shared
+        .serving
         .profiles
         .profile(vendor.id, &phone, config)
         .key(number)
@@ -450,11 +393,13 @@ async fn key_press(
     info!(%phone, key = number, %peer, "Programmable key pressed.");
     shared.publish_event(&event).await;
     shared
+        .bus
         .mqtt
-        .publish_json(shared.topics.key(&phone, number), &event, false)
+        .publish_json(shared.bus.topics.key(&phone, number), &event, false)
         .await;
     // A key press proves the phone is up.
     if let Some(update) = shared
+        .phones
         .registry
         .apply_command_outcome(&phone, true, None, false)
         .filter(|u| u.online.is_some())

@@ -60,7 +60,7 @@ impl Reminders {
         transaction: Option<String>,
     ) -> Result<Reminder, String> {
         let reminder = Reminder {
-            id: crate::gateway::new_token()[..8].to_lowercase(),
+            id: crate::config::new_token()[..8].to_lowercase(),
             target: target.to_string(),
             text: text.to_string(),
             due,

@@ -79,6 +79,7 @@ async fn configure(
         )));
     }
     shared
+        .serving
         .profiles
         .change(&Scope::Phone(id.clone()), changes, Some(vendor.id))
         .map_err(|err| CommandError::Rejected(format!("cannot keep the change: {err}")))?;
@@ -87,7 +88,7 @@ async fn configure(
     if changes.apply {
         reprovision(shared, phone, config).await?;
     }
-    let profile = shared.profiles.profile(vendor.id, id, Some(config));
+    let profile = shared.serving.profiles.profile(vendor.id, id, Some(config));
     Ok(json!({
         "applied": changes.apply,
         "keys": profile.keys,
@@ -109,11 +110,11 @@ async fn set_logo(
     config: &PhoneConfig,
     url: &str,
 ) -> Result<Value, CommandError> {
-    let own_prefix = format!("{}/logos/", shared.public_url.trim_end_matches('/'));
+    let own_prefix = format!("{}/logos/", shared.serving.public_url.trim_end_matches('/'));
     let own_file = url
         .strip_prefix(&own_prefix)
         .filter(|file| logo::is_logo_file(file))
-        .filter(|file| logo::dir(&shared.data_dir).join(file).exists());
+        .filter(|file| logo::dir(&shared.kept.data_dir).join(file).exists());
     let stored = match own_file {
         // Uploaded through the Manager: already converted.
         Some(file) => logo::Logo {
@@ -124,11 +125,12 @@ async fn set_logo(
         None => {
             let bytes = download(shared, url).await?;
             let size = (phone.vendor.programming.logo_size)(phone.info.model.as_deref());
-            logo::convert_and_store(&bytes, size, &shared.data_dir)
+            logo::convert_and_store(&bytes, size, &shared.kept.data_dir)
                 .map_err(|err| CommandError::BadArgument(format!("{url}: {err}")))?
         }
     };
     shared
+        .serving
         .profiles
         .set_logo(&Scope::Phone(id.clone()), &stored.file)
         .map_err(|err| CommandError::Rejected(format!("cannot keep the logo: {err}")))?;
@@ -149,7 +151,7 @@ async fn set_logo(
 async fn download(shared: &Shared, url: &str) -> Result<Vec<u8>, CommandError> {
     let fail =
         |text: String| CommandError::BadArgument(format!("cannot fetch the image {url}: {text}"));
-    let response = tokio::time::timeout(LOGO_DOWNLOAD_TIMEOUT, shared.http.get(url).send())
+    let response = tokio::time::timeout(LOGO_DOWNLOAD_TIMEOUT, shared.phones.http.get(url).send())
         .await
         .map_err(|_| {
             fail(format!(

@@ -129,39 +129,7 @@ impl Allowed {
     }
 }
 
-/// Whether `text` is `host` or `host:port` (`[http] allowed_hosts`).
-pub fn is_host_name(text: &str) -> bool {
-    parse_authority(text, 0).is_some()
-}
-
-/// `host[:port]` or `[v6][:port]`, lower-cased, without brackets or a trailing dot.
-pub fn parse_authority(text: &str, default_port: u16) -> Option<(String, u16)> {
-    let text = text.trim();
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after {
-            "" => None,
-            _ => Some(after.strip_prefix(':')?),
-        };
-        (host, port)
-    } else {
-        match text.rsplit_once(':') {
-            Some((host, port)) if !host.contains(':') => (host, Some(port)),
-            Some(_) => return None,
-            None => (text, None),
-        }
-    };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':');
-    if host.is_empty() || !host.chars().all(valid) {
-        return None;
-    }
-    let port = match port {
-        Some(port) => port.parse().ok()?,
-        None => default_port,
-    };
-    Some((host, port))
-}
+pub use crate::config::{is_host_name, parse_authority};
 
 /// Who is calling, as the guard found it, for the handlers behind it.
 #[derive(Debug, Clone)]

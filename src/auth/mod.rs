@@ -253,7 +253,7 @@ impl Auth {
                 store,
                 cached: RwLock::default(),
                 sessions: Mutex::default(),
-                login_secret: Mutex::new(Some(Secret::new(crate::gateway::new_token()))),
+                login_secret: Mutex::new(Some(Secret::new(crate::config::new_token()))),
                 failures: Mutex::default(),
                 failed_logins: AtomicU64::new(0),
                 verified: Mutex::default(),
@@ -371,7 +371,7 @@ impl Auth {
 
     /// A new session for a user (`Some(name)`) or for the one-time link (`None`); its id.
     pub fn new_session(&self, user: Option<&str>, role: Role) -> Secret {
-        let id = crate::gateway::new_token() + &crate::gateway::new_token();
+        let id = crate::config::new_token() + &crate::config::new_token();
         let now = Instant::now();
         let mut sessions = self
             .inner
@@ -586,7 +586,7 @@ fn live(session: &Session, now: Instant) -> bool {
 fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| {
-        store::hash_password(&crate::gateway::new_token()).unwrap_or_else(|_| String::new())
+        store::hash_password(&crate::config::new_token()).unwrap_or_else(|_| String::new())
     })
 }
 
@@ -640,7 +640,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "phone2mqtt-auth-mqtt-{}-{}",
             std::process::id(),
-            crate::gateway::new_token()
+            crate::config::new_token()
         ));
         let auth = Auth::open(&dir).unwrap();
         let store = auth.store();

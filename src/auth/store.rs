@@ -295,7 +295,7 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 
 /// `p2m_` and 32 random letters and digits (about 190 bits).
 pub fn new_token() -> String {
-    format!("{TOKEN_PREFIX}{}", crate::gateway::new_token())
+    format!("{TOKEN_PREFIX}{}", crate::config::new_token())
 }
 
 pub use crate::hash::{constant_time_eq, sha256_hex};
@@ -308,7 +308,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "phone2mqtt-auth-{tag}-{}-{}",
             std::process::id(),
-            crate::gateway::new_token()
+            crate::config::new_token()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         dir

@@ -25,7 +25,7 @@ impl Watch {
         mut on_message: impl FnMut(&str, &[u8]) + Send + 'static,
     ) -> anyhow::Result<Watch> {
         let mut options = MqttOptions::new(
-            format!("bench-{}", crate::gateway::new_token()),
+            format!("bench-{}", crate::config::new_token()),
             broker.ip().to_string(),
             broker.port(),
         );

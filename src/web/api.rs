@@ -70,7 +70,7 @@ async fn send_command(
     let transaction = match payload.get("transaction").and_then(Value::as_str) {
         Some(transaction) => transaction.to_string(),
         None => {
-            let generated = format!("rest-{}", crate::gateway::new_token()[..12].to_lowercase());
+            let generated = format!("rest-{}", crate::config::new_token()[..12].to_lowercase());
             payload.insert("transaction".into(), Value::String(generated.clone()));
             generated
         }

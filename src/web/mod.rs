@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod manager;
+mod logo;
 pub mod ws;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::Agent;
 use crate::auth::Auth;
 use crate::mqtt::{self, Message, Mqtt};
 use crate::shutdown::Lifecycle;
@@ -154,10 +156,9 @@ fn without_secrets(topics: &Topics, message: Message) -> Message {
     }
 }
 
-/// The Manager page, `/ws`, the REST API and the login routes; `people` are more routes for
-/// people (the agent's logo upload), guarded the same way. Everything but `/login` is behind
-/// the authentication guard.
-pub fn router(state: WebState, people: Router) -> Router {
+/// The Manager page, `/ws`, the REST API, the logo upload (handed to `agent`) and the login
+/// routes. Everything but `/login` is behind the authentication guard.
+pub fn router(state: WebState, agent: Agent) -> Router {
     let auth = state.auth.clone();
     Router::new()
         .merge(manager::routes())
@@ -165,7 +166,7 @@ pub fn router(state: WebState, people: Router) -> Router {
         .merge(api::router())
         .with_state(state)
         .merge(crate::auth::http::guarded_routes(auth.clone()))
-        .merge(people)
+        .merge(logo::router(agent))
         .layer(axum::middleware::from_fn_with_state(
             auth.clone(),
             crate::auth::http::guard,

@@ -110,7 +110,7 @@ mod tests {
         }
     }
 
-    fn auth() -> Auth {
+    fn auth() -> (Auth, std::path::PathBuf) {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -120,7 +120,7 @@ mod tests {
         ));
         let auth = Auth::open(&dir).unwrap();
         auth.allow(Allowed::new("127.0.0.1:8080".parse().unwrap(), None, &[]));
-        auth
+        (auth, dir)
     }
 
     async fn get(router: &Router, path: &str, cookie: Option<&str>) -> axum::response::Response {
@@ -139,7 +139,7 @@ mod tests {
     /// form and its files are refused; with one both are served, uncached, with their types.
     #[tokio::test]
     async fn the_files_are_served_to_sessions_only_and_nothing_else_is() {
-        let auth = auth();
+        let (auth, dir) = auth();
         let router = routes().layer(axum::middleware::from_fn_with_state(auth.clone(), guard));
 
         let page = get(&router, "/", None).await;
@@ -178,5 +178,6 @@ mod tests {
             let missing = get(&router, path, Some(&cookie)).await;
             assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{path}");
         }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
