@@ -5,8 +5,8 @@
 //! REST API), and publishes what browsers send to command topics.
 
 pub mod api;
-pub mod manager;
 mod logo;
+pub mod manager;
 pub mod ws;
 
 use std::collections::BTreeMap;
