@@ -436,16 +436,16 @@ fn query_key(var: &str) -> &str {
 /// Percent-encodes a query value as docs/vendors.md §0.1 says: `+` is `%2B`, `#` is `%23`; `*` and `@`
 /// stay literal, as the clients that work with real phones send them.
 pub fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'*' | b'@' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    /// Everything but letters, digits and `-._~*@`.
+    const ENCODED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'*')
+        .remove(b'@');
+    utf8_percent_encode(value, ENCODED).to_string()
 }
 
 /// Escapes text for XML element content and attribute values.
