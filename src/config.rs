@@ -228,7 +228,7 @@ fn check_layer(
 ) -> Result<(), ConfigError> {
     for (index, label) in keys {
         crate::profile::check_key(index, label)
-            .map_err(|reason| fail(format!("{scope}.keys.{index}"), reason))?;
+            .map_err(|reason| fail(format!("{scope}.keys.{index}"), reason.to_string()))?;
     }
     for (vendor_id, values) in settings {
         if phone_vendors::find(vendor_id).is_none() {
@@ -241,8 +241,12 @@ fn check_layer(
             ));
         }
         for (key, value) in values {
-            crate::profile::check_setting(key, &value.to_setting())
-                .map_err(|reason| fail(format!("{scope}.settings.{vendor_id}.{key}"), reason))?;
+            crate::profile::check_setting(key, &value.to_setting()).map_err(|reason| {
+                fail(
+                    format!("{scope}.settings.{vendor_id}.{key}"),
+                    reason.to_string(),
+                )
+            })?;
         }
     }
     Ok(())
@@ -745,11 +749,11 @@ impl Config {
             }
             for (number, label) in &phone.keys {
                 crate::profile::check_key(number, label)
-                    .map_err(|reason| fail(key(&format!("keys.{number}")), reason))?;
+                    .map_err(|reason| fail(key(&format!("keys.{number}")), reason.to_string()))?;
             }
             for (name, value) in &phone.settings {
                 crate::profile::check_setting(name, &value.to_setting())
-                    .map_err(|reason| fail(key(&format!("settings.{name}")), reason))?;
+                    .map_err(|reason| fail(key(&format!("settings.{name}")), reason.to_string()))?;
             }
         }
         Ok(())

@@ -582,11 +582,10 @@ impl SimPhone {
 
     fn fire_with(&self, event: &str, forward: Option<&str>) {
         let vendor = self.inner.options.personality.vendor;
-        let Some(spec) = vendor
-            .events
-            .iter()
-            .find(|spec| spec.event == event && (forward.is_none() || spec.forward == forward))
-        else {
+        let Some(spec) = vendor.events.iter().find(|spec| {
+            spec.event.name() == event
+                && (forward.is_none() || spec.forward.map(|f| f.name()) == forward)
+        }) else {
             return;
         };
         let state = self.lock();
