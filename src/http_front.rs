@@ -401,42 +401,37 @@ fn encode_target(target: &[u8]) -> Vec<u8> {
 ///
 /// Callbacks are nearly all the traffic, one connection each, thousands at once in a
 /// registration storm: a hyper connection for each costs 16 KB of buffers and a good share of
-/// the CPU a callback takes (BENCHMARKS.md), for a request whose head is already here.
+/// the CPU a callback takes (BENCHMARKS.md), for a request whose head is already here. The
+/// head was repaired by `repair_head`, so it is read strictly, with httparse as hyper reads it.
 fn callback_request(
     head: &[u8],
     peer: SocketAddr,
 ) -> Option<axum::http::Request<axum::body::Body>> {
     use axum::http::{HeaderName, HeaderValue, Method, Version};
-    if find_head_end(head) != Some(head.len()) {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(head) {
+        Ok(httparse::Status::Complete(end)) if end == head.len() => {}
+        _ => return None,
+    }
+    let target = parsed.path?;
+    if parsed.method? != "GET" || !target.starts_with("/action/") {
         return None;
     }
-    let mut lines = head
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
-    let mut request_line = lines.next()?.split(|&b| b == b' ');
-    let (method, target, version) = (
-        request_line.next()?,
-        request_line.next()?,
-        request_line.next()?,
-    );
-    if method != b"GET" || !target.starts_with(b"/action/") {
-        return None;
-    }
-    let version = match version {
-        b"HTTP/1.1" => Version::HTTP_11,
-        b"HTTP/1.0" => Version::HTTP_10,
+    let version = match parsed.version? {
+        1 => Version::HTTP_11,
+        0 => Version::HTTP_10,
         _ => return None,
     };
     let mut request = axum::http::Request::builder()
         .method(Method::GET)
-        .uri(std::str::from_utf8(target).ok()?)
+        .uri(target)
         .version(version)
         .body(axum::body::Body::empty())
         .ok()?;
-    for line in lines.filter(|line| !line.is_empty()) {
-        let colon = line.iter().position(|&b| b == b':')?;
-        let name = HeaderName::from_bytes(&line[..colon]).ok()?;
-        let value = HeaderValue::from_bytes(trim_spaces(&line[colon + 1..])).ok()?;
+    for header in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(header.value).ok()?;
         // A body, announced either way, is hyper's to read.
         let has_body = (name == axum::http::header::CONTENT_LENGTH && value != "0")
             || name == axum::http::header::TRANSFER_ENCODING;
@@ -497,12 +492,7 @@ async fn answer_callback(
 
 /// `Thu, 26 Nov 2026 21:49:09 GMT`.
 fn http_date() -> String {
-    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    time::OffsetDateTime::now_utc()
-        .format(FORMAT)
-        .unwrap_or_default()
+    httpdate::fmt_http_date(std::time::SystemTime::now())
 }
 
 async fn respond(

@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 use tracing::info;
 
 use crate::config::Secret;
+use crate::hash::{constant_time_eq, md5_hex};
 use crate::model::PhoneId;
 
 /// The secret the phones' tokens are derived from; never served, never logged.
@@ -220,10 +221,6 @@ pub fn write_private(path: &PathBuf, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The realm of the provisioning server's challenge.
 pub const REALM: &str = "phone2mqtt provisioning";
 /// How long a Digest nonce is good for; a phone fetching several files in a row reuses it.
@@ -323,8 +320,7 @@ pub fn digest_auth_ok(
     realm: &str,
     nonce_ok: impl Fn(&str) -> bool,
 ) -> bool {
-    use md5::{Digest, Md5};
-    let hex = |text: String| format!("{:x}", Md5::digest(text.as_bytes()));
+    let hex = |text: String| md5_hex(text);
     let Some(params) = digest_params(authorization) else {
         return false;
     };

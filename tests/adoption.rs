@@ -18,9 +18,7 @@ async fn a_discovered_phone_is_adopted_then_controllable_and_stays_so() {
     let phone = unconfigured_phone(&gw, "snom", MAC, &power).await;
     let _other = unconfigured_phone(&gw, "fanvil", OTHER, &power).await;
 
-    let info = probe
-        .expect(&format!("phone2mqtt/{ID}/info"), |i| i["model"].is_string())
-        .await;
+    let info = probe.info_with_model(ID).await;
     assert_eq!(info["configured"], false);
     assert_eq!(info["vendor"], "snom");
     // Discovered by its provisioning request already, with what its User-Agent tells.

@@ -50,9 +50,7 @@ async fn discovered_yealink() -> (TestGateway, MqttProbe, tokio_util::sync::Canc
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     let power = tokio_util::sync::CancellationToken::new();
     unconfigured_phone(&gw, "yealink", MAC, &power).await;
-    probe
-        .expect(&format!("phone2mqtt/{ID}/info"), |i| i["model"].is_string())
-        .await;
+    probe.info_with_model(ID).await;
     (gw, probe, power)
 }
 
@@ -225,9 +223,7 @@ async fn an_adoption_cannot_take_another_phones_name_mac_or_entry() {
     let power = tokio_util::sync::CancellationToken::new();
     let phone = unconfigured_phone(&gw, "snom", "00:04:13:aa:00:52", &power).await;
     let id = "000413aa0052";
-    probe
-        .expect(&format!("phone2mqtt/{id}/info"), |i| i["model"].is_string())
-        .await;
+    probe.info_with_model(&id).await;
     let own = phone.addr().to_string();
     for (n, name, why) in [
         (
@@ -364,9 +360,7 @@ async fn adoption_at_the_phones_own_address_uses_the_site_credentials() {
         let phone = SimPhone::spawn(options, gw.stop.clone()).await.unwrap();
         assert!(phone.wait_booted(TIMEOUT).await);
         let id = PhoneId::parse(mac).unwrap().to_string();
-        probe
-            .expect(&format!("phone2mqtt/{id}/info"), |i| i["model"].is_string())
-            .await;
+        probe.info_with_model(&id).await;
         // With no address: the one it called from. With it spelt out: the same.
         let result = adopt(
             &mut probe,

@@ -20,66 +20,10 @@ const MAC: &str = "00:15:65:00:00:31";
 const ID: &str = "001565000031";
 const USER_PASSWORD: &str = "correct horse battery";
 
-/// A client that follows no redirect, to see them.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// `/ws` as a browser opens it: its Origin and the session cookie.
-async fn ws_connect_browser(gw: &TestGateway, origin: &str, cookie: &str) -> Ws {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = format!("ws://{}/ws", gw.gateway.http_addr)
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("origin", origin.parse().unwrap());
-    request
-        .headers_mut()
-        .insert("cookie", cookie.parse().unwrap());
-    tokio_tungstenite::connect_async(request)
-        .await
-        .expect("a browser's websocket connects")
-        .0
-}
-
-/// Sends a raw request and returns the answer's head (a refused upgrade keeps the connection).
-async fn raw_head(addr: std::net::SocketAddr, request: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        let read = tokio::time::timeout(TIMEOUT, stream.read(&mut buffer))
-            .await
-            .expect("an answer in time")
-            .unwrap();
-        if read == 0 {
-            break;
-        }
-        answer.extend_from_slice(&buffer[..read]);
-    }
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-/// Sends a request; the answer's status.
-async fn status(request: reqwest::RequestBuilder) -> StatusCode {
-    request.send().await.unwrap().status()
-}
-
-/// Sends a request and reads its answer as JSON.
-async fn json_of(request: reqwest::RequestBuilder) -> Value {
-    request.send().await.unwrap().json().await.unwrap()
-}
-
 /// `GET /api/me` with a session cookie.
 async fn who(gw: &TestGateway, cookie: &str) -> Value {
     json_of(
-        client()
+        no_redirect_client()
             .get(format!("{}/api/me", gw.http()))
             .header(COOKIE, cookie),
     )
@@ -88,7 +32,7 @@ async fn who(gw: &TestGateway, cookie: &str) -> Value {
 
 /// `POST /api/users` as the Manager's first-admin form sends it (cookie and Origin).
 async fn create_admin(base: &str, cookie: &str, password: &str) -> StatusCode {
-    client()
+    no_redirect_client()
         .post(format!("{base}/api/users"))
         .header(COOKIE, cookie)
         .header(ORIGIN, base)
@@ -135,7 +79,7 @@ async fn nothing_happened(phone: &SimPhone, before: usize, probe: &mut MqttProbe
 
 /// Logs in through `POST /login`; the cookie as a `Cookie` header value.
 async fn login(gw: &TestGateway, name: &str, password: &str) -> String {
-    let answer = client()
+    let answer = no_redirect_client()
         .post(format!("{}/login", gw.http()))
         .form(&[("name", name), ("password", password)])
         .send()
@@ -159,7 +103,7 @@ async fn without_credentials_rest_and_websocket_are_refused_and_the_phone_gets_n
     let (gw, phone) = gateway_with_phone("yealink", MAC).await;
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     let before = requests(&phone);
-    let http = client();
+    let http = no_redirect_client();
     let base = gw.http();
     for (method, path, body) in [
         (
@@ -386,7 +330,7 @@ async fn other_origins_and_other_host_names_are_refused() {
     let cookie = login(&gw, "anna", USER_PASSWORD).await;
     let base = gw.http();
     let own_origin = base.clone();
-    let http = client();
+    let http = no_redirect_client();
     let before = requests(&phone);
     let reboot = format!("{base}/api/phones/{ID}/cmd/reboot");
     // The attack of the issue: a page elsewhere posts text/plain (no preflight), with the
@@ -490,7 +434,7 @@ async fn other_origins_and_other_host_names_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
     let gw = gateway_with_user("otto", Role::Operator).await;
-    let http = client();
+    let http = no_redirect_client();
     let base = gw.http();
     let page = http.get(format!("{base}/login")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
@@ -572,7 +516,7 @@ async fn the_one_time_link_logs_in_once_and_creates_the_first_admin() {
         link.starts_with(&format!("{}/?token=", gw.http())),
         "{link}"
     );
-    let http = client();
+    let http = no_redirect_client();
     let answer = http.get(&link).send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
     assert_eq!(answer.headers()["referrer-policy"], "same-origin");
@@ -609,7 +553,7 @@ async fn the_one_time_link_logs_in_once_and_creates_the_first_admin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_rate_limited_per_address() {
     let gw = gateway_with_user("anna", Role::Viewer).await;
-    let http = client();
+    let http = no_redirect_client();
     let attempt = |password: &'static str| {
         http.post(format!("{}/login", gw.http()))
             .form(&[("name", "anna"), ("password", password)])
@@ -798,7 +742,7 @@ async fn serve_prints_a_working_login_link_and_logs_no_secret() {
     .expect("the login link in time");
     let base = link.split("/?token=").next().unwrap().to_string();
     let secret = link.split("?token=").nth(1).unwrap().to_string();
-    let http = client();
+    let http = no_redirect_client();
     let answer = http.get(&link).send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
     let cookie = cookie_of(answer.headers());

@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
-use std::time::Duration;
 
 use common::*;
 
@@ -60,16 +59,7 @@ fn a_bad_config_names_the_file_and_key_and_exits_non_zero() {
 async fn the_receiver_accepts_exactly_what_provision_prints() {
     let gw = start_gateway(test_config()).await;
     let dir = tempdir::TempDir::new();
-    let path = dir.0.join("phone2mqtt.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[http]\npublic_url = \"{}\"\n[agent]\ndata_dir = \"{}\"\n",
-            gw.gateway.public_url,
-            gw.data_dir.0.display()
-        ),
-    )
-    .unwrap();
+    let path = gw.cli_config(&dir);
     // Without a MAC: no Action URLs, and the installer is told why and what to do.
     let output = std::process::Command::new(BIN)
         .args(["provision", "yealink", "-c", path.to_str().unwrap()])
@@ -174,14 +164,7 @@ async fn serve_never_logs_passwords_or_tokens() {
     // full pipe would block serve's logging threads.
     let stdout = collect(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while tokio::net::TcpStream::connect(http).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_listening(http, "serve").await;
     let stop = tokio_util::sync::CancellationToken::new();
     let personality = phone2mqtt::sim::personality("yealink").unwrap();
     for (mac, addr) in [

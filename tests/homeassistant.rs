@@ -1,23 +1,24 @@
-//! Home Assistant discovery and the Node-RED example, end to end: a real gateway with simulated
+//! Home Assistant discovery, end to end: a real gateway with simulated
 //! phones of every vendor publishes one retained discovery message per phone; each is checked
 //! against a schema written from Home Assistant's docs and, where Home Assistant can be
 //! installed (Python 3.13+), by Home Assistant's own code (`tests/ha_check.py`). The entities'
 //! command topics really drive the phones.
 
 mod common;
+#[path = "homeassistant/schema.rs"]
+mod ha_schema;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::ha_venv::ha_python;
 use common::*;
 use phone2mqtt::config::Config;
 use phone2mqtt::sim::SimPhone;
 use phone2mqtt::topics::Topics;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 /// One phone of each vendor; each vendor's desk name.
 const FLEET: &[(&str, &str, &str)] = &[
@@ -139,122 +140,13 @@ fn read(topic: &str, payload: &str) -> Option<Value> {
     })
 }
 
-/// Records everything on its filters, with the retain flag.
-struct Probe {
-    client: AsyncClient,
-    messages: mpsc::UnboundedReceiver<(String, String, bool)>,
-    seen: Vec<(String, String, bool)>,
-    /// Received, not yet matched by `expect`.
-    pending: std::collections::VecDeque<(String, String, bool)>,
-}
-
-impl Probe {
-    async fn connect(port: u16, filters: &[&str]) -> Probe {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let id = format!(
-            "ha-probe-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let mut options = MqttOptions::new(id, "127.0.0.1", port);
-        options.set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut eventloop) = AsyncClient::new(options, 100);
-        let (tx, messages) = mpsc::unbounded_channel();
-        let (subscribed_tx, mut subscribed) = mpsc::unbounded_channel();
-        let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
-        let wanted = filters.len();
-        let sub_client = client.clone();
-        tokio::spawn(async move {
-            let mut acks = 0;
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        for filter in &filters {
-                            // QoS 0 for `#` filters: rumqttd gives a QoS 1 subscription at
-                            // most 100 retained messages.
-                            let qos = phone2mqtt::mqtt::subscription_qos(filter);
-                            let _ = sub_client.try_subscribe(filter.clone(), qos);
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        acks += 1;
-                        if acks == wanted {
-                            let _ = subscribed_tx.send(());
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let text = String::from_utf8_lossy(&p.payload).into_owned();
-                        if tx.send((p.topic, text, p.retain)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        });
-        tokio::time::timeout(TIMEOUT, subscribed.recv())
-            .await
-            .expect("the probe subscribed");
-        Probe {
-            client,
-            messages,
-            seen: Vec::new(),
-            pending: Default::default(),
-        }
-    }
-
-    /// The next message on `topic` that passes `check(payload, retained)`: (payload, retained).
-    async fn expect(&mut self, topic: &str, check: impl Fn(&str, bool) -> bool) -> (String, bool) {
-        let matches = |(t, p, r): &(String, String, bool)| t == topic && check(p, *r);
-        if let Some(index) = self.pending.iter().position(matches) {
-            let (_, payload, retained) = self.pending.remove(index).unwrap();
-            return (payload, retained);
-        }
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        loop {
-            let Ok(Some((got, payload, retained))) =
-                tokio::time::timeout_at(deadline, self.messages.recv()).await
-            else {
-                let seen: Vec<_> = self.seen.iter().map(|(t, _, r)| (t, r)).collect();
-                panic!("nothing on {topic} matching the check within {TIMEOUT:?}; seen: {seen:#?}");
-            };
-            self.seen.push((got.clone(), payload.clone(), retained));
-            if got == topic && check(&payload, retained) {
-                return (payload, retained);
-            }
-            self.pending.push_back((got, payload, retained));
-        }
-    }
-
-    /// The next JSON message on `topic` satisfying `check`; discovery messages with Home
-    /// Assistant's abbreviations expanded, as Home Assistant reads them.
-    async fn json(&mut self, topic: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let (payload, _) = self
-            .expect(topic, |p, _| read(topic, p).is_some_and(|v| check(&v)))
-            .await;
-        read(topic, &payload).unwrap()
-    }
-
-    async fn publish(&self, topic: &str, payload: &str, retain: bool) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, retain, payload.as_bytes().to_vec())
-            .await
-            .unwrap();
-    }
-
-    /// Everything seen so far on `topic`, oldest first.
-    fn payloads_on(&mut self, topic: &str) -> Vec<String> {
-        while let Ok(message) = self.messages.try_recv() {
-            self.seen.push(message.clone());
-            self.pending.push_back(message);
-        }
-        self.seen
-            .iter()
-            .filter(|(t, _, _)| t == topic)
-            .map(|(_, p, _)| p.clone())
-            .collect()
-    }
+/// The next JSON message on `topic` satisfying `check`; discovery messages with Home
+/// Assistant's abbreviations expanded, as Home Assistant reads them.
+async fn json(probe: &mut MqttProbe, topic: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let (payload, _) = probe
+        .expect_raw(topic, |p, _| read(topic, p).is_some_and(|v| check(&v)))
+        .await;
+    read(topic, &payload).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,10 +154,10 @@ async fn every_phone_is_a_valid_home_assistant_device_with_its_vendors_entities(
     let fleet = fleet().await;
     // Each phone's discovery is published at once, and again when its model and firmware
     // become known from its first callbacks.
-    let mut probe = Probe::connect(fleet.gw.mqtt_port(), &["homeassistant/#"]).await;
+    let mut probe = MqttProbe::connect_filters(fleet.gw.mqtt_port(), &["homeassistant/#"]).await;
     for (_, mac, _) in FLEET {
         probe
-            .expect(&config_topic(&id_of(mac)), |p, _| {
+            .expect_raw(&config_topic(&id_of(mac)), |p, _| {
                 read(&config_topic(&id_of(mac)), p).is_some_and(|c| {
                     c["device"]["model"].is_string() && c["device"]["sw_version"].is_string()
                 })
@@ -274,11 +166,11 @@ async fn every_phone_is_a_valid_home_assistant_device_with_its_vendors_entities(
     }
     // A late subscriber, as Home Assistant starting after the gateway: it gets everything
     // from the broker's retained messages.
-    let mut probe = Probe::connect(fleet.gw.mqtt_port(), &["homeassistant/#"]).await;
+    let mut probe = MqttProbe::connect_filters(fleet.gw.mqtt_port(), &["homeassistant/#"]).await;
     let mut discovery = Vec::new();
     for (vendor, mac, name) in FLEET {
         let id = id_of(mac);
-        let (payload, retained) = probe.expect(&config_topic(&id), |_, _| true).await;
+        let (payload, retained) = probe.expect_raw(&config_topic(&id), |_, _| true).await;
         assert!(retained, "{vendor}: discovery is retained");
         let config: Value = read(&config_topic(&id), &payload).unwrap();
         assert_valid(&config_topic(&id), &config);
@@ -348,7 +240,7 @@ async fn every_phone_is_a_valid_home_assistant_device_with_its_vendors_entities(
     }
     // The agent's own device, which the phones hang off.
     let (bridge, retained) = probe
-        .expect(
+        .expect_raw(
             "homeassistant/device/phone2mqtt_bridge_test/config",
             |_, _| true,
         )
@@ -368,34 +260,32 @@ async fn every_phone_is_a_valid_home_assistant_device_with_its_vendors_entities(
     );
 
     // Real traffic for the templates: a call coming in, answered, DND on.
-    let mut traffic = Probe::connect(fleet.gw.mqtt_port(), &["phone2mqtt/#"]).await;
+    let mut traffic = MqttProbe::connect_filters(fleet.gw.mqtt_port(), &["phone2mqtt/#"]).await;
     let reception = &fleet.phones[0];
     let yealink = id_of(FLEET[0].1);
     reception.ring("+4930123456", Some("Anna Schmidt")).unwrap();
-    traffic
-        .json(&format!("phone2mqtt/{yealink}"), |s| {
-            s["call_state"] == "ringing"
-        })
-        .await;
+    json(&mut traffic, &format!("phone2mqtt/{yealink}"), |s| {
+        s["call_state"] == "ringing"
+    })
+    .await;
     reception.local_answer().unwrap();
+    json(&mut traffic, &format!("phone2mqtt/{yealink}"), |s| {
+        s["call_state"] == "talking"
+    })
+    .await;
     traffic
-        .json(&format!("phone2mqtt/{yealink}"), |s| {
-            s["call_state"] == "talking"
-        })
+        .publish(&format!("phone2mqtt/{yealink}/cmd/dnd"), "on")
         .await;
-    traffic
-        .publish(&format!("phone2mqtt/{yealink}/cmd/dnd"), "on", false)
-        .await;
-    traffic
-        .json(&format!("phone2mqtt/{yealink}"), |s| s["dnd"] == true)
-        .await;
+    json(&mut traffic, &format!("phone2mqtt/{yealink}"), |s| {
+        s["dnd"] == true
+    })
+    .await;
     // Someone presses the garage key.
     reception.press_key(3).unwrap();
-    traffic
-        .json(&format!("phone2mqtt/{yealink}/key/3"), |e| {
-            e["label"] == "Garage door"
-        })
-        .await;
+    json(&mut traffic, &format!("phone2mqtt/{yealink}/key/3"), |e| {
+        e["label"] == "Garage door"
+    })
+    .await;
     let mut samples = BTreeMap::new();
     for topic in [
         format!("phone2mqtt/{yealink}"),
@@ -411,34 +301,32 @@ async fn every_phone_is_a_valid_home_assistant_device_with_its_vendors_entities(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_assistant_coming_online_gets_discovery_again_and_hidden_phones_are_removed() {
     let fleet = fleet().await;
-    let mut probe = Probe::connect(fleet.gw.mqtt_port(), &["homeassistant/#"]).await;
+    let mut probe = MqttProbe::connect_filters(fleet.gw.mqtt_port(), &["homeassistant/#"]).await;
     let first = id_of(FLEET[0].1);
     probe
-        .expect(&config_topic(&first), |_, retained| retained)
+        .expect_raw(&config_topic(&first), |_, retained| retained)
         .await;
     // Home Assistant's birth message: every phone's discovery again, live.
-    probe.publish("homeassistant/status", "online", false).await;
+    probe.publish("homeassistant/status", "online").await;
     for (_, mac, _) in FLEET {
         let (payload, _) = probe
-            .expect(&config_topic(&id_of(mac)), |_, retained| !retained)
+            .expect_raw(&config_topic(&id_of(mac)), |_, retained| !retained)
             .await;
         let config: Value = read(&config_topic(&id_of(mac)), &payload).unwrap();
         assert_valid("again", &config);
     }
     // The hidden phone's discovery is removed with an empty retained payload.
     let (payload, _) = probe
-        .expect(&config_topic(HIDDEN), |_, retained| !retained)
+        .expect_raw(&config_topic(HIDDEN), |_, retained| !retained)
         .await;
     assert_eq!(payload, "");
     // Its last will is not a birth: nothing is sent for `offline`.
-    probe
-        .publish("homeassistant/status", "offline", false)
-        .await;
+    probe.publish("homeassistant/status", "offline").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let again = probe.payloads_on(&config_topic(&first));
-    probe.publish("homeassistant/status", "online", false).await;
+    probe.publish("homeassistant/status", "online").await;
     probe
-        .expect(&config_topic(&first), |_, retained| !retained)
+        .expect_raw(&config_topic(&first), |_, retained| !retained)
         .await;
     assert_eq!(
         probe.payloads_on(&config_topic(&first)).len(),
@@ -451,11 +339,13 @@ async fn home_assistant_coming_online_gets_discovery_again_and_hidden_phones_are
 async fn the_entities_command_topics_drive_the_phone() {
     let fleet = fleet().await;
     let mut probe =
-        Probe::connect(fleet.gw.mqtt_port(), &["homeassistant/#", "phone2mqtt/#"]).await;
+        MqttProbe::connect_filters(fleet.gw.mqtt_port(), &["homeassistant/#", "phone2mqtt/#"])
+            .await;
     let id = id_of(FLEET[0].1);
-    let config = probe
-        .json(&config_topic(&id), |c| c["components"].is_object())
-        .await;
+    let config = json(&mut probe, &config_topic(&id), |c| {
+        c["components"].is_object()
+    })
+    .await;
     let components = &config["components"];
     let phone = &fleet.phones[0];
 
@@ -464,31 +354,29 @@ async fn the_entities_command_topics_drive_the_phone() {
     let dnd = &components["dnd"];
     let on = dnd["payload_on"].as_str().unwrap();
     probe
-        .publish(dnd["command_topic"].as_str().unwrap(), on, false)
+        .publish(dnd["command_topic"].as_str().unwrap(), on)
         .await;
     phone_got(phone, "GET /servlet?key=DNDOn").await;
-    let state = probe
-        .json(dnd["state_topic"].as_str().unwrap(), |s| s["dnd"] == true)
-        .await;
+    let state = json(&mut probe, dnd["state_topic"].as_str().unwrap(), |s| {
+        s["dnd"] == true
+    })
+    .await;
     assert_eq!(state["dnd"], true);
     assert!(phone.snapshot().dnd);
     let off = dnd["payload_off"].as_str().unwrap();
     probe
-        .publish(dnd["command_topic"].as_str().unwrap(), off, false)
+        .publish(dnd["command_topic"].as_str().unwrap(), off)
         .await;
     phone_got(phone, "GET /servlet?key=DNDOff").await;
-    probe
-        .json(dnd["state_topic"].as_str().unwrap(), |s| s["dnd"] == false)
-        .await;
+    json(&mut probe, dnd["state_topic"].as_str().unwrap(), |s| {
+        s["dnd"] == false
+    })
+    .await;
 
     // The dial text, a button, the notify entity: what Home Assistant publishes for each.
     let dial = &components["dial"];
     probe
-        .publish(
-            dial["command_topic"].as_str().unwrap(),
-            "+49 30 1234",
-            false,
-        )
+        .publish(dial["command_topic"].as_str().unwrap(), "+49 30 1234")
         .await;
     phone_got(
         phone,
@@ -500,7 +388,6 @@ async fn the_entities_command_topics_drive_the_phone() {
         .publish(
             hangup["command_topic"].as_str().unwrap(),
             hangup["payload_press"].as_str().unwrap(),
-            false,
         )
         .await;
     phone_got(phone, "GET /servlet?key=CALLEND").await;
@@ -509,14 +396,12 @@ async fn the_entities_command_topics_drive_the_phone() {
         .publish(
             message["command_topic"].as_str().unwrap(),
             "Lunch is served",
-            false,
         )
         .await;
-    let result = probe
-        .json(&format!("phone2mqtt/{id}/result"), |r| {
-            r["command"] == "message"
-        })
-        .await;
+    let result = json(&mut probe, &format!("phone2mqtt/{id}/result"), |r| {
+        r["command"] == "message"
+    })
+    .await;
     assert_eq!(result["status"], "ok", "{result}");
     assert_eq!(
         phone.snapshot().last_message.as_deref(),
@@ -528,12 +413,13 @@ async fn the_entities_command_topics_drive_the_phone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_that_calls_in_unconfigured_appears_marked_without_commands() {
     let gw = start_gateway(test_config()).await;
-    let mut probe = Probe::connect(gw.mqtt_port(), &["homeassistant/#"]).await;
+    let mut probe = MqttProbe::connect_filters(gw.mqtt_port(), &["homeassistant/#"]).await;
     let mac = "00:15:65:00:02:01";
     let _phone = start_phone(&gw, "yealink", mac, free_port()).await;
-    let config = probe
-        .json(&config_topic(&id_of(mac)), |c| c["device"].is_object())
-        .await;
+    let config = json(&mut probe, &config_topic(&id_of(mac)), |c| {
+        c["device"].is_object()
+    })
+    .await;
     assert_valid("discovered", &config);
     assert_eq!(
         config["device"]["name"],
@@ -559,7 +445,7 @@ async fn stale_discovery_of_this_agent_is_removed_and_other_agents_are_left_alon
     let mut first = test_config();
     first.agent.name = Some("other".into());
     let broker = start_gateway(first).await;
-    let mut probe = Probe::connect(broker.mqtt_port(), &["homeassistant/#"]).await;
+    let mut probe = MqttProbe::connect_filters(broker.mqtt_port(), &["homeassistant/#"]).await;
     let topics = Topics::new("phone2mqtt");
     let stale = |agent: &str, id: &str| {
         json!({
@@ -581,10 +467,12 @@ async fn stale_discovery_of_this_agent_is_removed_and_other_agents_are_left_alon
     stale_ones.push((elsewhere, "third"));
     for (id, agent) in stale_ones {
         probe
-            .publish(&config_topic(id), &stale(agent, id), true)
+            .publish_retained(&config_topic(id), &stale(agent, id))
             .await;
         // Seen by a subscriber: the broker has it.
-        probe.expect(&config_topic(id), |p, _| !p.is_empty()).await;
+        probe
+            .expect_raw(&config_topic(id), |p, _| !p.is_empty())
+            .await;
     }
 
     // Agent `test` starts on that broker.
@@ -595,8 +483,11 @@ async fn stale_discovery_of_this_agent_is_removed_and_other_agents_are_left_alon
     // deletes it), the other agent's is still there.
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
-        let mut check = Probe::connect(broker.mqtt_port(), &["homeassistant/device/#"]).await;
-        let (payload, retained) = check.expect(&config_topic(elsewhere), |_, _| true).await;
+        let mut check =
+            MqttProbe::connect_filters(broker.mqtt_port(), &["homeassistant/device/#"]).await;
+        let (payload, retained) = check
+            .expect_raw(&config_topic(elsewhere), |_, _| true)
+            .await;
         assert!(retained && !payload.is_empty());
         tokio::time::sleep(Duration::from_millis(300)).await;
         let left = gone
@@ -628,7 +519,7 @@ fn assert_valid(topic: &str, config: &Value) {
 
 /// A broker in agent `other`'s gateway, where agent `test` (whose config is returned) published
 /// the discovery of one phone and stopped; the probe watches `homeassistant/device/#`.
-async fn published_once_on_another_broker(mac: &str) -> (TestGateway, Config, Probe) {
+async fn published_once_on_another_broker(mac: &str) -> (TestGateway, Config, MqttProbe) {
     let mut first = test_config();
     first.agent.name = Some("other".into());
     let broker = start_gateway(first).await;
@@ -638,9 +529,10 @@ async fn published_once_on_another_broker(mac: &str) -> (TestGateway, Config, Pr
         .phones
         .push(phone_entry("yealink", mac, free_port(), "Desk"));
     let agent = start_gateway(config.clone()).await;
-    let mut probe = Probe::connect(broker.mqtt_port(), &["homeassistant/device/#"]).await;
+    let mut probe =
+        MqttProbe::connect_filters(broker.mqtt_port(), &["homeassistant/device/#"]).await;
     probe
-        .expect(&config_topic(&id_of(mac)), |p, _| !p.is_empty())
+        .expect_raw(&config_topic(&id_of(mac)), |p, _| !p.is_empty())
         .await;
     agent.stop().await;
     (broker, config, probe)
@@ -658,11 +550,12 @@ async fn turning_discovery_off_removes_what_the_agent_published() {
     let bridge = "homeassistant/device/phone2mqtt_bridge_test/config";
     for topic in [config_topic(&id), bridge.to_string()] {
         let (payload, _) = probe
-            .expect(&topic, |p, retained| p.is_empty() && !retained)
+            .expect_raw(&topic, |p, retained| p.is_empty() && !retained)
             .await;
         assert_eq!(payload, "");
     }
-    let mut late = Probe::connect(broker.mqtt_port(), &["homeassistant/device/#"]).await;
+    let mut late =
+        MqttProbe::connect_filters(broker.mqtt_port(), &["homeassistant/device/#"]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(late.payloads_on(&config_topic(&id)).is_empty());
     assert!(late.payloads_on(bridge).is_empty());
@@ -680,25 +573,29 @@ async fn without_retain_the_broker_keeps_no_discovery_and_home_assistant_gets_it
     config.homeassistant.retain = false;
     let agent = start_gateway(config).await;
     probe
-        .expect(&config_topic(&id), |p, retained| p.is_empty() && !retained)
+        .expect_raw(&config_topic(&id), |p, retained| p.is_empty() && !retained)
         .await;
-    let (payload, retained) = probe.expect(&config_topic(&id), |p, _| !p.is_empty()).await;
+    let (payload, retained) = probe
+        .expect_raw(&config_topic(&id), |p, _| !p.is_empty())
+        .await;
     assert!(!retained);
     assert_valid("live", &read(&config_topic(&id), &payload).unwrap());
 
     // Nothing stays on the broker for a newcomer...
-    let mut late = Probe::connect(broker.mqtt_port(), &["homeassistant/#"]).await;
+    let mut late = MqttProbe::connect_filters(broker.mqtt_port(), &["homeassistant/#"]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(late.payloads_on(&config_topic(&id)).is_empty());
     // ...until Home Assistant announces itself: then it gets every message.
-    late.publish("homeassistant/status", "online", false).await;
-    let (payload, retained) = late.expect(&config_topic(&id), |p, _| !p.is_empty()).await;
+    late.publish("homeassistant/status", "online").await;
+    let (payload, retained) = late
+        .expect_raw(&config_topic(&id), |p, _| !p.is_empty())
+        .await;
     assert!(!retained);
     assert_valid(
         "after the birth message",
         &read(&config_topic(&id), &payload).unwrap(),
     );
-    late.expect(
+    late.expect_raw(
         "homeassistant/device/phone2mqtt_bridge_test/config",
         |p, r| !p.is_empty() && !r,
     )
@@ -707,258 +604,8 @@ async fn without_retain_the_broker_keeps_no_discovery_and_home_assistant_gets_it
     broker.stop().await;
 }
 
-#[test]
-fn the_node_red_example_imports_with_core_nodes_and_documented_topics() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node-red-flow.json");
-    let flow: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).expect("the flow is JSON");
-    let nodes = flow.as_array().expect("a flow export is an array of nodes");
-    // The nodes that ship with Node-RED itself (packages/node_modules/@node-red/nodes/core).
-    let core: BTreeSet<&str> = [
-        "tab",
-        "comment",
-        "inject",
-        "debug",
-        "function",
-        "change",
-        "switch",
-        "template",
-        "mqtt in",
-        "mqtt out",
-        "mqtt-broker",
-        "json",
-        "delay",
-    ]
-    .into();
-    let ids: BTreeSet<&str> = nodes.iter().map(|n| n["id"].as_str().unwrap()).collect();
-    assert_eq!(ids.len(), nodes.len(), "node ids are unique");
-    let topics = Topics::new("phone2mqtt");
-    let mut used = BTreeSet::new();
-    for node in nodes {
-        let kind = node["type"].as_str().unwrap();
-        assert!(core.contains(kind), "{kind} is not a core node");
-        let outputs = node["wires"].as_array().into_iter().flatten();
-        for wire in outputs.filter_map(Value::as_array).flatten() {
-            assert!(ids.contains(wire.as_str().unwrap()), "dangling wire {wire}");
-        }
-        if kind == "mqtt-broker" {
-            assert_eq!(node["broker"], "localhost");
-            assert_eq!(node["port"], "1883");
-        }
-        if kind == "mqtt in" || kind == "mqtt out" {
-            let broker = node["broker"].as_str().unwrap();
-            assert!(
-                ids.contains(broker),
-                "the broker config node is in the flow"
-            );
-            let topic = node["topic"].as_str().unwrap();
-            // `+` stands for any phone: parse with a phone's name in its place.
-            let concrete = topic.replace('+', "Reception");
-            assert!(
-                topics.parse(&concrete).is_some(),
-                "{topic} is not a phone2mqtt topic"
-            );
-            used.insert(kind);
-        }
-    }
-    assert_eq!(used.len(), 2, "the flow listens and sends");
-}
-
-/// The example flow imported into a real Node-RED (installed from npm into `target/node-red` on
-/// first use), pointed at a test gateway: its inject buttons drive the phone and an incoming call
-/// shows the caller. `PHONE2MQTT_NODE_RED=skip` skips it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_node_red_example_runs_in_node_red() {
-    let Some(node_red) = node_red() else {
-        return;
-    };
-    // Node-RED logs in as the README says for a broker that wants a login: an operator API
-    // token's name as the user and the token as the password. The broker takes no anonymous
-    // client, so the flow works only with that login.
-    let addr = free_port();
-    let mut config = test_config();
-    config.broker.allow_anonymous = Some(false);
-    config.phones.push(phone_entry(
-        "yealink",
-        "00:15:65:00:04:01",
-        addr,
-        "Reception",
-    ));
-    let gw = start_gateway(config).await;
-    let phone = start_phone(&gw, "yealink", "00:15:65:00:04:01", addr).await;
-    let token = phone2mqtt::auth::store::Store::new(&gw.data_dir.0)
-        .create_token("nodered", phone2mqtt::auth::Role::Operator)
-        .unwrap();
-    let dir = tempdir::TempDir::new();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node-red-flow.json");
-    let mut flow: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut credentials = serde_json::Map::new();
-    for node in flow.as_array_mut().unwrap() {
-        if node["type"] == "mqtt-broker" {
-            node["port"] = json!(gw.mqtt_port().to_string());
-            // What the node's Security tab keeps, in Node-RED's unencrypted credentials file.
-            credentials.insert(
-                node["id"].as_str().unwrap().to_string(),
-                json!({"user": "nodered", "password": token}),
-            );
-        }
-        if node["type"] == "debug" {
-            // The sidebar needs a browser; the log is what a test can read.
-            node["console"] = json!(true);
-        }
-    }
-    std::fs::write(dir.0.join("flows.json"), flow.to_string()).unwrap();
-    std::fs::write(
-        dir.0.join("flows_cred.json"),
-        Value::Object(credentials).to_string(),
-    )
-    .unwrap();
-    let settings = dir.0.join("settings.js");
-    std::fs::write(&settings, "module.exports = { credentialSecret: false };\n").unwrap();
-    let log = dir.0.join("node-red.log");
-    let http = free_port().port();
-    let child = Command::new(&node_red)
-        .args([
-            "-u",
-            dir.0.to_str().unwrap(),
-            "-s",
-            settings.to_str().unwrap(),
-            "-p",
-            &http.to_string(),
-            "flows.json",
-        ])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node-red starts");
-    let _running = KillOnDrop(child);
-    let wait_log = |needle: String| {
-        let log = log.clone();
-        async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-            loop {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                if text.contains(&needle) {
-                    return;
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "Node-RED never logged `{needle}`:\n{text}"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
-    wait_log("Started flows".into()).await;
-    wait_log(format!(
-        "Connected to broker: mqtt://localhost:{}",
-        gw.mqtt_port()
-    ))
-    .await;
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(!text.contains("Waiting for missing types"), "{text}");
-
-    // A call comes in: the caller shows, unescaped. Node-RED logs "Connected" before its
-    // subscriptions are in place, so a call that beat them is rung again (a few times at most).
-    let shown = "Call for 001565000401 from O'Brien & Sons +4930123456";
-    for attempt in 1..=5 {
-        phone.ring("+4930123456", Some("O'Brien & Sons")).unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
-        while tokio::time::Instant::now() < deadline
-            && !std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains(shown)
-        {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        phone.remote_hangup().unwrap();
-        if std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains(shown)
-            || attempt == 5
-        {
-            break;
-        }
-    }
-    wait_log(shown.into()).await;
-    // The inject buttons, pressed as the editor presses them.
-    let press = |id: &'static str| async move {
-        let url = format!("http://127.0.0.1:{http}/inject/{id}");
-        let answer = reqwest::Client::new().post(url).send().await.unwrap();
-        assert!(
-            answer.status().is_success(),
-            "inject {id}: {}",
-            answer.status()
-        );
-    };
-    press("p2m.dnd.on").await;
-    phone_got(&phone, "GET /servlet?key=DNDOn").await;
-    press("p2m.dnd.off").await;
-    phone_got(&phone, "GET /servlet?key=DNDOff").await;
-    press("p2m.dial").await;
-    phone_got(
-        &phone,
-        "GET /servlet?key=number=%2B49301234&outgoing_uri=1001@pbx.example.com",
-    )
-    .await;
-    gw.stop().await;
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Node-RED 4 (the newest line that runs on Node.js 18 and 20), installed once into
-/// `target/node-red`; `None` (with a note) where there is no npm.
-fn node_red() -> Option<PathBuf> {
-    if std::env::var("PHONE2MQTT_NODE_RED").as_deref() == Ok("skip") {
-        eprintln!("PHONE2MQTT_NODE_RED=skip: the real Node-RED import skipped");
-        return None;
-    }
-    let prefix = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/node-red");
-    let bin = prefix.join("node_modules/.bin/node-red");
-    if bin.exists() {
-        return Some(bin);
-    }
-    let npm_works = Command::new("npm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !npm_works {
-        eprintln!("NOTE: no npm here: the Node-RED flow was checked as JSON only");
-        return None;
-    }
-    eprintln!("Installing {NODE_RED} into {} (once)...", prefix.display());
-    std::fs::create_dir_all(&prefix).unwrap();
-    let output = Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&prefix)
-        .arg(NODE_RED)
-        .output()
-        .expect("npm runs");
-    assert!(
-        output.status.success() && bin.exists(),
-        "installing Node-RED failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(bin)
-}
-
-const NODE_RED: &str = "node-red@4.1.8";
-
-// ---------------------------------------------------------------------------------------------
-// Home Assistant's own check (tests/ha_check.py), when its package can be installed.
-
-/// The newest Home Assistant that installs on Python 3.13.0 (later ones want 3.13.2+); the
-/// MQTT integration it carries has device-based discovery (since 2024.11).
-const HOMEASSISTANT: &str = "homeassistant==2025.4.4";
-const PAHO: &str = "paho-mqtt==2.1.0";
-
+/// Home Assistant's own MQTT code reads every discovery message and renders the templates
+/// with `samples` (skipped where Home Assistant cannot be installed).
 fn home_assistant_check(messages: &[(String, String)], samples: &BTreeMap<String, Vec<String>>) {
     let Some(python) = ha_python() else {
         return;
@@ -991,519 +638,4 @@ fn home_assistant_check(messages: &[(String, String)], samples: &BTreeMap<String
     );
     assert!(stdout.trim_end().ends_with("ok"), "{stdout}\n{stderr}");
     eprintln!("Home Assistant's own MQTT code accepted every discovery message:\n{stdout}");
-}
-
-/// A Python with Home Assistant: `PHONE2MQTT_HA_PYTHON`, or `target/ha-venv` (made on first use
-/// from a Python 3.13+, with the pinned Home Assistant). `PHONE2MQTT_HA=skip` skips it.
-fn ha_python() -> Option<PathBuf> {
-    if std::env::var("PHONE2MQTT_HA").as_deref() == Ok("skip") {
-        eprintln!("PHONE2MQTT_HA=skip: Home Assistant's own check skipped");
-        return None;
-    }
-    if let Some(python) = std::env::var_os("PHONE2MQTT_HA_PYTHON").filter(|p| !p.is_empty()) {
-        return Some(python.into());
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ha-venv");
-    let python = venv.join("bin/python");
-    let ready = |python: &Path| {
-        Command::new(python)
-            .args(["-c", "import homeassistant.components.mqtt.discovery"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if ready(&python) {
-        return Some(python);
-    }
-    let Some(base) = python_313() else {
-        eprintln!(
-            "NOTE: no Python 3.13+ here, so Home Assistant cannot be installed; the discovery was \
-             checked against the schema written from its docs only"
-        );
-        return None;
-    };
-    eprintln!(
-        "Installing {HOMEASSISTANT} into {} (once)...",
-        venv.display()
-    );
-    let run = |command: &mut Command| {
-        command.output().map(|o| {
-            (
-                o.status.success(),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            )
-        })
-    };
-    let steps = [
-        run(Command::new(&base).arg("-m").arg("venv").arg(&venv)),
-        run(Command::new(&python).args(["-m", "pip", "install", "-q", HOMEASSISTANT, PAHO])),
-    ];
-    for step in steps {
-        match step {
-            Ok((true, _)) => {}
-            Ok((false, err)) => panic!("installing Home Assistant failed: {err}"),
-            Err(err) => panic!("installing Home Assistant failed: {err}"),
-        }
-    }
-    assert!(
-        ready(&python),
-        "Home Assistant installed but does not import"
-    );
-    Some(python)
-}
-
-/// A Python 3.13 or newer: on the PATH, or one of pyenv's.
-fn python_313() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = ["python3.14", "python3.13", "python3"]
-        .iter()
-        .map(PathBuf::from)
-        .collect();
-    if let Some(home) = std::env::var_os("HOME") {
-        let versions = Path::new(&home).join(".pyenv/versions");
-        if let Ok(entries) = std::fs::read_dir(versions) {
-            let mut found: Vec<PathBuf> = entries
-                .flatten()
-                .map(|e| e.path().join("bin/python3"))
-                .collect();
-            found.sort();
-            candidates.extend(found.into_iter().rev());
-        }
-    }
-    candidates.into_iter().find(|python| {
-        Command::new(python)
-            .args([
-                "-c",
-                "import sys; sys.exit(0 if sys.version_info >= (3, 13) else 1)",
-            ])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// The schema written from Home Assistant's docs: always run, and the only check where Home
-// Assistant cannot be installed. Every key is traced to the page that documents it.
-
-mod ha_schema {
-    use serde_json::Value;
-
-    /// <https://www.home-assistant.io/integrations/mqtt/#device-discovery-payload>: the root of
-    /// a device discovery message: `device` and `origin` (required), `components`, and the
-    /// shared options (availability, `state_topic`, `command_topic`, `qos`, `encoding`).
-    const ROOT: &[&str] = &[
-        "device",
-        "origin",
-        "components",
-        "availability",
-        "availability_mode",
-        "availability_topic",
-        "availability_template",
-        "payload_available",
-        "payload_not_available",
-        "state_topic",
-        "command_topic",
-        "qos",
-        "encoding",
-    ];
-
-    /// The `device` mapping, documented on every entity page (e.g.
-    /// <https://www.home-assistant.io/integrations/sensor.mqtt/#device>).
-    const DEVICE: &[&str] = &[
-        "identifiers",
-        "connections",
-        "manufacturer",
-        "model",
-        "model_id",
-        "name",
-        "hw_version",
-        "serial_number",
-        "sw_version",
-        "via_device",
-        "suggested_area",
-        "configuration_url",
-    ];
-
-    /// <https://www.home-assistant.io/integrations/mqtt/#adding-information-about-the-origin-of-a-discovery-message>
-    const ORIGIN: &[&str] = &["name", "sw_version", "support_url"];
-
-    /// Options every MQTT entity takes (the common part of each entity page: availability,
-    /// `device`, `entity_category`, `icon`, `json_attributes_*`, `name`, `unique_id`, `qos`...),
-    /// plus `platform` in a device discovery component
-    /// (<https://www.home-assistant.io/integrations/mqtt/#device-discovery-payload>).
-    const ENTITY: &[&str] = &[
-        "platform",
-        "availability",
-        "availability_mode",
-        "availability_template",
-        "availability_topic",
-        "payload_available",
-        "payload_not_available",
-        "device",
-        "origin",
-        "enabled_by_default",
-        "encoding",
-        "entity_category",
-        "entity_picture",
-        "icon",
-        "json_attributes_template",
-        "json_attributes_topic",
-        "name",
-        "object_id",
-        "qos",
-        "unique_id",
-    ];
-
-    /// Per platform: (options beyond [`ENTITY`], required options, doc page).
-    fn platform_options(
-        name: &str,
-    ) -> Option<(
-        &'static [&'static str],
-        &'static [&'static str],
-        &'static str,
-    )> {
-        Some(match name {
-            "event" => (
-                &[
-                    "state_topic",
-                    "event_types",
-                    "value_template",
-                    "device_class",
-                ],
-                &["state_topic", "event_types"],
-                "https://www.home-assistant.io/integrations/event.mqtt/",
-            ),
-            "sensor" => (
-                &[
-                    "state_topic",
-                    "value_template",
-                    "device_class",
-                    "options",
-                    "unit_of_measurement",
-                    "state_class",
-                    "expire_after",
-                    "force_update",
-                    "last_reset_value_template",
-                    "suggested_display_precision",
-                ],
-                &["state_topic"],
-                "https://www.home-assistant.io/integrations/sensor.mqtt/",
-            ),
-            "binary_sensor" => (
-                &[
-                    "state_topic",
-                    "value_template",
-                    "device_class",
-                    "payload_on",
-                    "payload_off",
-                    "expire_after",
-                    "force_update",
-                    "off_delay",
-                ],
-                &["state_topic"],
-                "https://www.home-assistant.io/integrations/binary_sensor.mqtt/",
-            ),
-            "switch" => (
-                &[
-                    "command_topic",
-                    "command_template",
-                    "state_topic",
-                    "value_template",
-                    "payload_on",
-                    "payload_off",
-                    "state_on",
-                    "state_off",
-                    "optimistic",
-                    "retain",
-                    "device_class",
-                ],
-                &["command_topic"],
-                "https://www.home-assistant.io/integrations/switch.mqtt/",
-            ),
-            "button" => (
-                &[
-                    "command_topic",
-                    "command_template",
-                    "payload_press",
-                    "retain",
-                    "device_class",
-                ],
-                &["command_topic"],
-                "https://www.home-assistant.io/integrations/button.mqtt/",
-            ),
-            "notify" => (
-                &["command_topic", "command_template", "retain"],
-                &["command_topic"],
-                "https://www.home-assistant.io/integrations/notify.mqtt/",
-            ),
-            "text" => (
-                &[
-                    "command_topic",
-                    "command_template",
-                    "state_topic",
-                    "value_template",
-                    "min",
-                    "max",
-                    "mode",
-                    "pattern",
-                    "retain",
-                ],
-                &["command_topic"],
-                "https://www.home-assistant.io/integrations/text.mqtt/",
-            ),
-            _ => return None,
-        })
-    }
-
-    /// <https://www.home-assistant.io/integrations/device_trigger.mqtt/>: a device trigger has
-    /// no entity options; `automation_type` is `trigger`.
-    const TRIGGER: &[&str] = &[
-        "platform",
-        "automation_type",
-        "topic",
-        "type",
-        "subtype",
-        "payload",
-        "value_template",
-        "qos",
-        "encoding",
-    ];
-    const TRIGGER_REQUIRED: &[&str] = &["automation_type", "topic", "type", "subtype"];
-
-    /// Device classes from each page (and the entity integrations they link to).
-    fn device_classes(platform: &str) -> &'static [&'static str] {
-        match platform {
-            // https://www.home-assistant.io/integrations/event/#device-class
-            "event" => &["button", "doorbell", "motion"],
-            // https://www.home-assistant.io/integrations/button/#device-class
-            "button" => &["identify", "restart", "update"],
-            // https://www.home-assistant.io/integrations/switch/#device-class
-            "switch" => &["outlet", "switch"],
-            // https://www.home-assistant.io/integrations/binary_sensor/#device-class (the ones used
-            // here; the page lists more)
-            "binary_sensor" => &["connectivity", "problem", "running", "sound", "occupancy"],
-            // https://www.home-assistant.io/integrations/sensor/#device-class (likewise)
-            "sensor" => &["enum", "timestamp"],
-            _ => &[],
-        }
-    }
-
-    /// Every problem with one discovery message; empty when it is valid.
-    pub fn check(topic: &str, message: &Value) -> Vec<String> {
-        let mut errors = Vec::new();
-        let Some(root) = message.as_object() else {
-            return vec![format!("{topic}: not a JSON object")];
-        };
-        unknown(&mut errors, topic, root, ROOT);
-        for key in ["device", "origin", "components"] {
-            if !root.contains_key(key) {
-                errors.push(format!("{topic}: `{key}` is required"));
-            }
-        }
-        let device = &message["device"];
-        if let Some(device_map) = device.as_object() {
-            unknown(&mut errors, &format!("{topic} device"), device_map, DEVICE);
-            let has_ids = device["identifiers"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty())
-                || device["connections"]
-                    .as_array()
-                    .is_some_and(|a| !a.is_empty());
-            if !has_ids {
-                errors.push(format!(
-                    "{topic}: the device needs identifiers or connections"
-                ));
-            }
-            for connection in device["connections"].as_array().into_iter().flatten() {
-                if connection.as_array().map(Vec::len) != Some(2) {
-                    errors.push(format!("{topic}: a connection is a [type, value] pair"));
-                }
-            }
-            if let Some(url) = device["configuration_url"].as_str() {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    errors.push(format!("{topic}: configuration_url must be http(s)"));
-                }
-            }
-        }
-        if let Some(origin) = message["origin"].as_object() {
-            unknown(&mut errors, &format!("{topic} origin"), origin, ORIGIN);
-            if !origin.get("name").is_some_and(Value::is_string) {
-                errors.push(format!("{topic}: origin.name is required"));
-            }
-        }
-        availability(&mut errors, topic, message);
-        let Some(components) = message["components"].as_object() else {
-            errors.push(format!("{topic}: components must be a mapping"));
-            return errors;
-        };
-        let mut unique_ids = std::collections::BTreeSet::new();
-        for (id, component) in components {
-            let at = format!("{topic} [{id}]");
-            let Some(map) = component.as_object() else {
-                errors.push(format!("{at}: not a mapping"));
-                continue;
-            };
-            let platform = component["platform"].as_str().unwrap_or("");
-            if platform == "device_automation" {
-                unknown(&mut errors, &at, map, TRIGGER);
-                required(&mut errors, &at, map, TRIGGER_REQUIRED);
-                if component["automation_type"] != "trigger" {
-                    errors.push(format!("{at}: automation_type must be trigger"));
-                }
-                if let Some(t) = component["topic"].as_str() {
-                    topic_valid(&mut errors, &at, t, true);
-                }
-                continue;
-            }
-            let Some((own, needed, page)) = platform_options(platform) else {
-                errors.push(format!("{at}: unknown platform `{platform}`"));
-                continue;
-            };
-            let allowed: Vec<&str> = ENTITY.iter().chain(own).copied().collect();
-            unknown(&mut errors, &format!("{at} ({page})"), map, &allowed);
-            required(&mut errors, &format!("{at} ({page})"), map, needed);
-            // Required for entities in device discovery (the device discovery section).
-            match component["unique_id"].as_str() {
-                Some(unique) if unique_ids.insert(unique.to_string()) => {}
-                Some(unique) => errors.push(format!("{at}: unique_id {unique} twice")),
-                None => errors.push(format!("{at}: unique_id is required")),
-            }
-            if let Some(category) = component["entity_category"].as_str() {
-                if !["config", "diagnostic"].contains(&category) {
-                    errors.push(format!("{at}: entity_category {category}"));
-                }
-            }
-            if let Some(class) = component["device_class"].as_str() {
-                if !device_classes(platform).contains(&class) {
-                    errors.push(format!("{at}: device_class {class} ({page})"));
-                }
-            }
-            if component["device_class"] == "enum" {
-                // sensor.mqtt: an enum sensor lists its options and has no unit.
-                let options_ok = component["options"]
-                    .as_array()
-                    .is_some_and(|o| !o.is_empty() && o.iter().all(Value::is_string));
-                if !options_ok || map.contains_key("unit_of_measurement") {
-                    errors.push(format!("{at}: an enum sensor needs options, no unit"));
-                }
-            }
-            if platform == "event" {
-                let types_ok = component["event_types"]
-                    .as_array()
-                    .is_some_and(|t| !t.is_empty() && t.iter().all(Value::is_string));
-                if !types_ok {
-                    errors.push(format!("{at}: event_types must list strings"));
-                }
-            }
-            for (key, value) in map {
-                if key.ends_with("_topic") {
-                    let subscribe = key != "command_topic";
-                    match value.as_str() {
-                        Some(t) => topic_valid(&mut errors, &at, t, subscribe),
-                        None => errors.push(format!("{at}: {key} must be a string")),
-                    }
-                }
-                if key.ends_with("_template") && !value.as_str().is_some_and(balanced) {
-                    errors.push(format!("{at}: {key} is not a template"));
-                }
-            }
-            if let Some(icon) = component["icon"].as_str() {
-                if !icon.starts_with("mdi:") {
-                    errors.push(format!("{at}: icon {icon}"));
-                }
-            }
-        }
-        errors
-    }
-
-    /// <https://www.home-assistant.io/integrations/mqtt/#using-availability-topics>
-    fn availability(errors: &mut Vec<String>, topic: &str, message: &Value) {
-        if let Some(mode) = message.get("availability_mode") {
-            if !["all", "any", "latest"].contains(&mode.as_str().unwrap_or("")) {
-                errors.push(format!("{topic}: availability_mode {mode}"));
-            }
-        }
-        if message.get("availability").is_some() && message.get("availability_topic").is_some() {
-            errors.push(format!(
-                "{topic}: availability and availability_topic exclude each other"
-            ));
-        }
-        for entry in message["availability"].as_array().into_iter().flatten() {
-            match entry["topic"].as_str() {
-                Some(t) => topic_valid(errors, topic, t, true),
-                None => errors.push(format!("{topic}: an availability entry needs a topic")),
-            }
-        }
-    }
-
-    fn unknown(
-        errors: &mut Vec<String>,
-        at: &str,
-        map: &serde_json::Map<String, Value>,
-        allowed: &[&str],
-    ) {
-        for key in map.keys() {
-            if !allowed.contains(&key.as_str()) {
-                errors.push(format!("{at}: unknown option `{key}`"));
-            }
-        }
-    }
-
-    fn required(
-        errors: &mut Vec<String>,
-        at: &str,
-        map: &serde_json::Map<String, Value>,
-        needed: &[&str],
-    ) {
-        for key in needed {
-            if !map.contains_key(*key) {
-                errors.push(format!("{at}: `{key}` is required"));
-            }
-        }
-    }
-
-    /// MQTT topics: non-empty; a publish topic has no wildcards.
-    fn topic_valid(errors: &mut Vec<String>, at: &str, topic: &str, subscribe: bool) {
-        if topic.is_empty() || (!subscribe && topic.contains(['+', '#'])) {
-            errors.push(format!("{at}: bad topic `{topic}`"));
-        }
-    }
-
-    /// Jinja delimiters open and close in order.
-    fn balanced(template: &str) -> bool {
-        let mut depth = 0i32;
-        let bytes = template.as_bytes();
-        for pair in bytes.windows(2) {
-            match pair {
-                b"{{" | b"{%" => depth += 1,
-                b"}}" | b"%}" => depth -= 1,
-                _ => {}
-            }
-            if depth < 0 {
-                return false;
-            }
-        }
-        depth == 0 && (template.contains("{{") || template.contains("{%"))
-    }
-
-    #[test]
-    fn the_schema_catches_mistakes() {
-        let good = serde_json::json!({
-            "device": {"identifiers": ["x"], "name": "X"},
-            "origin": {"name": "phone2mqtt"},
-            "components": {"s": {"platform": "sensor", "unique_id": "x_s", "state_topic": "a/b",
-                                 "value_template": "{{ value_json.x }}"}},
-        });
-        assert!(check("t", &good).is_empty(), "{:?}", check("t", &good));
-        let mut bad = good.clone();
-        bad["components"]["s"]["stat_topik"] = "a".into();
-        bad["components"]["s"]
-            .as_object_mut()
-            .unwrap()
-            .remove("unique_id");
-        bad["device"] = serde_json::json!({"name": "X"});
-        bad["availability_mode"] = "most".into();
-        let errors = check("t", &bad);
-        assert_eq!(errors.len(), 4, "{errors:#?}");
-    }
 }

@@ -25,24 +25,10 @@ async fn an_incoming_call_reaches_mqtt_state_and_websocket() {
     assert_eq!(info["payload"]["vendor"], "yealink");
     assert_eq!(info["payload"]["model"], "SIP-T46G");
 
-    phone.ring("+4930123456", Some("Anna Schmidt")).unwrap();
-
-    let event = probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "incoming_call"
-        })
-        .await;
-    assert_eq!(event["remote"], "+4930123456");
-    assert_eq!(event["remote_name"], "Anna Schmidt");
+    let (event, state) = anna_calls(&mut probe, &phone, ID).await;
     assert_eq!(event["phone"], ID);
     assert_eq!(event["vars"]["remote"], "sip:+4930123456@pbx.example.com");
     assert_eq!(event["vars"]["display_remote"], "Anna Schmidt");
-    let state = probe
-        .expect(&format!("phone2mqtt/{ID}"), |s| {
-            s["call_state"] == "ringing"
-        })
-        .await;
-    assert_eq!(state["remote"], "+4930123456");
     assert_eq!(state["remote_name"], "Anna Schmidt");
 
     let frame = ws_expect(&mut ws, |f| {
@@ -75,37 +61,20 @@ async fn an_incoming_call_reaches_mqtt_state_and_websocket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_goes_through_answer_hold_and_hangup() {
-    let (gw, phone) = gateway_with_phone("yealink", MAC).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    let state_topic = format!("phone2mqtt/{ID}");
-    phone.ring("1002", Some("Reception")).unwrap();
-    probe
-        .expect(&state_topic, |s| s["call_state"] == "ringing")
-        .await;
+    let (gw, phone, mut probe) = ringing_phone("yealink", MAC).await;
 
-    for (command, line, call_state) in [
-        ("answer", "GET /servlet?key=ANSWER", "talking"),
-        ("hold", "GET /servlet?key=HOLD:1", "held"),
-        ("resume", "GET /servlet?key=UNHOLD:1", "talking"),
-        ("hangup", "GET /servlet?key=CALLEND", "idle"),
-    ] {
-        probe
-            .publish(
-                &format!("phone2mqtt/{ID}/cmd/{command}"),
-                &json!({"transaction": command}).to_string(),
-            )
-            .await;
-        let result = probe
-            .expect(&format!("phone2mqtt/{ID}/result"), |r| {
-                r["transaction"] == command
-            })
-            .await;
-        assert_eq!(result["status"], "ok", "{command}: {result}");
-        phone_got(&phone, line).await;
-        probe
-            .expect(&state_topic, |s| s["call_state"] == call_state)
-            .await;
-    }
+    walk_call(
+        &mut probe,
+        &phone,
+        ID,
+        &[
+            ("answer", "GET /servlet?key=ANSWER", "talking"),
+            ("hold", "GET /servlet?key=HOLD:1", "held"),
+            ("resume", "GET /servlet?key=UNHOLD:1", "talking"),
+            ("hangup", "GET /servlet?key=CALLEND", "idle"),
+        ],
+    )
+    .await;
     gw.stop().await;
 }
 
@@ -134,11 +103,7 @@ async fn commands_over_mqtt_and_websocket_reach_the_phone_as_documented() {
         "GET /servlet?key=number=%2B49301234&outgoing_uri=1001@pbx.example.com",
     )
     .await;
-    let event = probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "outgoing_call"
-        })
-        .await;
+    let event = probe.event(ID, "outgoing_call").await;
     assert_eq!(event["remote"], "+49301234");
 
     let mut ws = ws_connect(&gw).await;
@@ -214,10 +179,6 @@ async fn every_yealink_command_has_its_documented_request_line() {
         Some("Lunch is served")
     );
     // The reboot makes the phone boot again, which it reports.
-    probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "setup_completed"
-        })
-        .await;
+    probe.event(ID, "setup_completed").await;
     gw.stop().await;
 }

@@ -80,10 +80,7 @@ async fn the_example_acl_gives_each_user_its_role() {
     )
     .await;
     phone.ring("+4930123456", Some("Anna Schmidt")).unwrap();
-    ha.expect(&format!("phone2mqtt/{ID}/event"), |e| {
-        e["event"] == "incoming_call"
-    })
-    .await;
+    ha.event(ID, "incoming_call").await;
     let result = command(&mut ha, ID, "hangup", json!({"transaction": "ha-1"})).await;
     assert_eq!(result["status"], "ok", "{result}");
     phone_got(&phone, "GET /servlet?key=CALLEND").await;

@@ -110,11 +110,7 @@ async fn the_legacy_token_lasts_its_grace_period_with_one_line_per_phone() {
         let _ = stderr.read_to_string(&mut text).await;
         text
     });
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while tokio::net::TcpStream::connect(http).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "serve listens");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_listening(http, "serve").await;
     for (mac, times) in [(A, 3), (B, 1)] {
         for _ in 0..times {
             assert_eq!(dnd_on(http, TOKEN, mac).await, 200);
@@ -375,9 +371,7 @@ async fn auto_adopt_takes_only_phones_inside_allow() {
     // An adoption would have been published before the callback was answered: a later event
     // marks the point by which it would have shown.
     assert_eq!(dnd_on(addr, &gw.token(A), A).await, 200);
-    probe
-        .expect(&format!("phone2mqtt/{A}/event"), |e| e["event"] == "dnd_on")
-        .await;
+    probe.event(A, "dnd_on").await;
     let seen = probe.drain();
     assert!(
         !seen

@@ -321,11 +321,7 @@ async fn with_https_on_the_plain_port_serves_phones_and_sends_people_to_https() 
     let phone = start_phone(&gw, "yealink", MAC, addr).await;
     assert!(gw.gateway.public_url.starts_with("http://"));
     phone.ring("+4930123456", Some("Anna Schmidt")).unwrap();
-    probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "incoming_call"
-        })
-        .await;
+    probe.event(ID, "incoming_call").await;
     // Home Assistant's link to the phone's page (`dev.cu`, abbreviated on the wire) is the
     // Manager's HTTPS address.
     let link = format!("{}/#{ID}", https_url(&gw));

@@ -18,47 +18,49 @@ async fn run(probe: &mut MqttProbe, name: &str, payload: Value) -> Value {
 }
 
 async fn call_state(probe: &mut MqttProbe, state: &str) {
-    probe
-        .expect(&format!("phone2mqtt/{ID}"), |s| s["call_state"] == state)
-        .await;
+    probe.call_state(ID, state).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_answered_held_resumed_muted_and_released() {
-    let (gw, phone) = gateway_with_phone("fanvil", MAC).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    phone.ring("1002", Some("Reception")).unwrap();
-    call_state(&mut probe, "ringing").await;
+    let (gw, phone, mut probe) = ringing_phone("fanvil", MAC).await;
 
-    for (command, line, state) in [
-        ("answer", "GET /cgi-bin/ConfigManApp.com?key=OK", "talking"),
-        ("hold", "GET /cgi-bin/ConfigManApp.com?key=F_HOLD", "held"),
-        (
-            "resume",
-            "GET /cgi-bin/ConfigManApp.com?key=F_HOLD",
-            "talking",
-        ),
-        ("mute", "GET /cgi-bin/ConfigManApp.com?key=MUTE", "talking"),
-        (
-            "hangup",
-            "GET /cgi-bin/ConfigManApp.com?key=RELEASE",
-            "idle",
-        ),
-    ] {
-        let result = run(&mut probe, command, json!({"transaction": command})).await;
-        assert_eq!(
-            result,
-            json!({"phone": ID, "command": command, "transaction": command, "status": "ok"})
-        );
-        phone_got(&phone, line).await;
-        if command == "mute" {
-            let muted = probe
-                .expect(&format!("phone2mqtt/{ID}/event"), |e| e["event"] == "mute")
-                .await;
-            assert_eq!(muted["remote"], "1002");
-        }
-        call_state(&mut probe, state).await;
-    }
+    let key = |name: &str| format!("GET /cgi-bin/ConfigManApp.com?key={name}");
+    walk_call(
+        &mut probe,
+        &phone,
+        ID,
+        &[
+            ("answer", &key("OK"), "talking"),
+            ("hold", &key("F_HOLD"), "held"),
+            ("resume", &key("F_HOLD"), "talking"),
+        ],
+    )
+    .await;
+    // Fanvil reports mute with the call's party.
+    let result = command_reaches(
+        &mut probe,
+        &phone,
+        ID,
+        "mute",
+        json!({"transaction": "mute"}),
+        &key("MUTE"),
+    )
+    .await;
+    assert_eq!(
+        result,
+        json!({"phone": ID, "command": "mute", "transaction": "mute", "status": "ok"})
+    );
+    let muted = probe.event(ID, "mute").await;
+    assert_eq!(muted["remote"], "1002");
+    call_state(&mut probe, "talking").await;
+    walk_call(
+        &mut probe,
+        &phone,
+        ID,
+        &[("hangup", &key("RELEASE"), "idle")],
+    )
+    .await;
 
     // A second call is rejected while it rings.
     phone.ring("+4930123456", None).unwrap();
@@ -79,23 +81,16 @@ async fn every_fanvil_command_has_its_request_line() {
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
 
     // (unverified) dial: the reference's first candidate, Yealink's form.
-    let result = run(
+    command_reaches(
         &mut probe,
+        &phone,
+        ID,
         "dial",
         json!({"number": "+49 30 1234", "transaction": "d-1"}),
-    )
-    .await;
-    assert_eq!(result["status"], "ok", "{result}");
-    phone_got(
-        &phone,
         "GET /cgi-bin/ConfigManApp.com?key=number=%2B49301234&outgoing_uri=1001@pbx.example.com",
     )
     .await;
-    let event = probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "outgoing_call"
-        })
-        .await;
+    let event = probe.event(ID, "outgoing_call").await;
     assert_eq!(event["remote"], "+49301234");
     let result = run(&mut probe, "hangup", json!({"transaction": "h-1"})).await;
     assert_eq!(result["status"], "ok", "{result}");
@@ -123,30 +118,15 @@ async fn every_fanvil_command_has_its_request_line() {
         ("reboot", "", "GET /cgi-bin/ConfigManApp.com?key=Reboot"),
     ];
     for (index, (command, value, line)) in cases.iter().enumerate() {
-        let transaction = format!("f-{index}");
-        let result = run(
-            &mut probe,
-            command,
-            json!({"value": value, "transaction": transaction}),
-        )
-        .await;
-        assert_eq!(result["status"], "ok", "{command}: {result}");
-        phone_got(&phone, line).await;
+        let payload = json!({"value": value, "transaction": format!("f-{index}")});
+        command_reaches(&mut probe, &phone, ID, command, payload, line).await;
         if *command == "dnd" {
-            probe
-                .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-                    e["event"] == format!("dnd_{value}").as_str()
-                })
-                .await;
+            probe.event(ID, &format!("dnd_{value}")).await;
         }
     }
     assert_eq!(phone.snapshot().keys, ["D1", "5", "*", "POUND"]);
     // The reboot makes the phone boot again, which it reports.
-    probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "setup_completed"
-        })
-        .await;
+    probe.event(ID, "setup_completed").await;
     gw.stop().await;
 }
 
@@ -158,44 +138,37 @@ async fn a_raw_fanvil_callback_becomes_an_event() {
     // As the phone writes it: raw spaces, a raw `+`, unfilled `$call_id` and `$duration`,
     // camelCase `callDirection`, Fanvil's User-Agent.
     let token = gw.token(ID);
-    let request = format!(
-        "GET /action/{token}/fanvil/incoming_call?mac=0c383e07e16c&ip=10.0.0.7&model=X4&firmware=2.10.2.6887&active_user=1001&active_host=pbx.example.com&local=sip:1001@pbx.example.com&remote=sip:+4930123456@pbx.example.com&display_local=Front Desk&display_remote=Anna Schmidt&call_id=$call_id&duration=$duration&callDirection=in HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
+    let path = format!(
+        "/action/{token}/fanvil/incoming_call?mac=0c383e07e16c&ip=10.0.0.7&model=X4&firmware=2.10.2.6887&active_user=1001&active_host=pbx.example.com&local=sip:1001@pbx.example.com&remote=sip:+4930123456@pbx.example.com&display_local=Front Desk&display_remote=Anna Schmidt&call_id=$call_id&duration=$duration&callDirection=in"
     );
-    let answer = raw_http(addr, request.as_bytes()).await;
+    let answer = phone_fetch(addr, &path, UA).await;
     assert_eq!(status_of(&answer), 200, "{answer}");
     let event = probe
         .expect(&format!("phone2mqtt/{ID}/event"), |_| true)
         .await;
-    assert_eq!(event["event"], "incoming_call");
-    assert_eq!(event["phone"], ID);
-    assert_eq!(event["remote"], "+4930123456");
-    assert_eq!(event["remote_name"], "Anna Schmidt");
-    assert_eq!(event["line"], "1001");
-    assert!(event.get("call_id").is_none(), "{event}");
-    assert_eq!(event["vars"]["remote"], "sip:+4930123456@pbx.example.com");
+    assert_incoming_from_anna(&event, ID);
     assert_eq!(event["vars"]["callDirection"], "in");
     assert!(event["vars"].get("duration").is_none(), "{event}");
     let info = probe
         .expect(&format!("phone2mqtt/{ID}/info"), |_| true)
         .await;
-    for (field, value) in [
-        ("id", json!(ID)),
-        ("mac", json!(MAC)),
-        ("vendor", json!("fanvil")),
-        ("model", json!("X4")),
-        ("firmware", json!("2.10.2.6887")),
-        ("ip", json!("10.0.0.7")),
-        ("configured", json!(false)),
-    ] {
-        assert_eq!(info[field], value, "{field} in {info}");
-    }
+    assert_fields(
+        &info,
+        &[
+            ("id", json!(ID)),
+            ("mac", json!(MAC)),
+            ("vendor", json!("fanvil")),
+            ("model", json!("X4")),
+            ("firmware", json!("2.10.2.6887")),
+            ("ip", json!("10.0.0.7")),
+            ("configured", json!(false)),
+        ],
+    );
 
     // `$mac` left unfilled: the MAC comes from the User-Agent.
     let token = gw.token(ID);
-    let request = format!(
-        "GET /action/{token}/fanvil/dnd_on?mac=$mac&ip=10.0.0.7 HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
-    );
-    let answer = raw_http(addr, request.as_bytes()).await;
+    let path = format!("/action/{token}/fanvil/dnd_on?mac=$mac&ip=10.0.0.7");
+    let answer = phone_fetch(addr, &path, UA).await;
     assert_eq!(status_of(&answer), 200, "{answer}");
     let event = probe
         .expect(&format!("phone2mqtt/{ID}/event"), |_| true)
@@ -210,50 +183,29 @@ async fn the_phone_provisions_itself_and_reports_a_call() {
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     let snapshot = phone.snapshot();
     assert!(snapshot.provisioned, "the phone read its <mac>.cfg");
-    assert!(snapshot
-        .fired
-        .contains(&("setup_completed".to_string(), 200)));
-    assert!(snapshot.fired.contains(&("registered".to_string(), 200)));
+    assert!(fired_ok(&phone, "setup_completed") && fired_ok(&phone, "registered"));
 
-    phone.ring("+4930123456", Some("Anna Schmidt")).unwrap();
-    let event = probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "incoming_call"
-        })
-        .await;
-    assert_eq!(event["remote"], "+4930123456");
-    assert_eq!(event["remote_name"], "Anna Schmidt");
+    let (event, _) = anna_calls(&mut probe, &phone, ID).await;
     assert_eq!(event["vars"]["mac"], ID);
     assert_eq!(event["vars"]["remote"], "sip:+4930123456@pbx.example.com");
-    let state = probe
-        .expect(&format!("phone2mqtt/{ID}"), |s| {
-            s["call_state"] == "ringing"
-        })
-        .await;
-    assert_eq!(state["remote"], "+4930123456");
 
     // `<mac>.cfg` is Yealink's file name too: the configured vendor decides for this MAC; for
     // an unknown MAC, the User-Agent.
     let addr = gw.gateway.http_addr;
-    let fetch = |file: &str, ua: &str| {
-        format!("GET /{file} HTTP/1.1\r\nHost: x\r\nUser-Agent: {ua}\r\nConnection: close\r\n\r\n")
-    };
-    let own = raw_http(addr, fetch(&format!("{ID}.cfg"), "curl/8").as_bytes()).await;
+    let own = phone_fetch(addr, &format!("/{ID}.cfg"), "curl/8").await;
     assert!(own.contains("<sysConf>"), "{own}");
     assert!(own.contains("<DNDOnUrl>"), "{own}");
-    let other = raw_http(
+    let other = phone_fetch(
         addr,
-        fetch("0c383e000001.cfg", "Fanvil X6U Pro 0.0.10 0c383e000001").as_bytes(),
+        "/0c383e000001.cfg",
+        "Fanvil X6U Pro 0.0.10 0c383e000001",
     )
     .await;
     assert!(other.contains("<sysConf>"), "{other}");
-    let yealink = raw_http(
+    let yealink = phone_fetch(
         addr,
-        fetch(
-            "0015654aa937.cfg",
-            "Yealink SIP-T46G 28.72.0.1 00:15:65:4a:a9:37",
-        )
-        .as_bytes(),
+        "/0015654aa937.cfg",
+        "Yealink SIP-T46G 28.72.0.1 00:15:65:4a:a9:37",
     )
     .await;
     assert!(

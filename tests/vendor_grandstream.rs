@@ -16,63 +16,26 @@ const MAC: &str = "c0:74:ad:2b:d8:59";
 const ID: &str = "c074ad2bd859";
 const BIN: &str = env!("CARGO_BIN_EXE_phone2mqtt");
 
-/// A gateway whose one Grandstream phone entry is adjusted by `adjust` (legacy API, DND key,
-/// a wrong password...), with the simulated phone booted.
+/// A gateway whose one Grandstream phone entry is adjusted by `adjust`, the phone booted.
 async fn gateway_with(
     adjust: impl FnOnce(&mut phone2mqtt::config::PhoneConfig),
 ) -> (TestGateway, SimPhone) {
-    let addr = free_port();
-    let mut config = test_config();
-    let mut entry = phone_entry("grandstream", MAC, addr, "Reception");
-    adjust(&mut entry);
-    config.phones.push(entry);
-    let gw = start_gateway(config).await;
-    let phone = start_phone(&gw, "grandstream", MAC, addr).await;
-    (gw, phone)
+    gateway_with_phone_in(test_config(), "grandstream", MAC, adjust).await
 }
 
 /// Sends one command and waits for its result. Also returns how many messages the probe had
-/// seen before, for [`since`]: what the command caused may arrive before its result.
+/// seen before, for [`MqttProbe::since`]: what the command caused may arrive before its result.
 async fn send(
     probe: &mut MqttProbe,
     command: &str,
     payload: Value,
     transaction: &str,
 ) -> (Value, usize) {
-    let mark = probe.drain().len();
+    let mark = probe.mark();
     let mut payload = payload;
     payload["transaction"] = json!(transaction);
-    probe
-        .publish(
-            &format!("phone2mqtt/{ID}/cmd/{command}"),
-            &payload.to_string(),
-        )
-        .await;
-    let result = probe
-        .expect(&format!("phone2mqtt/{ID}/result"), |r| {
-            r["transaction"] == transaction
-        })
-        .await;
+    let result = common::command(probe, ID, command, payload).await;
     (result, mark)
-}
-
-/// The first message on `topic` after `mark` that passes `check`, already seen or still to come.
-async fn since(
-    probe: &mut MqttProbe,
-    mark: usize,
-    topic: &str,
-    check: impl Fn(&Value) -> bool,
-) -> Value {
-    let seen = probe.drain();
-    let earlier = seen[mark..]
-        .iter()
-        .filter(|(t, _)| t == topic)
-        .map(|(_, text)| serde_json::from_str(text).unwrap_or(Value::String(text.clone())))
-        .find(|value| check(value));
-    match earlier {
-        Some(value) => value,
-        None => probe.expect(topic, check).await,
-    }
 }
 
 fn state_topic() -> String {
@@ -98,22 +61,13 @@ async fn the_phone_provisions_itself_and_its_incoming_call_reaches_mqtt() {
         .any(|(wire, status)| wire == "registered" && *status == 200));
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     // The retained info may still be the one from before the boot callbacks: wait for theirs.
-    let info = probe
-        .expect(&format!("phone2mqtt/{ID}/info"), |i| i["model"].is_string())
-        .await;
+    let info = probe.info_with_model(ID).await;
     assert_eq!(info["vendor"], "grandstream");
     assert_eq!(info["model"], "GXP1628");
     assert_eq!(info["firmware"], "1.0.4.138");
 
-    phone.ring("+4930123456", Some("Anna Schmidt")).unwrap();
-    let event = probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "incoming_call"
-        })
-        .await;
+    let (event, _) = anna_calls(&mut probe, &phone, ID).await;
     assert_eq!(event["phone"], ID);
-    assert_eq!(event["remote"], "+4930123456");
-    assert_eq!(event["remote_name"], "Anna Schmidt");
     assert_eq!(event["local"], "1001");
     assert_eq!(event["line"], "1001");
     assert_eq!(event["call_id"], "1");
@@ -121,24 +75,13 @@ async fn the_phone_provisions_itself_and_its_incoming_call_reaches_mqtt() {
     assert_eq!(event["vars"]["call-id"], "1");
     assert_eq!(event["vars"]["mac"], ID);
     assert_eq!(event["vars"]["product"], "GXP1628");
-    let state = probe
-        .expect(&format!("phone2mqtt/{ID}"), |s| {
-            s["call_state"] == "ringing"
-        })
-        .await;
-    assert_eq!(state["remote"], "+4930123456");
     gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_goes_through_answer_hold_resume_and_hangup() {
-    let (gw, phone) = gateway_with_phone("grandstream", MAC).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+    let (gw, phone, mut probe) = ringing_phone("grandstream", MAC).await;
     let state_topic = format!("phone2mqtt/{ID}");
-    phone.ring("1002", Some("Reception")).unwrap();
-    probe
-        .expect(&state_topic, |s| s["call_state"] == "ringing")
-        .await;
     for (command, api, call_state) in [
         (
             "answer",
@@ -167,10 +110,9 @@ async fn a_call_goes_through_answer_hold_resume_and_hangup() {
             json!({"phone": ID, "command": command, "transaction": command, "status": "ok"})
         );
         phone_got(&phone, &line(api)).await;
-        since(&mut probe, mark, &state_topic, |s| {
-            s["call_state"] == call_state
-        })
-        .await;
+        probe
+            .since(mark, &state_topic, |s| s["call_state"] == call_state)
+            .await;
     }
     gw.stop().await;
 }
@@ -188,34 +130,30 @@ async fn every_grandstream_command_has_its_documented_request_line() {
         &line(&format!("make_call?{p}&phonenumber=%2B49301234")),
     )
     .await;
-    let event = since(&mut probe, mark, &event_topic(), |e| {
-        e["event"] == "outgoing_call"
-    })
-    .await;
+    let event = probe
+        .since(mark, &event_topic(), |e| e["event"] == "outgoing_call")
+        .await;
     assert_eq!(event["remote"], "+49301234");
     let (result, mark) = send(&mut probe, "hangup", json!({}), "d-2").await;
     assert_eq!(result["status"], "ok", "{result}");
-    since(&mut probe, mark, &state_topic(), |s| {
-        s["call_state"] == "idle"
-    })
-    .await;
+    probe
+        .since(mark, &state_topic(), |s| s["call_state"] == "idle")
+        .await;
 
     let (result, _) = send(&mut probe, "dial", json!({"number": "*21#"}), "d-3").await;
     assert_eq!(result["status"], "ok", "{result}");
     phone_got(&phone, &line(&format!("make_call?{p}&phonenumber=*21%23"))).await;
     let (result, mark) = send(&mut probe, "hangup", json!({}), "d-4").await;
     assert_eq!(result["status"], "ok", "{result}");
-    since(&mut probe, mark, &state_topic(), |s| {
-        s["call_state"] == "idle"
-    })
-    .await;
+    probe
+        .since(mark, &state_topic(), |s| s["call_state"] == "idle")
+        .await;
 
-    let mark = probe.drain().len();
+    let mark = probe.mark();
     phone.ring("+4930123456", None).unwrap();
-    since(&mut probe, mark, &state_topic(), |s| {
-        s["call_state"] == "ringing"
-    })
-    .await;
+    probe
+        .since(mark, &state_topic(), |s| s["call_state"] == "ringing")
+        .await;
     let (result, _) = send(&mut probe, "reject", json!({}), "r-1").await;
     assert_eq!(result["status"], "ok", "{result}");
     phone_got(
@@ -233,12 +171,11 @@ async fn every_grandstream_command_has_its_documented_request_line() {
     .await;
     assert_eq!(phone.snapshot().keys, ["1", "STAR", "#", "OK", "MPK3"]);
 
-    let mark = probe.drain().len();
+    let mark = probe.mark();
     phone.ring("+4930123456", Some("Anna Schmidt")).unwrap();
-    since(&mut probe, mark, &state_topic(), |s| {
-        s["remote_name"] == "Anna Schmidt"
-    })
-    .await;
+    probe
+        .since(mark, &state_topic(), |s| s["remote_name"] == "Anna Schmidt")
+        .await;
     let (result, _) = send(&mut probe, "refresh", json!({}), "f-1").await;
     assert_eq!(result["status"], "ok", "{result}");
     phone_got(&phone, &line(&format!("get_line_status?{p}"))).await;
@@ -252,10 +189,9 @@ async fn every_grandstream_command_has_its_documented_request_line() {
     assert_eq!(result["status"], "ok", "{result}");
     phone_got(&phone, &line(&format!("sys_operation?{p}&request=REBOOT"))).await;
     // The phone comes back and says so.
-    since(&mut probe, mark, &event_topic(), |e| {
-        e["event"] == "setup_completed"
-    })
-    .await;
+    probe
+        .since(mark, &event_topic(), |e| e["event"] == "setup_completed")
+        .await;
     gw.stop().await;
 }
 
@@ -272,10 +208,9 @@ async fn legacy_api_dials_with_password_and_a_zero_based_account() {
     .await;
     let (result, mark) = send(&mut probe, "hangup", json!({}), "l-2").await;
     assert_eq!(result["status"], "ok", "{result}");
-    since(&mut probe, mark, &state_topic(), |s| {
-        s["call_state"] == "idle"
-    })
-    .await;
+    probe
+        .since(mark, &state_topic(), |s| s["call_state"] == "idle")
+        .await;
     let (result, _) = send(
         &mut probe,
         "dial",
@@ -311,7 +246,9 @@ async fn dnd_presses_the_dnd_key_only_when_the_state_must_change() {
     phone_got(&phone, press).await;
     assert!(phone.snapshot().dnd);
     // The phone reports the change (P8316), and the agent's state follows.
-    since(&mut probe, mark, &state_topic(), |s| s["dnd"] == true).await;
+    probe
+        .since(mark, &state_topic(), |s| s["dnd"] == true)
+        .await;
 
     // Already on: the key is not pressed again (it toggles); the phone is only asked to answer.
     let (result, _) = send(&mut probe, "dnd", json!({"state": "on"}), "n-2").await;
@@ -328,7 +265,9 @@ async fn dnd_presses_the_dnd_key_only_when_the_state_must_change() {
     assert_eq!(result["status"], "ok", "{result}");
     assert_eq!(presses(&phone), 2);
     assert!(!phone.snapshot().dnd);
-    since(&mut probe, mark, &state_topic(), |s| s["dnd"] == false).await;
+    probe
+        .since(mark, &state_topic(), |s| s["dnd"] == false)
+        .await;
     gw.stop().await;
 }
 
@@ -452,16 +391,7 @@ async fn the_agent_serves_every_grandstream_file_name() {
 async fn provision_v2_output_is_read_by_the_phone_and_accepted_by_the_agent() {
     let gw = start_gateway(test_config()).await;
     let dir = tempdir::TempDir::new();
-    let path = dir.0.join("phone2mqtt.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[http]\npublic_url = \"{}\"\n[agent]\ndata_dir = \"{}\"\n",
-            gw.gateway.public_url,
-            gw.data_dir.0.display()
-        ),
-    )
-    .unwrap();
+    let path = gw.cli_config(&dir);
     let output = std::process::Command::new(BIN)
         .args([
             "provision",

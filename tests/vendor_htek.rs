@@ -19,30 +19,23 @@ async fn run(probe: &mut MqttProbe, name: &str, payload: Value) -> Value {
 }
 
 async fn call_state(probe: &mut MqttProbe, state: &str) {
-    probe
-        .expect(&format!("phone2mqtt/{ID}"), |s| s["call_state"] == state)
-        .await;
+    probe.call_state(ID, state).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_answered_and_hung_up() {
-    let (gw, phone) = gateway_with_phone("htek", MAC).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    phone.ring("1002", Some("Reception")).unwrap();
-    call_state(&mut probe, "ringing").await;
+    let (gw, phone, mut probe) = ringing_phone("htek", MAC).await;
 
-    for (command, line, state) in [
-        ("answer", "GET /Phone_ActionURL&Command=3&key=OK", "talking"),
-        ("hangup", "GET /Phone_ActionURL&Command=2", "idle"),
-    ] {
-        let result = run(&mut probe, command, json!({"transaction": command})).await;
-        assert_eq!(
-            result,
-            json!({"phone": ID, "command": command, "transaction": command, "status": "ok"})
-        );
-        phone_got(&phone, line).await;
-        call_state(&mut probe, state).await;
-    }
+    walk_call(
+        &mut probe,
+        &phone,
+        ID,
+        &[
+            ("answer", "GET /Phone_ActionURL&Command=3&key=OK", "talking"),
+            ("hangup", "GET /Phone_ActionURL&Command=2", "idle"),
+        ],
+    )
+    .await;
     gw.stop().await;
 }
 
@@ -62,14 +55,8 @@ async fn every_htek_command_has_its_request_line() {
             "GET /Phone_ActionURL&Command=1&Number=*21%23&Account=2",
         ),
     ] {
-        let result = run(&mut probe, "dial", payload).await;
-        assert_eq!(result["status"], "ok", "{result}");
-        phone_got(&phone, line).await;
-        let event = probe
-            .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-                e["event"] == "outgoing_call"
-            })
-            .await;
+        command_reaches(&mut probe, &phone, ID, "dial", payload, line).await;
+        let event = probe.event(ID, "outgoing_call").await;
         assert!(event["remote"] == "+49301234" || event["remote"] == "*21#");
         let result = run(&mut probe, "hangup", json!({"transaction": "h"})).await;
         assert_eq!(result["status"], "ok", "{result}");
@@ -94,28 +81,13 @@ async fn every_htek_command_has_its_request_line() {
         ("reboot", "", "GET /Phone_ActionURL&Command=3&key=Reboot"),
     ];
     for (index, (command, value, line)) in cases.iter().enumerate() {
-        let transaction = format!("k-{index}");
-        let result = run(
-            &mut probe,
-            command,
-            json!({"value": value, "transaction": transaction}),
-        )
-        .await;
-        assert_eq!(result["status"], "ok", "{command}: {result}");
-        phone_got(&phone, line).await;
+        let payload = json!({"value": value, "transaction": format!("k-{index}")});
+        command_reaches(&mut probe, &phone, ID, command, payload, line).await;
         if *command == "dnd" {
-            probe
-                .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-                    e["event"] == format!("dnd_{value}").as_str()
-                })
-                .await;
+            probe.event(ID, &format!("dnd_{value}")).await;
         }
     }
-    probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "setup_completed"
-        })
-        .await;
+    probe.event(ID, "setup_completed").await;
 
     // Several keys cannot go in one Htek request.
     let result = run(
@@ -139,35 +111,30 @@ async fn a_raw_htek_callback_becomes_an_event() {
     let addr = gw.gateway.http_addr;
     // As the phone writes it: raw spaces, a raw `+`, an unfilled `$call_id`, Htek's User-Agent.
     let token = gw.token(ID);
-    let request = format!(
-        "GET /action/{token}/htek/incoming_call?mac=001fc11c22a9&ip=10.0.0.8&model=UC903&firmware=2.0.4.2&active_user=1001&active_host=pbx.example.com&local=sip:1001@pbx.example.com&remote=sip:+4930123456@pbx.example.com&display_local=Front Desk&display_remote=Anna Schmidt&call_id=$call_id HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nConnection: close\r\n\r\n"
+    let path = format!(
+        "/action/{token}/htek/incoming_call?mac=001fc11c22a9&ip=10.0.0.8&model=UC903&firmware=2.0.4.2&active_user=1001&active_host=pbx.example.com&local=sip:1001@pbx.example.com&remote=sip:+4930123456@pbx.example.com&display_local=Front Desk&display_remote=Anna Schmidt&call_id=$call_id"
     );
-    let answer = raw_http(addr, request.as_bytes()).await;
+    let answer = phone_fetch(addr, &path, UA).await;
     assert_eq!(status_of(&answer), 200, "{answer}");
     let event = probe
         .expect(&format!("phone2mqtt/{ID}/event"), |_| true)
         .await;
-    assert_eq!(event["event"], "incoming_call");
-    assert_eq!(event["phone"], ID);
-    assert_eq!(event["remote"], "+4930123456");
-    assert_eq!(event["remote_name"], "Anna Schmidt");
-    assert_eq!(event["line"], "1001");
-    assert!(event.get("call_id").is_none(), "{event}");
-    assert_eq!(event["vars"]["remote"], "sip:+4930123456@pbx.example.com");
+    assert_incoming_from_anna(&event, ID);
     let info = probe
         .expect(&format!("phone2mqtt/{ID}/info"), |_| true)
         .await;
-    for (field, value) in [
-        ("id", json!(ID)),
-        ("mac", json!(MAC)),
-        ("vendor", json!("htek")),
-        ("model", json!("UC903")),
-        ("firmware", json!("2.0.4.2")),
-        ("ip", json!("10.0.0.8")),
-        ("configured", json!(false)),
-    ] {
-        assert_eq!(info[field], value, "{field} in {info}");
-    }
+    assert_fields(
+        &info,
+        &[
+            ("id", json!(ID)),
+            ("mac", json!(MAC)),
+            ("vendor", json!("htek")),
+            ("model", json!("UC903")),
+            ("firmware", json!("2.0.4.2")),
+            ("ip", json!("10.0.0.8")),
+            ("configured", json!(false)),
+        ],
+    );
     gw.stop().await;
 }
 
@@ -177,51 +144,25 @@ async fn the_phone_provisions_itself_and_reports_a_call() {
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     let snapshot = phone.snapshot();
     assert!(snapshot.provisioned, "the phone read its cfg<mac>.xml");
-    assert!(snapshot
-        .fired
-        .contains(&("setup_completed".to_string(), 200)));
-    assert!(snapshot.fired.contains(&("registered".to_string(), 200)));
+    assert!(fired_ok(&phone, "setup_completed") && fired_ok(&phone, "registered"));
 
-    phone.ring("+4930123456", Some("Anna Schmidt")).unwrap();
-    let event = probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "incoming_call"
-        })
-        .await;
-    assert_eq!(event["remote"], "+4930123456");
-    assert_eq!(event["remote_name"], "Anna Schmidt");
+    let (event, _) = anna_calls(&mut probe, &phone, ID).await;
     assert_eq!(event["vars"]["mac"], ID);
-    let state = probe
-        .expect(&format!("phone2mqtt/{ID}"), |s| {
-            s["call_state"] == "ringing"
-        })
-        .await;
-    assert_eq!(state["remote"], "+4930123456");
 
     // The caller gives up: a missed call.
     phone.remote_hangup().unwrap();
-    probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "missed_call"
-        })
-        .await;
+    probe.event(ID, "missed_call").await;
 
     // `cfg<mac>.xml` is Grandstream's file name too: the configured vendor decides for this
     // MAC; for an unknown MAC, the User-Agent.
     let addr = gw.gateway.http_addr;
-    let fetch = |file: &str, ua: &str| {
-        format!("GET /{file} HTTP/1.1\r\nHost: x\r\nUser-Agent: {ua}\r\nConnection: close\r\n\r\n")
-    };
-    let own = raw_http(addr, fetch(&format!("cfg{ID}.xml"), "curl/8").as_bytes()).await;
+    let own = phone_fetch(addr, &format!("/cfg{ID}.xml"), "curl/8").await;
     assert!(own.contains("<hl_provision version=\"1\">"), "{own}");
     assert!(own.contains("para=\"ActionURL_IncomingCall\""), "{own}");
-    let other = raw_http(
+    let other = phone_fetch(
         addr,
-        fetch(
-            "cfg001fc1000001.xml",
-            "Htek UC926 2.0.4.4 00:1f:c1:00:00:01",
-        )
-        .as_bytes(),
+        "/cfg001fc1000001.xml",
+        "Htek UC926 2.0.4.4 00:1f:c1:00:00:01",
     )
     .await;
     assert!(other.contains("<hl_provision"), "{other}");

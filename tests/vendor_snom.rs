@@ -8,8 +8,7 @@ mod common;
 
 use common::*;
 use phone2mqtt::config::Secret;
-use phone2mqtt::model::PhoneId;
-use phone2mqtt::sim::{self, SimOptions, SimPhone};
+use phone2mqtt::sim::SimPhone;
 use serde_json::{json, Value};
 
 const MAC: &str = "00:04:13:92:2d:24";
@@ -61,21 +60,11 @@ async fn gateway_with_custom_phone(
     entry.password = Secret::new(configured_password);
     config.phones.push(entry);
     let gw = start_gateway(config).await;
-    let personality = sim::personality("snom").expect("a Snom simulator");
-    let mut options = SimOptions::new(
-        personality,
-        PhoneId::parse(MAC).unwrap(),
-        &gw.gateway.public_url,
-    );
-    options.listen = addr;
-    options.password = PASSWORD.into();
-    options.remote_answers_after = None;
-    options.digest = digest;
-    let phone = SimPhone::spawn(options, gw.stop.clone()).await.unwrap();
-    assert!(
-        phone.wait_booted(TIMEOUT).await,
-        "the simulated phone booted"
-    );
+    let phone = start_phone_with(&gw, "snom", MAC, |options| {
+        options.listen = addr;
+        options.digest = digest;
+    })
+    .await;
     (gw, phone)
 }
 
@@ -94,17 +83,9 @@ async fn dial_is_answered_302_and_counts_as_ok() {
         "GET /command.htm?number=%2B49301234&outgoing_uri=1001@pbx.example.com",
     )
     .await;
-    let event = probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "outgoing_call"
-        })
-        .await;
+    let event = probe.event(ID, "outgoing_call").await;
     assert_eq!(event["remote"], "+49301234");
-    probe
-        .expect(&format!("phone2mqtt/{ID}"), |s| {
-            s["call_state"] == "dialing"
-        })
-        .await;
+    probe.call_state(ID, "dialing").await;
 
     // What the agent took as success was the phone's 302 to index.htm.
     let answer = reqwest::Client::builder()
@@ -122,23 +103,13 @@ async fn dial_is_answered_302_and_counts_as_ok() {
     let result = run(&mut probe, "hangup", "", "d-2").await;
     assert_eq!(result["status"], "ok", "{result}");
     phone_got(&phone, "GET /command.htm?key=CANCEL").await;
-    probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "call_terminated"
-        })
-        .await;
+    probe.event(ID, "call_terminated").await;
     gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_answered_held_resumed_and_hung_up() {
-    let (gw, phone) = gateway_with_phone("snom", MAC).await;
-    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    let state_topic = format!("phone2mqtt/{ID}");
-    phone.ring("1002", Some("Reception")).unwrap();
-    probe
-        .expect(&state_topic, |s| s["call_state"] == "ringing")
-        .await;
+    let (gw, phone, mut probe) = ringing_phone("snom", MAC).await;
 
     // F_R is a toggle: hold and resume send the same key. Snom has no mute Action URL, so
     // mute changes nothing the agent can see.
@@ -155,18 +126,12 @@ async fn a_call_is_answered_held_resumed_and_hung_up() {
         assert_eq!(times(&phone, line), count, "{command}");
         match call_state {
             Some(call_state) => {
-                probe
-                    .expect(&state_topic, |s| s["call_state"] == call_state)
-                    .await;
+                probe.call_state(ID, call_state).await;
             }
             None => assert!(phone.snapshot().muted, "{command}"),
         }
     }
-    assert!(phone
-        .snapshot()
-        .fired
-        .iter()
-        .any(|(wire, status)| wire == "disconnected" && *status == 200));
+    assert!(fired_ok(&phone, "disconnected"));
     gw.stop().await;
 }
 
@@ -175,11 +140,7 @@ async fn reject_on_a_ringing_snom_fires_no_action_url() {
     let (gw, phone) = gateway_with_phone("snom", MAC).await;
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     phone.ring("+4930123456", Some("Anna Schmidt")).unwrap();
-    probe
-        .expect(&format!("phone2mqtt/{ID}"), |s| {
-            s["call_state"] == "ringing"
-        })
-        .await;
+    probe.call_state(ID, "ringing").await;
     let fired_before = phone.snapshot().fired.len();
     let seen_before = probe.drain().len();
 
@@ -251,11 +212,7 @@ async fn dnd_volume_keys_and_reboot_have_their_documented_request_lines() {
     assert!(!snapshot.dnd);
     assert_eq!(snapshot.keys, vec!["P1", "*", "#"]);
     // The reboot makes the phone boot again, which it reports through action_setup_url.
-    probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "setup_completed"
-        })
-        .await;
+    probe.event(ID, "setup_completed").await;
     gw.stop().await;
 }
 
@@ -384,11 +341,7 @@ async fn a_raw_snom_callback_becomes_an_mqtt_event() {
     );
     let answer = raw_http(gw.gateway.http_addr, request.as_bytes()).await;
     assert_eq!(status_of(&answer), 200, "{answer}");
-    let event = probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "incoming_call"
-        })
-        .await;
+    let event = probe.event(ID, "incoming_call").await;
     assert_eq!(event["phone"], ID);
     assert_eq!(event["remote"], "+4930123456");
     assert_eq!(event["remote_name"], "Anna Schmidt");
@@ -399,17 +352,11 @@ async fn a_raw_snom_callback_becomes_an_mqtt_event() {
     );
     // Model and firmware come from the User-Agent: Snom has no variable for them.
     // The retained info may still be the one from before the boot callbacks: wait for theirs.
-    let info = probe
-        .expect(&format!("phone2mqtt/{ID}/info"), |i| i["model"].is_string())
-        .await;
+    let info = probe.info_with_model(ID).await;
     assert_eq!(info["vendor"], "snom");
     assert_eq!(info["model"], "D785");
     assert_eq!(info["firmware"], "10.1.33.33");
-    let state = probe
-        .expect(&format!("phone2mqtt/{ID}"), |s| {
-            s["call_state"] == "ringing"
-        })
-        .await;
+    let state = probe.call_state(ID, "ringing").await;
     assert_eq!(state["remote"], "+4930123456");
 
     // The irregular setting names keep their wire names: `action_reg_failed` is `reg_failed`.
@@ -419,11 +366,7 @@ async fn a_raw_snom_callback_becomes_an_mqtt_event() {
     );
     let answer = raw_http(gw.gateway.http_addr, request.as_bytes()).await;
     assert_eq!(status_of(&answer), 200, "{answer}");
-    let event = probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "register_failed"
-        })
-        .await;
+    let event = probe.event(ID, "register_failed").await;
     assert_eq!(event["line"], "1001");
     gw.stop().await;
 }
@@ -445,32 +388,18 @@ async fn a_simulated_snom_provisions_itself_and_reports_an_incoming_call() {
     );
 
     // The retained info may still be the one from before the boot callbacks: wait for theirs.
-    let info = probe
-        .expect(&format!("phone2mqtt/{ID}/info"), |i| i["model"].is_string())
-        .await;
+    let info = probe.info_with_model(ID).await;
     assert_eq!(info["vendor"], "snom");
     assert_eq!(info["model"], "D785");
     assert_eq!(info["firmware"], "10.1.33.33");
 
-    phone.ring("+4930123456", Some("Anna Schmidt")).unwrap();
-    let event = probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "incoming_call"
-        })
-        .await;
-    assert_eq!(event["remote"], "+4930123456");
-    assert_eq!(event["remote_name"], "Anna Schmidt");
+    let (event, state) = anna_calls(&mut probe, &phone, ID).await;
     assert_eq!(event["line"], "1001");
     assert_eq!(event["call_id"], "1");
     assert_eq!(event["vars"]["mac"], "000413922D24");
     assert_eq!(event["vars"]["remote"], "sip:+4930123456@pbx.example.com");
     assert_eq!(event["vars"]["call-id"], "1");
     assert!(event["vars"].get("phone_ip").is_some(), "{event}");
-    let state = probe
-        .expect(&format!("phone2mqtt/{ID}"), |s| {
-            s["call_state"] == "ringing"
-        })
-        .await;
     assert_eq!(state["remote_name"], "Anna Schmidt");
     gw.stop().await;
 }

@@ -370,7 +370,7 @@ async fn directory_set(shared: &Arc<Shared>, message: &Message) {
         Ok(subscribers) => {
             let count = subscribers.len();
             let kept = shared.data_dir.join(super::DIRECTORY_FILE);
-            if let Err(err) = super::datafile::write(&kept, &directory::to_csv(&subscribers)) {
+            if let Err(err) = crate::datafile::write(&kept, &directory::to_csv(&subscribers)) {
                 warn!(cause = %err, "The directory could not be kept.");
             }
             for update in shared.registry.set_directory(subscribers) {

@@ -7,11 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::datafile::{DataFile, Format};
 use crate::model::{PhoneId, PhoneInfo};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,31 +25,21 @@ pub struct Identity {
 
 #[derive(Debug)]
 pub struct Identities {
-    path: PathBuf,
-    by_phone: Mutex<BTreeMap<String, Identity>>,
-    dirty: AtomicBool,
+    /// By MAC.
+    file: DataFile<BTreeMap<String, Identity>>,
 }
 
 impl Identities {
     /// Reads the file; a missing or unreadable one is an empty cache (it is only a cache).
     pub fn load(path: PathBuf) -> Identities {
-        let by_phone = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
         Identities {
-            path,
-            by_phone: Mutex::new(by_phone),
-            dirty: AtomicBool::new(false),
+            file: DataFile::load_or_default(path, Format::Json),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Identity>> {
-        self.by_phone.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     pub fn all(&self) -> Vec<(PhoneId, Identity)> {
-        self.lock()
+        self.file
+            .lock()
             .iter()
             .filter_map(|(mac, identity)| Some((PhoneId::parse(mac)?, identity.clone())))
             .collect()
@@ -66,20 +55,15 @@ impl Identities {
             firmware: info.firmware.clone(),
             ip: info.ip.clone(),
         };
-        let mut by_phone = self.lock();
-        if by_phone.get(info.id.as_str()) != Some(&told) {
-            by_phone.insert(info.id.to_string(), told);
-            self.dirty.store(true, Ordering::SeqCst);
+        if self.file.lock().get(info.id.as_str()) != Some(&told) {
+            self.file
+                .change_soon(|by_phone| by_phone.insert(info.id.to_string(), told));
         }
     }
 
     /// Writes the file when something changed.
     pub fn flush(&self) -> Result<(), String> {
-        if !self.dirty.swap(false, Ordering::SeqCst) {
-            return Ok(());
-        }
-        let text = serde_json::to_string(&*self.lock()).map_err(|err| err.to_string())?;
-        crate::agent::datafile::write(&self.path, &text)
+        Ok(self.file.flush()?)
     }
 }
 
@@ -89,9 +73,7 @@ mod tests {
 
     #[test]
     fn identities_survive_a_reload_and_only_configured_phones_are_kept() {
-        let dir = std::env::temp_dir().join(format!("p2m-identities-{}", std::process::id()));
-        let path = dir.join("identities.json");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = crate::datafile::scratch("identities", "identities.json");
         let identities = Identities::load(path.clone());
         let id = PhoneId::parse("001565000001").unwrap();
         let mut info = PhoneInfo {

@@ -52,7 +52,7 @@ pub fn convert_and_store(bytes: &[u8], max: (u32, u32), data_dir: &Path) -> Resu
     image
         .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
         .map_err(|err| format!("cannot write the PNG: {err}"))?;
-    let digest = md5::compute_hex(&png);
+    let digest = crate::hash::md5_hex(&png);
     let file = format!(
         "logo-{}-{}x{}.png",
         &digest[..12],
@@ -61,7 +61,7 @@ pub fn convert_and_store(bytes: &[u8], max: (u32, u32), data_dir: &Path) -> Resu
     );
     let path = dir(data_dir).join(&file);
     if !path.exists() {
-        crate::agent::datafile::write_bytes(&path, &png)?;
+        crate::datafile::write_bytes(&path, &png)?;
     }
     Ok(Logo {
         file,
@@ -77,17 +77,6 @@ pub fn is_logo_file(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-}
-
-mod md5 {
-    use md5::{Digest, Md5};
-
-    pub fn compute_hex(bytes: &[u8]) -> String {
-        Md5::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 //! - `directory`: the PBX subscriber list. `reminders`: scheduled messages.
 
 pub mod commands;
-pub mod datafile;
 pub mod directory;
 pub mod dispatch;
 pub mod identities;

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{PhoneConfig, ProvisioningConfig};
+use crate::datafile::{DataFile, Format};
 use crate::model::{Changes, PhoneId};
 use crate::profile::{Layer, Profile};
 
@@ -32,10 +32,12 @@ pub struct Pushed {
     pub phone: BTreeMap<String, Layer>,
 }
 
+/// What the file says of itself.
+const HEADER: &str = "# Programmable keys, vendor settings and logos pushed to phones at run time\n# (MQTT `configure` and `logo`, the Manager, the CLI). phone2mqtt.toml's\n# [provisioning] holds the same for the whole site, and these come on top of it.\n\n";
+
 #[derive(Debug)]
 pub struct Profiles {
-    path: PathBuf,
-    pushed: Mutex<Pushed>,
+    pushed: DataFile<Pushed>,
     /// The file's site layer and group layers.
     site: Layer,
     config: ProvisioningConfig,
@@ -44,32 +46,20 @@ pub struct Profiles {
 impl Profiles {
     /// Reads what was pushed before; a broken file is an error naming it.
     pub fn load(path: PathBuf, config: &ProvisioningConfig) -> Result<Profiles, String> {
-        let pushed = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                toml::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))?
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Pushed::default(),
-            Err(err) => return Err(format!("{}: {err}", path.display())),
-        };
         Ok(Profiles {
-            path,
-            pushed: Mutex::new(pushed),
+            pushed: DataFile::load(path, Format::Toml { header: HEADER })?,
             site: config.site_layer(),
             config: config.clone(),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pushed> {
-        self.pushed.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     pub fn pushed(&self) -> Pushed {
-        self.lock().clone()
+        self.pushed.lock().clone()
     }
 
     /// A phone's profile: site, its groups, itself; the file's layer, then the pushed one.
     pub fn profile(&self, vendor: &str, id: &PhoneId, config: Option<&PhoneConfig>) -> Profile {
-        let pushed = self.lock();
+        let pushed = self.pushed.lock();
         let groups = config.map(|c| c.groups.as_slice()).unwrap_or_default();
         let mut layers: Vec<Layer> = vec![self.site.clone(), pushed.site.clone()];
         for group in groups {
@@ -129,8 +119,7 @@ impl Profiles {
     }
 
     fn update(&self, scope: &Scope, change: impl FnOnce(&mut Layer)) -> Result<(), String> {
-        let text = {
-            let mut pushed = self.lock();
+        Ok(self.pushed.update(|pushed| {
             let layer = match scope {
                 Scope::Site => &mut pushed.site,
                 Scope::Group(group) => pushed.group.entry(group.clone()).or_default(),
@@ -139,10 +128,7 @@ impl Profiles {
             change(layer);
             pushed.group.retain(|_, layer| !layer.is_empty());
             pushed.phone.retain(|_, layer| !layer.is_empty());
-            toml::to_string_pretty(&*pushed).map_err(|err| err.to_string())?
-        };
-        let header = "# Programmable keys, vendor settings and logos pushed to phones at run time\n# (MQTT `configure` and `logo`, the Manager, the CLI). phone2mqtt.toml's\n# [provisioning] holds the same for the whole site, and these come on top of it.\n\n";
-        crate::agent::datafile::write(&self.path, &format!("{header}{text}"))
+        })?)
     }
 }
 
@@ -152,9 +138,7 @@ mod tests {
 
     #[test]
     fn pushed_layers_stack_on_the_files_and_survive_a_reload() {
-        let dir = std::env::temp_dir().join(format!("p2m-profiles-{}", std::process::id()));
-        let path = dir.join("provisioning.toml");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = crate::datafile::scratch("profiles", "provisioning.toml");
         let config = crate::config::Config::parse(
             "[provisioning]\nkeys = { 3 = \"Garage door\" }\n[provisioning.settings.yealink]\n\"a\" = 1\n[provisioning.group.front]\nkeys = { 4 = \"Lights\" }\n",
             "t.toml",

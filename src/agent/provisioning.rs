@@ -13,6 +13,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::agent::Shared;
+use crate::hash::md5_hex;
 use crate::model::{now_rfc3339, PhoneId};
 use crate::phone_vendors::{self, VendorSpec};
 
@@ -135,14 +136,6 @@ pub fn own_file(
 /// The URL a logo is served at.
 pub fn logo_url(shared: &Shared, file: &str) -> String {
     format!("{}/logos/{file}", shared.public_url.trim_end_matches('/'))
-}
-
-fn digest(text: &str) -> String {
-    use md5::{Digest, Md5};
-    Md5::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn plain(status: StatusCode, text: String) -> Response {
@@ -295,7 +288,7 @@ pub async fn serve(
         _ => own.clone(),
     };
     if let Some(id) = &mac {
-        let served_digest = digest(&own);
+        let served_digest = md5_hex(&own);
         let file = file.to_string();
         let status = shared.served.update(id, |status, kept| {
             status.served_at = Some(now_rfc3339());
@@ -382,7 +375,7 @@ pub async fn profile_changed(shared: &Shared, id: &PhoneId) {
         return;
     };
     let (own, refused) = own_file(shared, phone.vendor, Some(id));
-    let in_sync = shared.served.served_digest(id).map(|d| d == digest(&own));
+    let in_sync = shared.served.served_digest(id).map(|d| d == md5_hex(&own));
     let status = shared.served.update(id, |status, _| {
         status.in_sync = in_sync;
         status.method = Some("served");
@@ -447,7 +440,7 @@ pub async fn record_verification(
 pub fn served_drift(shared: &Shared, spec: &'static VendorSpec, id: &PhoneId) -> Vec<Drift> {
     let (own, _) = own_file(shared, spec, Some(id));
     match shared.served.served_digest(id) {
-        Some(served) if served == digest(&own) => Vec::new(),
+        Some(served) if served == md5_hex(&own) => Vec::new(),
         Some(_) => vec![Drift {
             setting: "(file)".into(),
             expected: Some("the current keys, settings and logo".into()),

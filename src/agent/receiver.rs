@@ -268,27 +268,12 @@ fn is_unfilled(value: &str) -> bool {
     })
 }
 
-pub fn percent_decode(text: &str) -> String {
-    if !text.contains('%') {
-        return text.to_string();
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out)
-        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+/// `%XX` decoded; a `%` without two hex digits after it stays, bytes that are not UTF-8 become
+/// U+FFFD: phones send whatever their users typed.
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Serves the file a phone asks for when its provisioning server is this agent: only to
@@ -498,6 +483,8 @@ mod tests {
         assert_eq!(vars["display_remote"], "Smith & Co");
         assert_eq!(vars["remote"], "+1");
         assert_eq!(percent_decode("M%C3%BCller"), "Müller");
+        assert_eq!(percent_decode("100%+1%4"), "100%+1%4");
+        assert_eq!(percent_decode("%FF"), "\u{fffd}");
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! restart, listed retained on `bridge/<agent>/reminders`, shown on the phones when due.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
+
+use crate::datafile::{DataFile, Format};
 
 /// One scheduled message.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -25,8 +26,8 @@ pub struct Reminder {
 
 #[derive(Debug)]
 pub struct Reminders {
-    path: PathBuf,
-    items: Mutex<Vec<Reminder>>,
+    /// Soonest first.
+    items: DataFile<Vec<Reminder>>,
     /// Woken when the list changes, so the scheduler looks at the next due time again.
     pub changed: Notify,
 }
@@ -34,22 +35,14 @@ pub struct Reminders {
 impl Reminders {
     /// Loads the kept reminders; a missing file is an empty list.
     pub fn load(path: PathBuf) -> Result<Reminders, String> {
-        let items = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                serde_json::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))?
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(err) => return Err(format!("{}: {err}", path.display())),
-        };
         Ok(Reminders {
-            path,
-            items: Mutex::new(items),
+            items: DataFile::load(path, Format::PrettyJson)?,
             changed: Notify::new(),
         })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Reminder>> {
-        self.items.lock().unwrap_or_else(|p| p.into_inner())
+        self.items.lock()
     }
 
     /// The list, soonest first.
@@ -74,8 +67,11 @@ impl Reminders {
             created: OffsetDateTime::now_utc(),
             transaction,
         };
-        self.lock().push(reminder.clone());
-        self.save()?;
+        self.items.update(|items| {
+            items.push(reminder.clone());
+            // Kept in order, so that the file lists them soonest first too.
+            items.sort_by_key(|r| r.due);
+        })?;
         self.changed.notify_one();
         Ok(reminder)
     }
@@ -115,8 +111,7 @@ impl Reminders {
     }
 
     fn save(&self) -> Result<(), String> {
-        let text = serde_json::to_string_pretty(&self.list()).map_err(|e| e.to_string())?;
-        crate::agent::datafile::write(&self.path, &text)
+        Ok(self.items.update(|_| ())?)
     }
 }
 
@@ -126,9 +121,7 @@ mod tests {
 
     #[test]
     fn reminders_survive_a_reload_and_come_due_in_order() {
-        let dir = std::env::temp_dir().join(format!("p2m-rem-{}", std::process::id()));
-        let path = dir.join("reminders.json");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = crate::datafile::scratch("rem", "reminders.json");
         let now = OffsetDateTime::now_utc();
         let reminders = Reminders::load(path.clone()).unwrap();
         let later = reminders

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{PhoneConfig, Secret};
+use crate::datafile::{DataFile, Format};
 
 /// The file's content.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -73,64 +74,43 @@ impl StoredPhone {
     }
 }
 
+/// What the file says of itself.
+const HEADER: &str = "# Phones phone2mqtt adopted or discovered at run time. Adopted phones work like\n# [[phone]] entries of phone2mqtt.toml (which win when both name a MAC).\n\n";
+
 /// Where the phones are kept.
 #[derive(Debug)]
 pub struct PhoneStore {
-    path: PathBuf,
-    content: std::sync::Mutex<Stored>,
-    /// Changed in memory, not written yet.
-    dirty: std::sync::atomic::AtomicBool,
+    file: DataFile<Stored>,
 }
 
 impl PhoneStore {
     /// Reads the kept phones; a missing file is an empty store. A broken file is an error
     /// naming it, rather than silently forgetting phones.
     pub fn load(path: PathBuf) -> Result<PhoneStore, String> {
-        let content = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                toml::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))?
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Stored::default(),
-            Err(err) => return Err(format!("{}: {err}", path.display())),
-        };
+        let format = Format::Toml { header: HEADER };
         Ok(PhoneStore {
-            path,
-            content: std::sync::Mutex::new(content),
-            dirty: std::sync::atomic::AtomicBool::new(false),
+            file: DataFile::load(path, format)?,
         })
     }
 
     pub fn content(&self) -> Stored {
-        self.content
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.file.lock().clone()
     }
 
     /// Changes the content now and writes it soon (`flush`): discoveries come in bursts (a
     /// site powering up), and the file is rewritten whole, so one write covers many.
     pub fn change_soon(&self, change: impl FnOnce(&mut Stored)) {
-        change(&mut self.content.lock().unwrap_or_else(|p| p.into_inner()));
-        self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.file.change_soon(change);
     }
 
     /// Writes pending changes, if any.
     pub fn flush(&self) -> Result<(), String> {
-        if self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            self.update(|_| {})?;
-        }
-        Ok(())
+        Ok(self.file.flush()?)
     }
 
     /// Changes the content and writes it at once (atomically, readable by its owner only).
     pub fn update(&self, change: impl FnOnce(&mut Stored)) -> Result<(), String> {
-        let text = {
-            let mut content = self.content.lock().unwrap_or_else(|p| p.into_inner());
-            change(&mut content);
-            toml::to_string_pretty(&*content).map_err(|err| err.to_string())?
-        };
-        let header = "# Phones phone2mqtt adopted or discovered at run time. Adopted phones work like\n# [[phone]] entries of phone2mqtt.toml (which win when both name a MAC).\n\n";
-        crate::agent::datafile::write(&self.path, &format!("{header}{text}"))
+        Ok(self.file.update(change)?)
     }
 }
 
@@ -140,9 +120,7 @@ mod tests {
 
     #[test]
     fn phones_round_trip_through_the_file() {
-        let dir = std::env::temp_dir().join(format!("p2m-store-{}", std::process::id()));
-        let path = dir.join("phones.toml");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = crate::datafile::scratch("store", "phones.toml");
         let store = PhoneStore::load(path.clone()).unwrap();
         store
             .update(|s| {

@@ -377,7 +377,11 @@ fn link_secret(query: Option<&str>) -> Option<String> {
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .find(|(name, _)| *name == "token")
-        .map(|(_, value)| crate::agent::receiver::percent_decode(value))
+        .map(|(_, value)| {
+            percent_encoding::percent_decode_str(value)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
 }
 
 /// Headers every page for people carries: no framing by other sites (clickjacking), no

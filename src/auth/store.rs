@@ -7,14 +7,12 @@
 //! running gateway are serialised by an advisory lock on `users.json.lock`. A token itself is
 //! shown once, when it is created, and never kept.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::auth::Role;
 
@@ -146,7 +144,7 @@ impl Store {
     ) -> Result<T, StoreError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|err| self.io_error(err))?;
-        let lock = owner_only_file(&self.path.with_extension("json.lock"), false)
+        let lock = crate::datafile::owner_only(&self.path.with_extension("json.lock"), false)
             .map_err(|err| self.io_error(err))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|err| self.io_error(err))?;
@@ -160,22 +158,11 @@ impl Store {
 
     /// Replaces the file: temporary file, fsync, rename, fsync of the directory.
     fn save(&self, file: &UserFile) -> Result<(), StoreError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let temp = self
-            .path
-            .with_extension(format!("json.tmp{}", std::process::id()));
-        let text = serde_json::to_vec_pretty(file).map_err(|err| self.io_error(err))?;
-        let write = || -> std::io::Result<()> {
-            let mut out = owner_only_file(&temp, true)?;
-            out.write_all(&text)?;
-            out.write_all(b"\n")?;
-            out.sync_all()?;
-            std::fs::rename(&temp, &self.path)?;
-            std::fs::File::open(dir)?.sync_all()
-        };
-        write().map_err(|err| {
-            let _ = std::fs::remove_file(&temp);
-            self.io_error(err)
+        let mut text = serde_json::to_vec_pretty(file).map_err(|err| self.io_error(err))?;
+        text.push(b'\n');
+        crate::datafile::write_bytes(&self.path, &text).map_err(|err| StoreError::Io {
+            path: err.path,
+            reason: err.reason,
         })
     }
 
@@ -242,15 +229,6 @@ impl Store {
             Ok(())
         })
     }
-}
-
-/// Opens (creating with mode 0600) a file only its owner may read.
-fn owner_only_file(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(truncate);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
 }
 
 /// Names are shown in logs and the Manager and used as MQTT user names: printable, trimmed,
@@ -320,16 +298,7 @@ pub fn new_token() -> String {
     format!("{TOKEN_PREFIX}{}", crate::gateway::new_token())
 }
 
-pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use crate::hash::{constant_time_eq, sha256_hex};
 
 #[cfg(test)]
 mod tests {

@@ -57,26 +57,17 @@ pub fn phone_entries(phones: usize) -> String {
         .collect()
 }
 
-/// What a Yealink phone fills its variables with (`sim/yealink.rs` spells them the same way).
+/// What a Yealink phone in a call fills its variables with: the fleet phone's device variables
+/// and the call's.
 pub fn phone_values(mac: &PhoneId, ip: &str, line: usize) -> HashMap<&'static str, String> {
-    [
-        ("mac", mac.colon_mac()),
-        ("ip", ip.to_string()),
-        ("model", "SIP-T46G".to_string()),
-        ("firmware", "28.72.0.1".to_string()),
-        ("active_user", line.to_string()),
-        ("active_host", "pbx.example.com".to_string()),
+    let mut values = crate::sim::fleet::yealink_values(mac, ip, line);
+    values.extend([
         ("local", format!("sip:{line}@pbx.example.com")),
         ("remote", "sip:+4930123456@pbx.example.com".to_string()),
         ("display_local", "Front Desk".to_string()),
         ("display_remote", "Anna Schmidt".to_string()),
-    ]
-    .into_iter()
-    .collect()
-}
-
-pub fn user_agent(mac: &PhoneId) -> String {
-    format!("Yealink SIP-T46G 28.72.0.1 {}", mac.colon_mac())
+    ]);
+    values
 }
 
 /// One request with a hole where the sequence number goes.
@@ -137,7 +128,8 @@ impl Requests {
                     .get(event)
                     .with_context(|| format!("provision prints no action_url.{event}"))?;
                 let url = crate::sim::substitute(template, &values);
-                let (_, request) = crate::sim::raw_get(&url, &user_agent(&mac))?;
+                let (_, request) =
+                    crate::sim::raw_get(&url, &crate::sim::fleet::yealink_user_agent(&mac))?;
                 let request = if repair {
                     crate::http_front::repair_head(request.as_bytes())
                         .map_err(|reason| anyhow::anyhow!("repair: {reason}"))?

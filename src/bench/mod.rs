@@ -254,8 +254,9 @@ impl Discovery {
     }
 }
 
-/// The variable the bench's Action URL templates hold where each phone's token goes.
-pub const TOKEN_VAR: &str = "phone2mqtt_token";
+/// The variable the bench's Action URL templates hold where each phone's token goes; the fleet
+/// simulator fills it in, so it is defined there.
+pub use crate::sim::fleet::TOKEN_VAR;
 
 /// What `phone2mqtt provision yealink --mac <one phone>` prints for a gateway at `public_url`
 /// whose data directory is in `dir`, with that phone's token replaced by `$phone2mqtt_token`:

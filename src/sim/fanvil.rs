@@ -14,10 +14,10 @@
 
 use crate::model::PhoneId;
 use crate::phone_vendors::fanvil::{cti_tag, SPEC};
-use crate::sim::settings;
+use crate::sim::xml::xml_leaves;
 use crate::sim::{
-    check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
-    Reply, Request, Snapshot,
+    check_credentials, decode, query_pairs, split_target, AccessCtx, Action, Identity, Personality,
+    Provisioned, Reply, Request, Snapshot,
 };
 
 pub static PERSONALITY: Personality = Personality {
@@ -37,7 +37,7 @@ pub static PERSONALITY: Personality = Personality {
     remote_value: |user, host| format!("sip:{user}@{host}"),
     // `<sysConf><cti><DNDOnUrl>` as `cti.DNDOnUrl`, the dotted names Fanvil's tools use.
     read_settings: |text, settings| {
-        for leaf in settings::xml_leaves(text) {
+        for leaf in xml_leaves(text) {
             settings.insert(leaf.path.join("."), leaf.text);
         }
     },
@@ -61,12 +61,11 @@ fn provisioning_files(mac: &PhoneId) -> Vec<String> {
 
 /// Reads the Action URLs from the `<cti>` section of a `<sysConf>` file.
 fn read_provisioning(text: &str, provisioned: &mut Provisioned) {
-    let text = strip_comments(text);
-    let Some(cti) = between(&text, "<cti>", "</cti>") else {
-        return;
-    };
-    for (tag, value) in elements(cti) {
-        let wire = match tag {
+    for leaf in xml_leaves(text) {
+        if leaf.path.len() != 2 || leaf.parent() != Some("cti") {
+            continue;
+        }
+        let wire = match leaf.name() {
             // Confirmed tag names (wazo's Fanvil templates), matched by their meaning.
             "DNDOnUrl" => wire_of("dnd_on"),
             "DNDOffUrl" => wire_of("dnd_off"),
@@ -79,9 +78,7 @@ fn read_provisioning(text: &str, provisioned: &mut Provisioned) {
                 .map(|event| event.wire),
         };
         if let Some(wire) = wire {
-            provisioned
-                .action_urls
-                .insert(wire.to_string(), xml_unescape(value.trim()));
+            provisioned.action_urls.insert(wire.to_string(), leaf.text);
         }
     }
 }
@@ -100,10 +97,7 @@ fn check_access(ctx: &AccessCtx<'_>) -> Result<(), Reply> {
 }
 
 fn parse_request(request: &Request) -> Result<Vec<Action>, Reply> {
-    let (path, query) = request
-        .target
-        .split_once('?')
-        .unwrap_or((&request.target, ""));
+    let (path, query) = split_target(request);
     if path != "/cgi-bin/ConfigManApp.com" {
         return Err(Reply::new(404, "Not Found"));
     }
@@ -175,61 +169,6 @@ fn reply(_request: &Request, _actions: &[Action], _snapshot: &Snapshot) -> Reply
     Reply::new(200, "OK")
 }
 
-/// Removes `<!-- ... -->` comments.
-fn strip_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("<!--") {
-        out.push_str(&rest[..start]);
-        match rest[start..].find("-->") {
-            Some(end) => rest = &rest[start + end + 3..],
-            None => return out,
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
-    let start = text.find(open)? + open.len();
-    let end = text[start..].find(close)? + start;
-    Some(&text[start..end])
-}
-
-/// The `<Tag>value</Tag>` children of a section, in order.
-fn elements(section: &str) -> Vec<(&str, &str)> {
-    let mut found = Vec::new();
-    let mut rest = section;
-    while let Some(open) = rest.find('<') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('>') else {
-            break;
-        };
-        let tag = &after[..close];
-        let body = &after[close + 1..];
-        if tag.is_empty() || tag.starts_with('/') || tag.contains([' ', '/']) {
-            rest = body;
-            continue;
-        }
-        let end_tag = format!("</{tag}>");
-        let Some(end) = body.find(&end_tag) else {
-            rest = body;
-            continue;
-        };
-        found.push((tag, &body[..end]));
-        rest = &body[end + end_tag.len()..];
-    }
-    found
-}
-
-fn xml_unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,12 +188,7 @@ mod tests {
 
     #[test]
     fn requests_parse_as_vendors_md_says() {
-        let get = |target: &str| Request {
-            method: axum::http::Method::GET,
-            target: target.into(),
-            authorization: None,
-            body: String::new(),
-        };
+        let get = Request::get;
         assert_eq!(
             parse_request(&get("/cgi-bin/ConfigManApp.com?key=F_HOLD;MUTE")),
             Ok(vec![Action::ToggleHold, Action::Mute])
@@ -281,12 +215,7 @@ mod tests {
 
     #[test]
     fn provisioning_is_read_from_cti_tags() {
-        let ctx = crate::phone_vendors::ProvisionCtx {
-            public_url: "http://10.0.0.1:8080".into(),
-            token: Some("tok".into()),
-            agent_host: "10.0.0.1".into(),
-            format: None,
-        };
+        let ctx = crate::sim::testing::provision_ctx("10.0.0.1", None);
         let mut provisioned = Provisioned::default();
         read_provisioning(&(SPEC.provision)(&ctx), &mut provisioned);
         assert_eq!(provisioned.action_urls.len(), SPEC.events.len());

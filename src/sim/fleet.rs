@@ -22,10 +22,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::callbacks::exchange;
+use super::{basic_auth_ok, raw_get, substitute};
 use crate::model::PhoneId;
 
 /// Phones a fleet can hold: one per address of 127.1.0.1 to 127.1.249.250.
 pub const MAX_PHONES: usize = 250 * 250;
+
+/// The variable the bench's Action URL templates hold where each phone's token goes.
+pub const TOKEN_VAR: &str = "phone2mqtt_token";
 
 /// The fleet's admin account, the same on every phone.
 pub const USERNAME: &str = "admin";
@@ -153,11 +158,11 @@ impl Fleet {
             let phone_token = token(&mac);
             phones.push(tokio::spawn(async move {
                 let ip = Fleet::ip(index);
-                let mut values = phone_values(&mac, ip, index);
-                values.insert(crate::bench::TOKEN_VAR, phone_token);
-                let user_agent = format!("Yealink SIP-T46G 28.72.0.1 {}", mac.colon_mac());
+                let mut values = yealink_values(&mac, &ip.to_string(), 10_000 + index);
+                values.insert(TOKEN_VAR, phone_token);
+                let user_agent = yealink_user_agent(&mac);
                 for template in templates.iter() {
-                    let url = super::substitute(template, &values);
+                    let url = substitute(template, &values);
                     match send_from(ip, &url, &user_agent).await {
                         Ok(200) => {}
                         Ok(status) => return Err(format!("HTTP {status}")),
@@ -200,18 +205,19 @@ impl Fleet {
         tokio::time::timeout(Duration::from_secs(10), read)
             .await
             .map_err(|_| std::io::Error::other("no request head"))??;
-        let head = String::from_utf8_lossy(&head);
-        let target = head.split(' ').nth(1).unwrap_or("");
-        let authorization = head.lines().find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("authorization")
-                .then(|| value.trim())
-        });
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut headers);
+        // What could not be read is refused below, for want of credentials or a known target.
+        let _ = request.parse(&head);
+        let target = request.path.unwrap_or("");
+        let authorization = request
+            .headers
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case("authorization"))
+            .and_then(|header| std::str::from_utf8(header.value).ok());
         let (status, body) = match phone {
             None => (404, "Not Found"),
-            Some(_) if !super::basic_auth_ok(authorization, USERNAME, PASSWORD) => {
-                (401, "Unauthorized")
-            }
+            Some(_) if !basic_auth_ok(authorization, USERNAME, PASSWORD) => (401, "Unauthorized"),
             Some(index) if target == "/servlet?key=Reboot" => {
                 self.inner.reboots[index].fetch_add(1, Ordering::Relaxed);
                 (200, "OK")
@@ -230,9 +236,9 @@ impl Fleet {
     }
 }
 
-/// What a fleet phone pastes into its Action URLs.
-fn phone_values(mac: &PhoneId, ip: Ipv4Addr, index: usize) -> HashMap<&'static str, String> {
-    let line = 10_000 + index;
+/// What a Yealink phone with `line` as its account, at `ip`, fills its device variables with
+/// (`sim/yealink.rs` spells them the same way): all a fleet phone pastes into its Action URLs.
+pub fn yealink_values(mac: &PhoneId, ip: &str, line: usize) -> HashMap<&'static str, String> {
     [
         ("mac", mac.colon_mac()),
         ("ip", ip.to_string()),
@@ -245,9 +251,14 @@ fn phone_values(mac: &PhoneId, ip: Ipv4Addr, index: usize) -> HashMap<&'static s
     .collect()
 }
 
+/// The User-Agent of the fleet's (and the bench's) Yealink phones.
+pub fn yealink_user_agent(mac: &PhoneId) -> String {
+    format!("Yealink SIP-T46G 28.72.0.1 {}", mac.colon_mac())
+}
+
 /// [`super::send_raw_get`], from the phone's own address.
 async fn send_from(ip: Ipv4Addr, url: &str, user_agent: &str) -> std::io::Result<u16> {
-    let (address, request) = super::raw_get(url, user_agent)?;
+    let (address, request) = raw_get(url, user_agent)?;
     let address: SocketAddr = address
         .parse()
         .map_err(|_| std::io::Error::other("the fleet sends to IP addresses only"))?;
@@ -255,19 +266,11 @@ async fn send_from(ip: Ipv4Addr, url: &str, user_agent: &str) -> std::io::Result
         let socket = tokio::net::TcpSocket::new_v4()?;
         socket.bind(SocketAddr::new(ip.into(), 0))?;
         let mut stream = socket.connect(address).await?;
-        stream.write_all(request.as_bytes()).await?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await?;
-        std::io::Result::Ok(answer)
+        exchange(&mut stream, &request, Duration::from_secs(30)).await
     };
-    let answer = tokio::time::timeout(Duration::from_secs(30), exchange)
+    tokio::time::timeout(Duration::from_secs(30), exchange)
         .await
-        .map_err(|_| std::io::Error::other("no answer within 30 s"))??;
-    String::from_utf8_lossy(&answer)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no HTTP status in the answer"))
+        .map_err(|_| std::io::Error::other("no answer within 30 s"))?
 }
 
 #[cfg(test)]

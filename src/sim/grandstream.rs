@@ -14,10 +14,10 @@
 
 use crate::model::{CallState, PhoneId};
 use crate::phone_vendors::grandstream::SPEC;
-use crate::sim::settings;
+use crate::sim::xml::xml_leaves;
 use crate::sim::{
-    decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned, Reply, Request,
-    Snapshot,
+    form_decode, query_pairs, settings, split_target, AccessCtx, Action, Identity, Personality,
+    Provisioned, Reply, Request, Snapshot,
 };
 
 pub static PERSONALITY: Personality = Personality {
@@ -45,13 +45,10 @@ pub static PERSONALITY: Personality = Personality {
 
 /// P-values by name; v2 `<item name="...">` by its alias.
 fn read_settings(text: &str, settings: &mut settings::Settings) {
-    for leaf in settings::xml_leaves(text) {
-        let Some(name) = leaf.path.last() else {
-            continue;
-        };
-        let key = match (name.as_str(), leaf.attrs.get("name")) {
+    for leaf in xml_leaves(text) {
+        let key = match (leaf.name(), leaf.attrs.get("name")) {
             ("item", Some(alias)) => alias.clone(),
-            _ => name.clone(),
+            (name, _) => name.to_string(),
         };
         settings.insert(key, leaf.text);
     }
@@ -109,107 +106,33 @@ fn wire_for(p_value: &str) -> Option<&'static str> {
 /// items (`<item name="ons.actionUrl.incomingCall">url</item>`); comments are skipped and each
 /// form is read only inside its own config version, as the phone does.
 fn read_provisioning(text: &str, provisioned: &mut Provisioned) {
-    let text = strip_comments(text);
-    let mut rest = text.as_str();
-    while let Some(start) = rest.find("<config version=\"") {
-        let after = &rest[start + "<config version=\"".len()..];
-        let Some(quote) = after.find('"') else { return };
-        let version = &after[..quote];
-        let Some(open_end) = after.find('>') else {
-            return;
+    for leaf in xml_leaves(text) {
+        let Some(config) = leaf.path.len().checked_sub(2) else {
+            continue;
         };
-        let body_start = &after[open_end + 1..];
-        let end = body_start.find("</config>").unwrap_or(body_start.len());
-        let body = &body_start[..end];
-        match version {
-            "1" => read_p_values(body, provisioned),
-            "2" => read_items(body, provisioned),
-            _ => {}
+        if leaf.path[config] != "config" {
+            continue;
         }
-        rest = &body_start[end..];
-    }
-}
-
-fn read_p_values(body: &str, provisioned: &mut Provisioned) {
-    let mut rest = body;
-    while let Some(open) = rest.find("<P") {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('>') else { return };
-        let name = &after[..close];
-        let value_start = &after[close + 1..];
-        let closing = format!("</{name}>");
-        let valid = name.len() > 1 && name[1..].chars().all(|c| c.is_ascii_digit());
-        match value_start.find(&closing) {
-            Some(end) if valid => {
-                if let Some(wire) = wire_for(name) {
-                    provisioned
-                        .action_urls
-                        .insert(wire.to_string(), xml_unescape(value_start[..end].trim()));
-                }
-                rest = &value_start[end + closing.len()..];
+        let name = leaf.name();
+        let p_value = match leaf.outer[config].get("version").map(String::as_str) {
+            Some("1") => {
+                let numbered = name.len() > 1
+                    && name.starts_with('P')
+                    && name[1..].chars().all(|c| c.is_ascii_digit());
+                numbered.then_some(name)
             }
-            _ => rest = value_start,
-        }
-    }
-}
-
-fn read_items(body: &str, provisioned: &mut Provisioned) {
-    let mut rest = body;
-    while let Some(open) = rest.find("<item name=\"") {
-        let after = &rest[open + "<item name=\"".len()..];
-        let Some(quote) = after.find('"') else { return };
-        let name = &after[..quote];
-        let Some(close) = after[quote..].find('>') else {
-            return;
+            Some("2") if name == "item" => leaf
+                .attrs
+                .get("name")
+                .and_then(|item| item.strip_prefix("ons.actionUrl."))
+                .and_then(|alias| SETTINGS.iter().find(|(_, a)| *a == alias))
+                .map(|(p, _)| *p),
+            _ => None,
         };
-        let value_start = &after[quote + close + 1..];
-        let Some(end) = value_start.find("</item>") else {
-            return;
-        };
-        let p_value = name
-            .strip_prefix("ons.actionUrl.")
-            .and_then(|alias| SETTINGS.iter().find(|(_, a)| *a == alias).map(|(p, _)| *p));
         if let Some(wire) = p_value.and_then(wire_for) {
-            provisioned
-                .action_urls
-                .insert(wire.to_string(), xml_unescape(value_start[..end].trim()));
-        }
-        rest = &value_start[end + "</item>".len()..];
-    }
-}
-
-fn strip_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("<!--") {
-        out.push_str(&rest[..start]);
-        match rest[start..].find("-->") {
-            Some(end) => rest = &rest[start + end + 3..],
-            None => return out,
+            provisioned.action_urls.insert(wire.to_string(), leaf.text);
         }
     }
-    out.push_str(rest);
-    out
-}
-
-fn xml_unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
-/// A query value as a form-decoding CGI reads it: `+` is a space, then `%XX` (derived).
-fn form_decode(value: &str) -> String {
-    decode(&value.replace('+', " "))
-}
-
-fn split_target(request: &Request) -> (&str, &str) {
-    request
-        .target
-        .split_once('?')
-        .unwrap_or((&request.target, ""))
 }
 
 fn param(query: &str, name: &str) -> Option<String> {
@@ -434,24 +357,13 @@ fn reply(request: &Request, actions: &[Action], snapshot: &Snapshot) -> Reply {
 mod tests {
     use super::*;
     use crate::phone_vendors::ProvisionCtx;
-    use axum::http::Method;
 
     fn get(target: &str) -> Request {
-        Request {
-            method: Method::GET,
-            target: target.into(),
-            authorization: None,
-            body: String::new(),
-        }
+        Request::get(target)
     }
 
     fn ctx(format: Option<&str>) -> ProvisionCtx {
-        ProvisionCtx {
-            public_url: "http://192.168.1.10:8080".into(),
-            token: Some("tok".into()),
-            agent_host: "192.168.1.10".into(),
-            format: format.map(str::to_string),
-        }
+        crate::sim::testing::provision_ctx("192.168.1.10", format)
     }
 
     /// What `phone2mqtt provision grandstream` prints, in both forms, is what this phone reads:

@@ -12,7 +12,7 @@
 
 use crate::model::PhoneId;
 use crate::phone_vendors::htek::{para_name, SPEC};
-use crate::sim::settings;
+use crate::sim::xml::xml_leaves;
 use crate::sim::{
     check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
     Reply, Request, Snapshot,
@@ -34,10 +34,8 @@ pub static PERSONALITY: Personality = Personality {
     // ("the SIP URI of the remote identity").
     remote_value: |user, host| format!("sip:{user}@{host}"),
     read_settings: |text, settings| {
-        for leaf in settings::xml_leaves(text) {
-            if let Some(name) = leaf.path.last() {
-                settings.insert(name.clone(), leaf.text);
-            }
+        for leaf in xml_leaves(text) {
+            settings.insert(leaf.name().to_string(), leaf.text);
         }
     },
     key_url: |_, _| None,
@@ -63,14 +61,16 @@ fn provisioning_files(mac: &PhoneId) -> Vec<String> {
 /// Reads `<P… para="ActionURL_<Label>">url</P…>` entries. The para names are our own
 /// derivation (see `phone_vendors::htek::para_name`): no source names Htek's Action URL settings.
 fn read_provisioning(text: &str, provisioned: &mut Provisioned) {
-    let text = strip_comments(text);
-    for (para, value) in para_entries(&text) {
-        let Some(event) = SPEC.events.iter().find(|e| para_name(e) == para) else {
+    for leaf in xml_leaves(text) {
+        let Some(para) = leaf.attrs.get("para") else {
+            continue;
+        };
+        let Some(event) = SPEC.events.iter().find(|e| &para_name(e) == para) else {
             continue;
         };
         provisioned
             .action_urls
-            .insert(event.wire.to_string(), xml_unescape(value.trim()));
+            .insert(event.wire.to_string(), leaf.text);
     }
 }
 
@@ -134,75 +134,12 @@ fn reply(_request: &Request, _actions: &[Action], _snapshot: &Snapshot) -> Reply
     Reply::new(200, "OK")
 }
 
-/// Removes `<!-- ... -->` comments.
-fn strip_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("<!--") {
-        out.push_str(&rest[..start]);
-        match rest[start..].find("-->") {
-            Some(end) => rest = &rest[start + end + 3..],
-            None => return out,
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Every `<Name para="…">value</Name>` element, as (para, value).
-fn para_entries(text: &str) -> Vec<(&str, &str)> {
-    let mut found = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('<') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('>') else {
-            break;
-        };
-        let head = &after[..close];
-        let body = &after[close + 1..];
-        rest = body;
-        if head.ends_with('/') {
-            continue;
-        }
-        let Some((name, attributes)) = head.split_once(' ') else {
-            continue;
-        };
-        let Some(para) = attributes
-            .trim()
-            .strip_prefix("para=\"")
-            .and_then(|a| a.split_once('"'))
-            .map(|(para, _)| para)
-        else {
-            continue;
-        };
-        let end_tag = format!("</{name}>");
-        if let Some(end) = body.find(&end_tag) {
-            found.push((para, &body[..end]));
-            rest = &body[end + end_tag.len()..];
-        }
-    }
-    found
-}
-
-fn xml_unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn get(target: &str) -> Request {
-        Request {
-            method: axum::http::Method::GET,
-            target: target.into(),
-            authorization: None,
-            body: String::new(),
-        }
+        Request::get(target)
     }
 
     #[test]
@@ -246,12 +183,7 @@ mod tests {
 
     #[test]
     fn provisioning_is_read_from_para_entries() {
-        let ctx = crate::phone_vendors::ProvisionCtx {
-            public_url: "http://10.0.0.1:8080".into(),
-            token: Some("tok".into()),
-            agent_host: "10.0.0.1".into(),
-            format: None,
-        };
+        let ctx = crate::sim::testing::provision_ctx("10.0.0.1", None);
         let mut provisioned = Provisioned::default();
         read_provisioning(&(SPEC.provision)(&ctx), &mut provisioned);
         assert_eq!(provisioned.action_urls.len(), SPEC.events.len());

@@ -11,10 +11,10 @@ use axum::http::Method;
 
 use crate::model::PhoneId;
 use crate::phone_vendors::snom::SPEC;
-use crate::sim::settings;
+use crate::sim::xml::xml_leaves;
 use crate::sim::{
-    check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
-    Reply, Request, Snapshot,
+    check_credentials, form_decode, query_pairs, settings, split_target, AccessCtx, Action,
+    Identity, Personality, Provisioned, Reply, Request, Snapshot,
 };
 
 const MODEL: &str = "D785";
@@ -41,17 +41,14 @@ pub static PERSONALITY: Personality = Personality {
 /// `<phone-settings>` leaves by name (an `idx` attribute appended: `user_name1`), and
 /// `<functionKeys><fkey idx="N" label="...">` as `fkeyN` and `fkey_labelN`.
 fn read_settings(text: &str, settings: &mut settings::Settings) {
-    for leaf in settings::xml_leaves(text) {
-        let Some(name) = leaf.path.last() else {
-            continue;
-        };
+    for leaf in xml_leaves(text) {
         let idx = leaf.attrs.get("idx").cloned().unwrap_or_default();
-        if name == "fkey" {
+        if leaf.name() == "fkey" {
             if let Some(label) = leaf.attrs.get("label") {
                 settings.insert(format!("fkey_label{idx}"), label.clone());
             }
         }
-        settings.insert(format!("{name}{idx}"), leaf.text);
+        settings.insert(format!("{}{idx}", leaf.name()), leaf.text);
     }
 }
 
@@ -112,50 +109,19 @@ fn provisioning_files(mac: &PhoneId) -> Vec<String> {
 /// docs/vendors.md does not name are ignored, as a phone ignores settings it does not have. An
 /// empty setting switches that Action URL off.
 fn read_provisioning(text: &str, provisioned: &mut Provisioned) {
-    let mut rest = text;
-    while let Some(open) = rest.find('<') {
-        rest = &rest[open + 1..];
-        if let Some(comment) = rest.strip_prefix("!--") {
-            rest = comment.find("-->").map_or("", |end| &comment[end + 3..]);
-            continue;
-        }
-        let name_len = rest
-            .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
-            .unwrap_or(rest.len());
-        let name = &rest[..name_len];
+    for leaf in xml_leaves(text) {
+        let name = leaf.name();
         if !SETTINGS.contains(&name) {
             continue;
         }
-        let Some(tag_end) = rest.find('>') else {
-            return;
-        };
-        let value = if rest[..tag_end].ends_with('/') {
-            String::new()
-        } else {
-            let body = &rest[tag_end + 1..];
-            let close = format!("</{name}>");
-            let Some(end) = body.find(&close) else {
-                return;
-            };
-            xml_unescape(body[..end].trim())
-        };
         let wire = name.strip_prefix("action_").unwrap_or(name);
         let wire = wire.strip_suffix("_url").unwrap_or(wire).to_string();
-        if value.is_empty() {
+        if leaf.text.is_empty() {
             provisioned.action_urls.remove(&wire);
         } else {
-            provisioned.action_urls.insert(wire, value);
+            provisioned.action_urls.insert(wire, leaf.text);
         }
-        rest = &rest[tag_end + 1..];
     }
-}
-
-fn xml_unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
 }
 
 /// Basic, or Digest when the phone is set up for it; nothing else guards `command.htm`.
@@ -167,10 +133,7 @@ fn parse_request(request: &Request) -> Result<Vec<Action>, Reply> {
     if request.method != Method::GET {
         return Err(Reply::new(405, "Method Not Allowed"));
     }
-    let (path, query) = request
-        .target
-        .split_once('?')
-        .unwrap_or((&request.target, ""));
+    let (path, query) = split_target(request);
     let pairs = query_pairs(query);
     match path {
         "/command.htm" => command(&pairs),
@@ -184,18 +147,13 @@ fn parse_request(request: &Request) -> Result<Vec<Action>, Reply> {
     }
 }
 
-/// A query value as the phone's CGI reads it: form-decoded, so a raw `+` is a space.
-fn form_value(value: &str) -> String {
-    decode(&value.replace('+', " "))
-}
-
 fn command(pairs: &[(&str, &str)]) -> Result<Vec<Action>, Reply> {
     if pairs.iter().any(|(name, _)| *name == "number") {
         let mut number = None;
         for (name, value) in pairs {
             match *name {
-                "number" if number.is_none() => number = Some(form_value(value)),
-                "outgoing_uri" if !form_value(value).trim().is_empty() => {}
+                "number" if number.is_none() => number = Some(form_decode(value)),
+                "outgoing_uri" if !form_decode(value).trim().is_empty() => {}
                 _ => return Err(Reply::new(400, format!("Bad Request: `{name}`"))),
             }
         }
@@ -212,9 +170,9 @@ fn command(pairs: &[(&str, &str)]) -> Result<Vec<Action>, Reply> {
         return Ok(vec![Action::Dial(number)]);
     }
     match pairs {
-        [("key", value)] => form_value(value).split(';').map(key_action).collect(),
+        [("key", value)] => form_decode(value).split(';').map(key_action).collect(),
         [("key_dtmf", digits)] => {
-            let digits = form_value(digits);
+            let digits = form_decode(digits);
             if digits.is_empty()
                 || !digits
                     .chars()
@@ -285,7 +243,7 @@ fn write_settings(pairs: &[(&str, &str)]) -> Result<Vec<Action>, Reply> {
     };
     let mut actions = Vec::new();
     for (name, value) in rest {
-        match (*name, form_value(value).as_str()) {
+        match (*name, form_decode(value).as_str()) {
             ("store_settings", "save") => {}
             ("dnd_mode", "on") => actions.push(Action::Dnd(true)),
             ("dnd_mode", "off") => actions.push(Action::Dnd(false)),
@@ -316,15 +274,9 @@ fn reply(_request: &Request, actions: &[Action], _snapshot: &Snapshot) -> Reply 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::phone_vendors::ProvisionCtx;
 
     fn get(target: &str) -> Request {
-        Request {
-            method: Method::GET,
-            target: target.into(),
-            authorization: None,
-            body: String::new(),
-        }
+        Request::get(target)
     }
 
     #[test]
@@ -381,12 +333,7 @@ mod tests {
 
     #[test]
     fn the_drivers_provisioning_is_read_by_setting_name() {
-        let ctx = ProvisionCtx {
-            public_url: "http://192.168.1.10:8080".into(),
-            token: Some("tok".into()),
-            agent_host: "192.168.1.10".into(),
-            format: None,
-        };
+        let ctx = crate::sim::testing::provision_ctx("192.168.1.10", None);
         let mut provisioned = Provisioned::default();
         read_provisioning(&(SPEC.provision)(&ctx), &mut provisioned);
         assert_eq!(provisioned.action_urls.len(), SETTINGS.len());

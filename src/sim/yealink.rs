@@ -6,10 +6,10 @@ use std::net::IpAddr;
 
 use crate::model::PhoneId;
 use crate::phone_vendors::yealink::SPEC;
-use crate::sim::settings;
+use crate::sim::xml::xml_leaves;
 use crate::sim::{
-    check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
-    Reply, Request, Snapshot,
+    check_credentials, decode, query_pairs, settings, split_target, AccessCtx, Action, Identity,
+    Personality, Provisioned, Reply, Request, Snapshot,
 };
 
 pub static PERSONALITY: Personality = Personality {
@@ -51,23 +51,16 @@ fn provisioning_files(mac: &PhoneId) -> Vec<String> {
     vec!["y000000000028.cfg".into(), format!("{mac}.cfg")]
 }
 
-/// `key = value` lines; `#` starts a comment.
+/// `key = value` lines, read as every other setting is; the Action URLs, the allow list and
+/// the prompt are picked out of them.
 fn read_provisioning(text: &str, provisioned: &mut Provisioned) {
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('#') {
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let (key, value) = (key.trim(), value.trim());
+    let mut lines = settings::Settings::new();
+    settings::read_key_value(text, &mut lines);
+    for (key, value) in lines {
         if let Some(event) = key.strip_prefix("action_url.") {
-            provisioned
-                .action_urls
-                .insert(event.to_string(), value.to_string());
+            provisioned.action_urls.insert(event.to_string(), value);
         } else if key == "features.action_uri_limit_ip" {
-            provisioned.allow_list = Some(value.to_string());
+            provisioned.allow_list = Some(value);
         } else if key == "features.show_action_uri_option" {
             provisioned.prompt = Some(value != "0");
         }
@@ -114,10 +107,7 @@ fn check_access(ctx: &AccessCtx<'_>) -> Result<(), Reply> {
 }
 
 fn parse_request(request: &Request) -> Result<Vec<Action>, Reply> {
-    let (path, query) = request
-        .target
-        .split_once('?')
-        .unwrap_or((&request.target, ""));
+    let (path, query) = split_target(request);
     if !matches!(
         path,
         "/servlet" | "/cgi-bin/ConfigManApp.com" | "/cgi-bin/cgiServer.exx"
@@ -137,9 +127,11 @@ fn parse_request(request: &Request) -> Result<Vec<Action>, Reply> {
         Some(("key", value)) => value.split(';').map(key_action).collect(),
         Some(("phonecfg", "get")) => Ok(vec![Action::Status]),
         Some(("push", "xml")) if request.method == axum::http::Method::POST => {
-            let text = between(&request.body, "<Text>", "</Text>")
+            let text = xml_leaves(&request.body)
+                .into_iter()
+                .find(|leaf| leaf.name() == "Text")
                 .ok_or_else(|| Reply::new(400, "Bad Request: no <Text> in the XML"))?;
-            Ok(vec![Action::Message(xml_unescape(text))])
+            Ok(vec![Action::Message(text.text)])
         }
         _ => Err(Reply::new(400, "Bad Request")),
     }
@@ -228,20 +220,6 @@ fn reply(_request: &Request, actions: &[Action], snapshot: &Snapshot) -> Reply {
         );
     }
     Reply::new(200, "OK")
-}
-
-fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
-    let start = text.find(open)? + open.len();
-    let end = text[start..].find(close)? + start;
-    Some(&text[start..end])
-}
-
-fn xml_unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
 }
 
 #[cfg(test)]

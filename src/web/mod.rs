@@ -5,13 +5,13 @@
 //! REST API), and publishes what browsers send to command topics.
 
 pub mod api;
+pub mod manager;
 pub mod ws;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
-use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
@@ -23,8 +23,6 @@ use crate::model::CommandKind;
 use crate::mqtt::{self, Message, Mqtt};
 use crate::shutdown::Lifecycle;
 use crate::topics::Topics;
-
-const MANAGER_HTML: &str = include_str!("manager.html");
 
 /// A message as websocket clients see it, `{"topic", "payload", "retained"}`, as JSON text.
 /// A JSON payload is put in as it came (it is checked, not parsed into a tree and written
@@ -163,7 +161,7 @@ fn without_secrets(topics: &Topics, message: Message) -> Message {
 pub fn router(state: WebState, people: Router) -> Router {
     let auth = state.auth.clone();
     Router::new()
-        .route("/", get(manager_page))
+        .merge(manager::routes())
         .route("/ws", get(ws::upgrade))
         .merge(api::router())
         .with_state(state)
@@ -174,10 +172,6 @@ pub fn router(state: WebState, people: Router) -> Router {
             crate::auth::http::guard,
         ))
         .merge(crate::auth::http::login_routes(auth))
-}
-
-async fn manager_page() -> impl IntoResponse {
-    (crate::auth::http::page_headers(), Html(MANAGER_HTML))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `/ws`: MQTT traffic as JSON frames (design.md §4).
+//! `/ws`: MQTT traffic as JSON frames (topics.md, "Websocket: `/ws`").
 //!
 //! On connect a client gets every retained message under the base topic (`"retained": true`),
 //! then live traffic. What it sends is published as if from an MQTT client, but only to command

@@ -1,0 +1,156 @@
+//! A gateway on port 0 with its embedded broker and a data directory of its own, and the API
+//! tokens and HTTP clients a test talks to it with.
+
+use std::time::Duration;
+
+use phone2mqtt::auth::Role;
+use phone2mqtt::config::Config;
+use phone2mqtt::gateway::{self, Gateway, GatewayOptions};
+use phone2mqtt::model::PhoneId;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::tempdir;
+
+pub struct TestGateway {
+    pub gateway: Gateway,
+    pub stop: CancellationToken,
+    pub tracker: TaskTracker,
+    pub data_dir: tempdir::TempDir,
+    /// An admin API token, for the REST API and `/ws`.
+    pub admin_token: String,
+}
+
+impl TestGateway {
+    pub fn http(&self) -> String {
+        format!("http://{}", self.gateway.http_addr)
+    }
+
+    /// The token in the Action URLs of phone `mac` (any MAC spelling), as its file carries it.
+    pub fn token(&self, mac: &str) -> String {
+        self.gateway
+            .phone_token(&PhoneId::parse(mac).expect("a MAC"))
+    }
+
+    pub fn mqtt_port(&self) -> u16 {
+        self.gateway.broker.port
+    }
+
+    /// A new API token with `role`, created through the library as `phone2mqtt token create`
+    /// does; the running gateway sees it at once.
+    pub fn api_token(&self, role: Role) -> String {
+        new_token(&self.data_dir.0, role)
+    }
+
+    /// A `phone2mqtt.toml` in `dir` for the command line to work on this gateway's data, as
+    /// an installer runs `phone2mqtt provision` next to the running service.
+    pub fn cli_config(&self, dir: &tempdir::TempDir) -> std::path::PathBuf {
+        let path = dir.0.join("phone2mqtt.toml");
+        let text = format!(
+            "[http]\npublic_url = \"{}\"\n[agent]\ndata_dir = \"{}\"\n",
+            self.gateway.public_url,
+            self.data_dir.0.display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// An HTTP client that sends the admin token with every request.
+    pub fn api(&self) -> reqwest::Client {
+        bearer_client(&self.admin_token)
+    }
+
+    pub async fn stop(self) {
+        self.stop_keeping_data().await;
+    }
+
+    /// Stops the gateway and hands back its data directory.
+    pub async fn stop_keeping_data(self) -> tempdir::TempDir {
+        self.stop.cancel();
+        self.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
+        self.data_dir
+    }
+}
+
+/// A config for tests: everything on port 0, no legacy token, no polling.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.broker.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.agent.name = Some("test".into());
+    config.agent.command_timeout = 3.0;
+    config
+}
+
+pub async fn start_gateway(config: Config) -> TestGateway {
+    start_gateway_in(config, tempdir::TempDir::new()).await
+}
+
+/// A gateway whose data directory is `data_dir`, to restart one on the same data.
+pub async fn start_gateway_in(config: Config, data_dir: tempdir::TempDir) -> TestGateway {
+    try_start_gateway_in(config, data_dir)
+        .await
+        .expect("the gateway starts")
+}
+
+/// A gateway, or why it did not start.
+pub async fn try_start_gateway_in(
+    config: Config,
+    data_dir: tempdir::TempDir,
+) -> anyhow::Result<TestGateway> {
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let mut config = config;
+    config.agent.data_dir = data_dir.0.clone();
+    let started = gateway::start(
+        GatewayOptions {
+            config,
+            embedded_broker: true,
+            web: true,
+            poll_interval: Duration::ZERO,
+            mqtt_users: None,
+        },
+        stop.clone(),
+        &tracker,
+    )
+    .await;
+    let gateway = match started {
+        Ok(gateway) => gateway,
+        Err(err) => {
+            stop.cancel();
+            return Err(err);
+        }
+    };
+    let admin_token = new_token(&data_dir.0, Role::Admin);
+    Ok(TestGateway {
+        gateway,
+        stop,
+        tracker,
+        data_dir,
+        admin_token,
+    })
+}
+
+/// A token named after its role and a counter (restarts on the same data keep the old ones).
+fn new_token(data_dir: &std::path::Path, role: Role) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!("test-{role}-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    phone2mqtt::auth::store::Store::new(data_dir)
+        .create_token(&name, role)
+        .expect("a token is created")
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>` with every request.
+pub fn bearer_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
