@@ -223,7 +223,7 @@ async fn an_adoption_cannot_take_another_phones_name_mac_or_entry() {
     let power = tokio_util::sync::CancellationToken::new();
     let phone = unconfigured_phone(&gw, "snom", "00:04:13:aa:00:52", &power).await;
     let id = "000413aa0052";
-    probe.info_with_model(&id).await;
+    probe.info_with_model(id).await;
     let own = phone.addr().to_string();
     for (n, name, why) in [
         (

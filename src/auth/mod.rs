@@ -522,7 +522,7 @@ impl Auth {
         if user.role < Role::Operator {
             return false;
         }
-        let key = store::sha256_hex(&format!("{username}\0{password}"));
+        let key = store::sha256_hex(format!("{username}\0{password}"));
         {
             let verified = self
                 .inner

@@ -496,7 +496,7 @@ fn provision(ctx: &ProvisionCtx) -> String {
 }
 
 /// `<mac>.boot` for `[provisioning] yealink_boot`: the site's file first, then phone2mqtt's
-/// settings for this phone, each by `include:config`.
+/// settings for this phone, each by `include:config` (docs/vendors.md §1.7).
 fn boot_file(site_url: &str, own_url: &str) -> String {
     format!(
         "#!version:1.0.0.1\n## phone2mqtt: the site's own file first, then phone2mqtt's settings for this phone.\ninclude:config \"{site_url}\"\ninclude:config \"{own_url}\"\n"
