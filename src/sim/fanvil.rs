@@ -86,7 +86,7 @@ fn read_provisioning(text: &str, provisioned: &mut Provisioned) {
 fn wire_of(event: &str) -> Option<&'static str> {
     SPEC.events
         .iter()
-        .find(|spec| spec.event == event)
+        .find(|spec| spec.event.name() == event)
         .map(|spec| spec.wire)
 }
 
