@@ -197,7 +197,7 @@ async fn phones_given_only_the_agents_address_are_provisioned_merged_adopted_and
         assert_eq!(event["event"], "key");
         assert_eq!(event["key"], "3");
         assert_eq!(event["label"], "Garage door");
-        probe.event(&mac, "key").await;
+        probe.event(mac, "key").await;
         // Key 4 is not programmed: the phone has nothing to call.
         let unprogrammed = client
             .post(format!("http://{}/sim/key/4", phone.addr()))
