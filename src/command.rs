@@ -1,4 +1,4 @@
-//! Command payloads (MQTT or websocket) into validated [`Command`]s, and the errors a command can end in.
+//! Command payloads (MQTT or websocket) into validated [`Command`]s.
 //!
 //! Everything a caller can get wrong is caught here, before any vendor code runs, so that a
 //! dial string can never smuggle a second Action URI key (`1001&key=Reboot`) to a phone.
@@ -7,47 +7,8 @@ use serde_json::{Map, Value};
 
 use crate::model::{ArgKind, Command, CommandArg, CommandKind};
 
-/// Why a command did not succeed. Each variant's text is what the caller reads in `error`.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum CommandError {
-    #[error("unknown command `{0}`; known commands: {known}", known = known_commands())]
-    UnknownCommand(String),
-    #[error("malformed payload: {0}")]
-    BadPayload(String),
-    #[error("invalid argument: {0}")]
-    BadArgument(String),
-    #[error("{vendor} phones cannot do `{command}`")]
-    Unsupported {
-        vendor: &'static str,
-        command: &'static str,
-    },
-    #[error("unknown phone `{0}`")]
-    UnknownPhone(String),
-    #[error("phone {0} is not configured: add a [[phone]] entry with its address and credentials")]
-    NotConfigured(String),
-    #[error("the phone did not answer within {0} s")]
-    Timeout(f64),
-    #[error("phone unreachable: {0}")]
-    Unreachable(String),
-    #[error("{0}")]
-    Unauthorized(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("the phone refused the command: {0}")]
-    Rejected(String),
-    #[error("too many commands queued for this phone; try again later")]
-    QueueFull,
-    #[error("the gateway is shutting down")]
-    ShuttingDown,
-}
-
-fn known_commands() -> String {
-    CommandKind::ALL
-        .iter()
-        .map(|kind| kind.name())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+// The errors live with the command table, where vendor code can name them without this module.
+pub use crate::model::CommandError;
 
 /// Parses `cmd/<name>` with its payload. The transaction is returned even when the command is
 /// invalid, so that the error result can echo it.
@@ -57,7 +18,8 @@ pub fn parse(name: &str, payload: &[u8]) -> (Option<String>, Result<Command, Com
         Err(err) => return (None, Err(err)),
     };
     let transaction = body.transaction.clone();
-    let Some(kind) = CommandKind::from_name(name) else {
+    // `adopt` is the registry's, not a phone's: `agent::dispatch` takes it before this.
+    let Some(kind) = CommandKind::from_name(name).filter(|kind| *kind != CommandKind::Adopt) else {
         return (
             transaction,
             Err(CommandError::UnknownCommand(name.to_string())),
@@ -214,6 +176,7 @@ fn build(kind: CommandKind, body: Body) -> Result<Command, CommandError> {
             CommandArg::Url(url)
         }
         ArgKind::Changes => CommandArg::Changes(body.changes()?),
+        ArgKind::Adoption => return Err(CommandError::UnknownCommand(name.to_string())),
     };
     let at = body.when()?;
     if at.is_some() && kind != CommandKind::Message {
@@ -277,10 +240,12 @@ impl Body {
             return Err(bad("`configure` needs `keys` or `settings`".into()));
         }
         for (index, label) in &keys {
-            crate::profile::check_key(index, label.as_deref().unwrap_or("")).map_err(bad)?;
+            crate::profile::check_key(index, label.as_deref().unwrap_or(""))
+                .map_err(|err| bad(err.to_string()))?;
         }
         for (key, value) in &settings {
-            crate::profile::check_setting(key, value.as_deref().unwrap_or("")).map_err(bad)?;
+            crate::profile::check_setting(key, value.as_deref().unwrap_or(""))
+                .map_err(|err| bad(err.to_string()))?;
         }
         let vendor = match self.fields.get("vendor") {
             None | Some(Value::Null) => None,

@@ -2,7 +2,7 @@
 //! drift from the code. `phone2mqtt docs` prints every block; a test checks that the committed
 //! files hold the current ones, between `<!-- generated:NAME -->` and `<!-- end:NAME -->`.
 
-use crate::model::CommandKind;
+use crate::model::{CommandKind, EVENTS};
 use crate::phone_vendors::{Carries, VendorSpec, VENDORS};
 
 /// Every generated block: its name and its text.
@@ -20,19 +20,6 @@ pub fn blocks() -> Vec<(String, String)> {
     blocks
 }
 
-/// The value each sample command is shown with.
-fn sample(kind: CommandKind) -> &'static str {
-    match kind {
-        CommandKind::Dial => "+49 30 1234",
-        CommandKind::Transfer => "1002",
-        CommandKind::Dnd => "on",
-        CommandKind::Message => "Lunch is served",
-        CommandKind::Key => "F1 OK",
-        CommandKind::Logo => "http://192.168.1.10/logo.png",
-        _ => "",
-    }
-}
-
 /// The exact request each command sends, built by the vendor's own code from sample values.
 pub fn vendor_requests(spec: &VendorSpec) -> String {
     let target = crate::phone_vendors::Target {
@@ -46,7 +33,7 @@ pub fn vendor_requests(spec: &VendorSpec) -> String {
     };
     let mut out = String::from("| command | value | request |\n|---|---|---|\n");
     for kind in spec.commands {
-        let value = sample(*kind);
+        let value = kind.def().example;
         let Ok(command) = crate::command::parse(kind.name(), value.as_bytes()).1 else {
             continue;
         };
@@ -80,14 +67,7 @@ pub fn provisioning_matrix() -> String {
         ..crate::phone_vendors::Target::default()
     };
     for spec in VENDORS {
-        let files = match spec.id {
-            "yealink" => "`<mac>.cfg`, `y0000000000XX.cfg` (`<mac>.boot` with `yealink_boot`)",
-            "grandstream" => "`cfg<mac>`, `cfg<mac>.xml`, `cfg.xml`",
-            "snom" => "`snom<model>.htm`, `snom<model>-<MAC>.htm`, `<MAC>.xml`",
-            "fanvil" => "`<mac>.cfg`",
-            "htek" => "`cfg<mac>.xml`",
-            _ => "see topics.md",
-        };
+        let files = spec.provision_files_doc;
         let provision = match crate::command::parse("provision", b"").1 {
             Ok(command) if spec.supports(CommandKind::Provision) => {
                 match (spec.build)(&command, &target) {
@@ -126,15 +106,15 @@ pub fn auth_table() -> String {
 /// Vendors down, normalised commands across.
 pub fn command_matrix() -> String {
     let mut out = String::from("| vendor |");
-    for kind in CommandKind::ALL {
+    for kind in CommandKind::phone_commands() {
         out.push_str(&format!(" {} |", kind.name()));
     }
     out.push_str("\n|---|");
-    out.push_str(&"---|".repeat(CommandKind::ALL.len()));
+    out.push_str(&"---|".repeat(CommandKind::phone_commands().count()));
     out.push('\n');
     for spec in VENDORS {
         out.push_str(&format!("| {} |", spec.name));
-        for kind in CommandKind::ALL {
+        for kind in CommandKind::phone_commands() {
             out.push_str(if spec.supports(kind) {
                 " ✓ |"
             } else {
@@ -146,27 +126,23 @@ pub fn command_matrix() -> String {
     out
 }
 
-/// Normalised events down (too many to fit across), vendors across.
+/// Normalised events down (too many to fit across), with what each means, vendors across.
 pub fn event_matrix() -> String {
-    let mut events: Vec<&'static str> = Vec::new();
-    for spec in VENDORS {
-        for event in spec.events {
-            if !events.contains(&event.event) {
-                events.push(event.event);
-            }
-        }
-    }
-    let mut out = String::from("| event |");
+    let mut out = String::from("| event | meaning |");
     for spec in VENDORS {
         out.push_str(&format!(" {} |", spec.name));
     }
-    out.push_str("\n|---|");
+    out.push_str("\n|---|---|");
     out.push_str(&"---|".repeat(VENDORS.len()));
     out.push('\n');
-    for event in events {
-        out.push_str(&format!("| `{event}` |"));
+    let reports = |spec: &VendorSpec, kind| spec.events.iter().any(|e| e.event == kind);
+    for def in EVENTS {
+        if !VENDORS.iter().any(|spec| reports(spec, def.kind)) {
+            continue;
+        }
+        out.push_str(&format!("| `{}` | {} |", def.name, def.doc));
         for spec in VENDORS {
-            out.push_str(if spec.events.iter().any(|e| e.event == event) {
+            out.push_str(if reports(spec, def.kind) {
                 " ✓ |"
             } else {
                 " – |"

@@ -378,7 +378,9 @@ fn strip_origin(target: &[u8]) -> &[u8] {
     target
 }
 
-/// Percent-encodes every byte a URI target may not hold. Valid `%XX` escapes stay as they are.
+/// Percent-encodes every byte a URI target may not hold. Valid `%XX` escapes stay as they are,
+/// a stray `%` becomes `%25`: a choice per `%` that the percent-encoding crate's byte sets
+/// cannot make, hence this loop.
 fn encode_target(target: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(target.len());
     for (i, &byte) in target.iter().enumerate() {

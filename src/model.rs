@@ -10,6 +10,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod command;
+mod event;
+
+pub use command::{Access, ArgKind, CommandDef, CommandError, CommandKind, Handler, COMMANDS};
+pub use event::{Effect, EventDef, EventKind, ForwardKind, EVENTS};
+
 /// A phone's identity: its MAC as 12 lowercase hex digits, whatever form the phone sent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -72,7 +78,7 @@ impl From<PhoneId> for String {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Event {
     /// Normalised name, the same for every vendor (`incoming_call`, `dnd_on`...).
-    pub event: &'static str,
+    pub event: EventKind,
     pub phone: PhoneId,
     pub ts: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,7 +99,7 @@ pub struct Event {
     pub label: Option<String>,
     /// `always`, `busy` or `no_answer` on forward events.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub forward: Option<&'static str>,
+    pub forward: Option<ForwardKind>,
     /// Every variable the phone sent, raw (a `sip:` URI stays whole here).
     pub vars: BTreeMap<String, String>,
 }
@@ -111,7 +117,7 @@ pub struct PhoneState {
     /// `None` until the phone has told us.
     pub registered: Option<bool>,
     pub lines: Vec<Line>,
-    pub last_event: Option<&'static str>,
+    pub last_event: Option<EventKind>,
     pub last_seen: Option<String>,
 }
 
@@ -166,151 +172,6 @@ pub struct Subscriber {
     pub name: String,
     #[serde(default)]
     pub department: String,
-}
-
-/// The normalised commands. Which ones a phone can do is declared by its vendor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CommandKind {
-    Dial,
-    Answer,
-    Hangup,
-    Reject,
-    Hold,
-    Resume,
-    Transfer,
-    Dnd,
-    VolumeUp,
-    VolumeDown,
-    Mute,
-    Key,
-    Message,
-    Reboot,
-    Refresh,
-    Provision,
-    Logo,
-    Configure,
-    Verify,
-}
-
-/// What a command takes as its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ArgKind {
-    None,
-    Number,
-    OnOff,
-    Text,
-    Key,
-    Url,
-    /// A JSON object of keys and settings (`configure`).
-    Changes,
-}
-
-impl CommandKind {
-    pub const ALL: [CommandKind; 19] = [
-        CommandKind::Dial,
-        CommandKind::Answer,
-        CommandKind::Hangup,
-        CommandKind::Reject,
-        CommandKind::Hold,
-        CommandKind::Resume,
-        CommandKind::Transfer,
-        CommandKind::Dnd,
-        CommandKind::VolumeUp,
-        CommandKind::VolumeDown,
-        CommandKind::Mute,
-        CommandKind::Key,
-        CommandKind::Message,
-        CommandKind::Reboot,
-        CommandKind::Refresh,
-        CommandKind::Provision,
-        CommandKind::Logo,
-        CommandKind::Configure,
-        CommandKind::Verify,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            CommandKind::Dial => "dial",
-            CommandKind::Answer => "answer",
-            CommandKind::Hangup => "hangup",
-            CommandKind::Reject => "reject",
-            CommandKind::Hold => "hold",
-            CommandKind::Resume => "resume",
-            CommandKind::Transfer => "transfer",
-            CommandKind::Dnd => "dnd",
-            CommandKind::VolumeUp => "volume_up",
-            CommandKind::VolumeDown => "volume_down",
-            CommandKind::Mute => "mute",
-            CommandKind::Key => "key",
-            CommandKind::Message => "message",
-            CommandKind::Reboot => "reboot",
-            CommandKind::Refresh => "refresh",
-            CommandKind::Provision => "provision",
-            CommandKind::Logo => "logo",
-            CommandKind::Configure => "configure",
-            CommandKind::Verify => "verify",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<CommandKind> {
-        CommandKind::ALL
-            .into_iter()
-            .find(|kind| kind.name() == name)
-    }
-
-    pub fn arg(self) -> ArgKind {
-        match self {
-            CommandKind::Dial | CommandKind::Transfer => ArgKind::Number,
-            CommandKind::Dnd => ArgKind::OnOff,
-            CommandKind::Message => ArgKind::Text,
-            CommandKind::Key => ArgKind::Key,
-            CommandKind::Logo => ArgKind::Url,
-            CommandKind::Configure => ArgKind::Changes,
-            _ => ArgKind::None,
-        }
-    }
-
-    pub fn description(self) -> &'static str {
-        match self {
-            CommandKind::Dial => "Dial a number (optionally from a given line)",
-            CommandKind::Answer => "Answer the ringing call",
-            CommandKind::Hangup => "End the current call",
-            CommandKind::Reject => "Reject the ringing call",
-            CommandKind::Hold => "Put the current call on hold",
-            CommandKind::Resume => "Resume the held call",
-            CommandKind::Transfer => "Blind-transfer the current call to a number",
-            CommandKind::Dnd => "Turn do-not-disturb on or off",
-            CommandKind::VolumeUp => "Raise the volume one step",
-            CommandKind::VolumeDown => "Lower the volume one step",
-            CommandKind::Mute => "Toggle the microphone mute during a call",
-            CommandKind::Key => "Press one or more keys (vendor key names)",
-            CommandKind::Message => "Show a text message on the screen",
-            CommandKind::Reboot => "Reboot the phone",
-            CommandKind::Refresh => "Read the phone's state (registration, DND, firmware)",
-            CommandKind::Provision => "Make the phone fetch its configuration again",
-            CommandKind::Logo => "Set the screen logo or background (through provisioning)",
-            CommandKind::Configure => {
-                "Add programmable keys or vendor settings to its provisioning, and apply them"
-            }
-            CommandKind::Verify => "Check that the phone's configuration points at this agent",
-        }
-    }
-
-    /// Commands the agent carries out itself (changing what it serves, then re-provisioning)
-    /// rather than through a vendor request of their own.
-    pub fn handled_by_agent(self) -> bool {
-        matches!(
-            self,
-            CommandKind::Configure | CommandKind::Logo | CommandKind::Verify
-        )
-    }
-
-    /// Commands that disturb people at the phone ask for a confirmation in the Manager.
-    pub fn needs_confirmation(self) -> bool {
-        matches!(self, CommandKind::Reboot | CommandKind::Provision)
-    }
 }
 
 /// A validated command, ready for a vendor to turn into a request.
@@ -438,13 +299,5 @@ mod tests {
             PhoneId::parse("0015654aa937").unwrap().colon_mac(),
             "00:15:65:4a:a9:37"
         );
-    }
-
-    #[test]
-    fn command_names_round_trip() {
-        for kind in CommandKind::ALL {
-            assert_eq!(CommandKind::from_name(kind.name()), Some(kind));
-        }
-        assert_eq!(CommandKind::from_name("explode"), None);
     }
 }

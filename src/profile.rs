@@ -120,24 +120,37 @@ impl Profile {
     }
 }
 
-/// Checks a key number and label; the error says what is wrong.
-pub fn check_key(index: &str, label: &str) -> Result<u32, String> {
+/// Why a programmable key or a vendor setting is refused; the text says what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileError {
+    #[error("key `{0}` must be a number from 1 to {MAX_KEY}")]
+    KeyNumber(String),
+    #[error(
+        "key {0}: the label must be at most {MAX_LABEL} characters, without control characters"
+    )]
+    KeyLabel(String),
+    #[error("setting `{0}`: a name starts with a letter, then letters, digits, `_`, `-`, `:` and dots between parts")]
+    SettingName(String),
+    #[error("setting `{0}`: the value must be one line")]
+    SettingValue(String),
+}
+
+/// Checks a key number and label.
+pub fn check_key(index: &str, label: &str) -> Result<u32, ProfileError> {
     let number = index
         .parse::<u32>()
         .ok()
         .filter(|n| (1..=MAX_KEY).contains(n))
-        .ok_or_else(|| format!("key `{index}` must be a number from 1 to {MAX_KEY}"))?;
+        .ok_or_else(|| ProfileError::KeyNumber(index.to_string()))?;
     if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
-        return Err(format!(
-            "key {index}: the label must be at most {MAX_LABEL} characters, without control characters"
-        ));
+        return Err(ProfileError::KeyLabel(index.to_string()));
     }
     Ok(number)
 }
 
 /// Checks a vendor setting: the name must be a plain config key and neither may break a line,
 /// which would let a value inject further settings into a `key = value` file.
-pub fn check_setting(key: &str, value: &str) -> Result<(), String> {
+pub fn check_setting(key: &str, value: &str) -> Result<(), ProfileError> {
     let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':');
     // Names become XML element names and dotted sections: they start with a letter, and dots
     // separate non-empty parts.
@@ -145,12 +158,10 @@ pub fn check_setting(key: &str, value: &str) -> Result<(), String> {
         && key.chars().all(plain)
         && key.split('.').all(|part| !part.is_empty());
     if !well_formed {
-        return Err(format!(
-            "setting `{key}`: a name starts with a letter, then letters, digits, `_`, `-`, `:` and dots between parts"
-        ));
+        return Err(ProfileError::SettingName(key.to_string()));
     }
     if value.contains(['\n', '\r']) {
-        return Err(format!("setting `{key}`: the value must be one line"));
+        return Err(ProfileError::SettingValue(key.to_string()));
     }
     Ok(())
 }
@@ -231,7 +242,10 @@ mod tests {
     #[test]
     fn checks_explain_themselves() {
         assert_eq!(check_key("3", "Garage door"), Ok(3));
-        assert!(check_key("0", "x").unwrap_err().contains("from 1"));
+        assert!(check_key("0", "x")
+            .unwrap_err()
+            .to_string()
+            .contains("from 1"));
         assert!(check_key("x", "x").is_err());
         assert!(check_key("3", "a\nb").is_err());
         assert!(check_setting("phone_setting.backlight_time", "60").is_ok());

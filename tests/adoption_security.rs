@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::*;
 use phone2mqtt::config::Secret;
 use phone2mqtt::model::PhoneId;
-use phone2mqtt::sim::{self, SimOptions, SimPhone};
 use serde_json::{json, Value};
 
 /// A discovered Yealink (Basic auth): what an attacker would like the site password for.
@@ -348,17 +347,11 @@ async fn adoption_at_the_phones_own_address_uses_the_site_credentials() {
         config.provisioning.phone_port = Some(addr.port());
         let gw = start_gateway(config).await;
         let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-        let mut options = SimOptions::new(
-            sim::personality(vendor).unwrap(),
-            PhoneId::parse(mac).unwrap(),
-            &gw.gateway.public_url,
-        );
-        options.listen = addr;
-        options.password = PASSWORD.into();
-        options.remote_answers_after = None;
-        options.digest = vendor == "snom";
-        let phone = SimPhone::spawn(options, gw.stop.clone()).await.unwrap();
-        assert!(phone.wait_booted(TIMEOUT).await);
+        let phone = start_phone_with(&gw, vendor, mac, |options| {
+            options.listen = addr;
+            options.digest = vendor == "snom";
+        })
+        .await;
         let id = PhoneId::parse(mac).unwrap().to_string();
         probe.info_with_model(&id).await;
         // With no address: the one it called from. With it spelt out: the same.

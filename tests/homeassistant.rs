@@ -212,7 +212,8 @@ async fn every_phone_is_a_valid_home_assistant_device_with_its_vendors_entities(
         }
         // A trigger for every event the vendor reports, and the event entity knows them all.
         let spec = phone2mqtt::phone_vendors::find(vendor).unwrap();
-        let mut vendor_events: BTreeSet<&str> = spec.events.iter().map(|e| e.event).collect();
+        let mut vendor_events: BTreeSet<&str> =
+            spec.events.iter().map(|e| e.event.name()).collect();
         // Phones with a programmed key also report `key`.
         if spec.programming.key.is_some() {
             vendor_events.insert("key");

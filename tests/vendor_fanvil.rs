@@ -134,18 +134,13 @@ async fn every_fanvil_command_has_its_request_line() {
 async fn a_raw_fanvil_callback_becomes_an_event() {
     let gw = start_gateway(test_config()).await;
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    let addr = gw.gateway.http_addr;
     // As the phone writes it: raw spaces, a raw `+`, unfilled `$call_id` and `$duration`,
     // camelCase `callDirection`, Fanvil's User-Agent.
     let token = gw.token(ID);
     let path = format!(
         "/action/{token}/fanvil/incoming_call?mac=0c383e07e16c&ip=10.0.0.7&model=X4&firmware=2.10.2.6887&active_user=1001&active_host=pbx.example.com&local=sip:1001@pbx.example.com&remote=sip:+4930123456@pbx.example.com&display_local=Front Desk&display_remote=Anna Schmidt&call_id=$call_id&duration=$duration&callDirection=in"
     );
-    let answer = phone_fetch(addr, &path, UA).await;
-    assert_eq!(status_of(&answer), 200, "{answer}");
-    let event = probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |_| true)
-        .await;
+    let event = callback_event(&gw, &mut probe, ID, &path, UA).await;
     assert_incoming_from_anna(&event, ID);
     assert_eq!(event["vars"]["callDirection"], "in");
     assert!(event["vars"].get("duration").is_none(), "{event}");
@@ -168,11 +163,7 @@ async fn a_raw_fanvil_callback_becomes_an_event() {
     // `$mac` left unfilled: the MAC comes from the User-Agent.
     let token = gw.token(ID);
     let path = format!("/action/{token}/fanvil/dnd_on?mac=$mac&ip=10.0.0.7");
-    let answer = phone_fetch(addr, &path, UA).await;
-    assert_eq!(status_of(&answer), 200, "{answer}");
-    let event = probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |_| true)
-        .await;
+    let event = callback_event(&gw, &mut probe, ID, &path, UA).await;
     assert_eq!(event["event"], "dnd_on");
     gw.stop().await;
 }

@@ -455,7 +455,11 @@ async fn provision_v2_output_is_read_by_the_phone_and_accepted_by_the_agent() {
         .unwrap();
         assert_eq!(status, 200, "{url}");
         let (_, event) = probe.next_on(|t| t.ends_with("/event")).await;
-        assert_eq!(event["event"], spec.event(wire).unwrap().event, "{wire}");
+        assert_eq!(
+            event["event"],
+            spec.event(wire).unwrap().event.name(),
+            "{wire}"
+        );
         assert_eq!(event["phone"], ID);
         if spec.event(wire).unwrap().carries == phone2mqtt::phone_vendors::Carries::Call {
             assert_eq!(event["remote"], "+4930123456", "{wire}");

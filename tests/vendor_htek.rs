@@ -108,17 +108,12 @@ async fn every_htek_command_has_its_request_line() {
 async fn a_raw_htek_callback_becomes_an_event() {
     let gw = start_gateway(test_config()).await;
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
-    let addr = gw.gateway.http_addr;
     // As the phone writes it: raw spaces, a raw `+`, an unfilled `$call_id`, Htek's User-Agent.
     let token = gw.token(ID);
     let path = format!(
         "/action/{token}/htek/incoming_call?mac=001fc11c22a9&ip=10.0.0.8&model=UC903&firmware=2.0.4.2&active_user=1001&active_host=pbx.example.com&local=sip:1001@pbx.example.com&remote=sip:+4930123456@pbx.example.com&display_local=Front Desk&display_remote=Anna Schmidt&call_id=$call_id"
     );
-    let answer = phone_fetch(addr, &path, UA).await;
-    assert_eq!(status_of(&answer), 200, "{answer}");
-    let event = probe
-        .expect(&format!("phone2mqtt/{ID}/event"), |_| true)
-        .await;
+    let event = callback_event(&gw, &mut probe, ID, &path, UA).await;
     assert_incoming_from_anna(&event, ID);
     let info = probe
         .expect(&format!("phone2mqtt/{ID}/info"), |_| true)

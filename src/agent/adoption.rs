@@ -7,7 +7,7 @@ use crate::command::CommandError;
 use crate::model::{CommandResult, PhoneId};
 
 /// `cmd/adopt`: not a phone command but the agent's, so it is not in the vendor tables.
-pub const ADOPT: &str = "adopt";
+pub const ADOPT: &str = crate::model::CommandKind::Adopt.name();
 
 /// Why an adoption with a password is refused over a broker connection that is neither on
 /// this machine nor encrypted.

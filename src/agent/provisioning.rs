@@ -267,17 +267,18 @@ pub async fn serve(
         discover(shared, spec, id, user_agent, peer_ip).await;
     }
     let config = &shared.serving.provisioning;
-    let boot_mode = spec.id == "yealink" && config.yealink_boot;
+    // `yealink_boot` names the one vendor with a boot file today; the spec says which have one.
+    let boot_file = spec.boot_file.filter(|_| config.yealink_boot);
+    let boot_mode = boot_file.is_some();
     if file.ends_with(".boot") {
-        return Some(match (&mac, boot_mode, &config.upstream) {
-            (Some(mac), true, Some(upstream)) => {
-                let body = format!(
-                    "#!version:1.0.0.1\n## phone2mqtt: the site's own file first, then phone2mqtt's settings for this phone.\ninclude:config \"{}\"\ninclude:config \"{}/{mac}.cfg\"\n",
-                    upstream_url(upstream, &format!("{mac}.cfg")),
+        return Some(match (&mac, boot_file, &config.upstream) {
+            (Some(mac), Some(boot_file), Some(upstream)) => text(boot_file(
+                &upstream_url(upstream, &format!("{mac}.cfg")),
+                &format!(
+                    "{}/{mac}.cfg",
                     shared.serving.public_url.trim_end_matches('/')
-                );
-                text(body)
-            }
+                ),
+            )),
             // Without a boot file the phone goes on to its .cfg files.
             _ => plain(StatusCode::NOT_FOUND, "no boot file".into()),
         });

@@ -23,7 +23,7 @@ use axum::{Extension, Router};
 use tracing::{info, warn};
 
 use crate::agent::Shared;
-use crate::model::{now_rfc3339, Event};
+use crate::model::{now_rfc3339, Event, EventKind};
 use crate::phone_auth::Verdict;
 use crate::phone_vendors::{self, Callback, ParseError};
 
@@ -133,7 +133,7 @@ async fn action_url(
         shared.phones.registry.note_callback(&event.phone, ip);
     }
     let discovered = update.discovered.then(|| update.info.clone()).flatten();
-    info!(phone = %event.phone, event = event.event, "Phone event.");
+    info!(phone = %event.phone, event = event.event.name(), "Phone event.");
     shared.publish_event(&event).await;
     shared.publish_update(update).await;
     if let Some(info) = discovered {
@@ -377,7 +377,7 @@ async fn key_press(
         .key(number)
         .map(|key| key.label.clone());
     let event = Event {
-        event: "key",
+        event: EventKind::Key,
         phone: phone.clone(),
         ts: now_rfc3339(),
         remote: None,

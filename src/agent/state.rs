@@ -1,7 +1,7 @@
 //! How a phone's state follows its events: the call state machine, DND, forwards, mute and
 //! registration. Pure functions, the same for every vendor, since events are normalised.
 
-use crate::model::{CallState, Event, Line, PhoneState};
+use crate::model::{CallState, Effect, Event, ForwardKind, Line, PhoneState};
 use crate::phone_vendors::Refreshed;
 
 /// Applies one event to a phone's state.
@@ -20,41 +20,30 @@ pub fn apply(state: &mut PhoneState, event: &Event) {
             state.call_id = event.call_id.clone();
         }
     };
-    match event.event {
-        "incoming_call" => {
+    match event.event.effect() {
+        Effect::None => {}
+        Effect::NewCall(call_state) => {
             // A new call replaces whatever the last one left behind.
             state.remote = None;
             state.remote_name = None;
             state.call_id = None;
-            call(state, CallState::Ringing)
+            call(state, call_state)
         }
-        "outgoing_call" => {
-            state.remote = None;
-            state.remote_name = None;
-            state.call_id = None;
-            call(state, CallState::Dialing)
-        }
-        "off_hook" if state.call_state == CallState::Idle => call(state, CallState::Dialing),
-        "call_established" | "call_waiting_answered" | "unhold" => call(state, CallState::Talking),
-        "hold" => call(state, CallState::Held),
-        "call_terminated" | "call_rejected" | "call_cancelled" | "remote_busy"
-        | "remote_cancelled" | "call_forwarded" | "idle" | "transfer_finished" => idle(state),
-        "on_hook" if state.call_state == CallState::Dialing => idle(state),
-        "missed_call" if state.call_state == CallState::Ringing => idle(state),
-        "dnd_on" => state.dnd = true,
-        "dnd_off" => state.dnd = false,
-        "forward_on" | "forward_off" => {
-            let on = event.event == "forward_on";
-            match event.forward {
-                Some("busy") => state.forward.busy = on,
-                Some("no_answer") => state.forward.no_answer = on,
-                _ => state.forward.always = on,
-            }
-        }
-        "mute" => state.muted = true,
-        "unmute" => state.muted = false,
-        "registered" | "unregistered" | "register_failed" => {
-            let registered = event.event == "registered";
+        Effect::CallIf { from, .. } if state.call_state != from => {}
+        Effect::Call(CallState::Idle)
+        | Effect::CallIf {
+            to: CallState::Idle,
+            ..
+        } => idle(state),
+        Effect::Call(call_state) | Effect::CallIf { to: call_state, .. } => call(state, call_state),
+        Effect::Dnd(on) => state.dnd = on,
+        Effect::Forward(on) => match event.forward {
+            Some(ForwardKind::Busy) => state.forward.busy = on,
+            Some(ForwardKind::NoAnswer) => state.forward.no_answer = on,
+            Some(ForwardKind::Always) | None => state.forward.always = on,
+        },
+        Effect::Mute(on) => state.muted = on,
+        Effect::Registration(registered) => {
             state.registered = Some(registered);
             if let Some(user) = &event.line {
                 match state.lines.iter_mut().find(|line| &line.user == user) {
@@ -67,12 +56,11 @@ pub fn apply(state: &mut PhoneState, event: &Event) {
                 }
             }
         }
-        "setup_completed" => {
+        Effect::Booted => {
             // A phone that just booted has no call and has not registered yet.
             idle(state);
             state.muted = false;
         }
-        _ => {}
     }
 }
 
@@ -103,11 +91,11 @@ pub fn apply_refresh(state: &mut PhoneState, refreshed: &Refreshed) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PhoneId;
+    use crate::model::{EventKind, PhoneId};
 
-    fn event(name: &'static str) -> Event {
+    fn event(kind: EventKind) -> Event {
         Event {
-            event: name,
+            event: kind,
             phone: PhoneId::parse("0015654aa937").unwrap(),
             ts: "2026-11-26T10:00:00Z".into(),
             remote: Some("+4930123456".into()),
@@ -125,34 +113,34 @@ mod tests {
     #[test]
     fn a_call_rings_talks_holds_and_ends() {
         let mut state = PhoneState::default();
-        apply(&mut state, &event("incoming_call"));
+        apply(&mut state, &event(EventKind::IncomingCall));
         assert_eq!(state.call_state, CallState::Ringing);
         assert_eq!(state.remote.as_deref(), Some("+4930123456"));
-        apply(&mut state, &event("call_established"));
+        apply(&mut state, &event(EventKind::CallEstablished));
         assert_eq!(state.call_state, CallState::Talking);
-        apply(&mut state, &event("hold"));
+        apply(&mut state, &event(EventKind::Hold));
         assert_eq!(state.call_state, CallState::Held);
-        apply(&mut state, &event("unhold"));
+        apply(&mut state, &event(EventKind::Unhold));
         assert_eq!(state.call_state, CallState::Talking);
-        apply(&mut state, &event("call_terminated"));
+        apply(&mut state, &event(EventKind::CallTerminated));
         assert_eq!(state.call_state, CallState::Idle);
         assert_eq!(state.remote, None);
-        assert_eq!(state.last_event, Some("call_terminated"));
+        assert_eq!(state.last_event, Some(EventKind::CallTerminated));
     }
 
     #[test]
     fn dnd_forward_and_registration() {
         let mut state = PhoneState::default();
-        apply(&mut state, &event("dnd_on"));
+        apply(&mut state, &event(EventKind::DndOn));
         assert!(state.dnd);
-        let mut fwd = event("forward_on");
-        fwd.forward = Some("busy");
+        let mut fwd = event(EventKind::ForwardOn);
+        fwd.forward = Some(ForwardKind::Busy);
         apply(&mut state, &fwd);
         assert!(state.forward.busy && !state.forward.always);
-        apply(&mut state, &event("registered"));
+        apply(&mut state, &event(EventKind::Registered));
         assert_eq!(state.registered, Some(true));
         assert_eq!(state.lines.len(), 1);
-        apply(&mut state, &event("unregistered"));
+        apply(&mut state, &event(EventKind::Unregistered));
         assert_eq!(state.registered, Some(false));
         assert_eq!(state.lines.len(), 1);
         assert!(!state.lines[0].registered);

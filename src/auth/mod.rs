@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::config::Secret;
-use crate::model::CommandKind;
+use crate::model::{Access, CommandKind};
 use crate::topics::Topic;
 use store::{Store, UserFile};
 
@@ -88,31 +88,9 @@ impl std::str::FromStr for Role {
 /// credentials is the admin's; an unknown name is too, so that a command added later is never
 /// open by accident.
 pub fn command_role(command: &str) -> Role {
-    if command == crate::agent::dispatch::ADOPT {
-        return Role::Admin;
-    }
-    match CommandKind::from_name(command) {
-        Some(CommandKind::Provision | CommandKind::Logo | CommandKind::Configure) | None => {
-            Role::Admin
-        }
-        Some(
-            CommandKind::Dial
-            | CommandKind::Answer
-            | CommandKind::Hangup
-            | CommandKind::Reject
-            | CommandKind::Hold
-            | CommandKind::Resume
-            | CommandKind::Transfer
-            | CommandKind::Dnd
-            | CommandKind::VolumeUp
-            | CommandKind::VolumeDown
-            | CommandKind::Mute
-            | CommandKind::Key
-            | CommandKind::Message
-            | CommandKind::Reboot
-            | CommandKind::Refresh
-            | CommandKind::Verify,
-        ) => Role::Operator,
+    match CommandKind::from_name(command).map(CommandKind::access) {
+        Some(Access::Operator) => Role::Operator,
+        Some(Access::Admin) | None => Role::Admin,
     }
 }
 

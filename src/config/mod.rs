@@ -238,11 +238,11 @@ impl Config {
             }
             for (number, label) in &phone.keys {
                 crate::profile::check_key(number, label)
-                    .map_err(|reason| fail(key(&format!("keys.{number}")), reason))?;
+                    .map_err(|reason| fail(key(&format!("keys.{number}")), reason.to_string()))?;
             }
             for (name, value) in &phone.settings {
                 crate::profile::check_setting(name, &value.to_setting())
-                    .map_err(|reason| fail(key(&format!("settings.{name}")), reason))?;
+                    .map_err(|reason| fail(key(&format!("settings.{name}")), reason.to_string()))?;
             }
         }
         Ok(())

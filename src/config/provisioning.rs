@@ -202,7 +202,7 @@ fn check_layer(
 ) -> Result<(), ConfigError> {
     for (index, label) in keys {
         crate::profile::check_key(index, label)
-            .map_err(|reason| fail(format!("{scope}.keys.{index}"), reason))?;
+            .map_err(|reason| fail(format!("{scope}.keys.{index}"), reason.to_string()))?;
     }
     for (vendor_id, values) in settings {
         if phone_vendors::find(vendor_id).is_none() {
@@ -215,8 +215,12 @@ fn check_layer(
             ));
         }
         for (key, value) in values {
-            crate::profile::check_setting(key, &value.to_setting())
-                .map_err(|reason| fail(format!("{scope}.settings.{vendor_id}.{key}"), reason))?;
+            crate::profile::check_setting(key, &value.to_setting()).map_err(|reason| {
+                fail(
+                    format!("{scope}.settings.{vendor_id}.{key}"),
+                    reason.to_string(),
+                )
+            })?;
         }
     }
     Ok(())

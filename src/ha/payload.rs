@@ -97,15 +97,18 @@ impl<'a> PhoneView<'a> {
     fn events(&self) -> Vec<&'static str> {
         let mut events: Vec<&'static str> = Vec::new();
         for spec in self.vendor.events {
-            if !events.contains(&spec.event) {
-                events.push(spec.event);
+            if !events.contains(&spec.event.name()) {
+                events.push(spec.event.name());
             }
         }
         events
     }
 
     fn has_event(&self, event: &str) -> bool {
-        self.vendor.events.iter().any(|spec| spec.event == event)
+        self.vendor
+            .events
+            .iter()
+            .any(|spec| spec.event.name() == event)
     }
 
     /// Whether a command would reach this phone: it is configured, its vendor declares the

@@ -16,11 +16,12 @@
 //! - the "Active URI Limit IP" has no known provisioning key; blank reportedly means anyone
 //!   (secondary source, unverified).
 
-use crate::command::CommandError;
-use crate::model::{Command, CommandArg, CommandKind, PhoneId};
+use crate::model::{
+    Command, CommandArg, CommandError, CommandKind, EventKind, ForwardKind, PhoneId,
+};
 use crate::phone_vendors::{
-    encode_query_value, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
-    FileFormat, HttpAuth, Identity, PhoneReply, PhoneRequest, Programming, ProvisionCtx,
+    encode_query_value, event, forward, parse_plain_user_agent, xml_escape, AuthHints, Carries,
+    EventSpec, FileFormat, HttpAuth, Identity, PhoneReply, PhoneRequest, Programming, ProvisionCtx,
     ReplyOutcome, Setting, Target, VarNames, VendorSpec,
 };
 
@@ -69,6 +70,8 @@ pub static SPEC: VendorSpec = VendorSpec {
     read_reply,
     provision,
     provision_file,
+    provision_files_doc: "`<mac>.cfg`",
+    boot_file: None,
     programming: Programming {
         format: FileFormat::Xml,
         key: None,
@@ -109,36 +112,6 @@ fn write_settings(settings: &[Setting]) -> String {
 /// Variables Fanvil documents beyond Yealink's set, appended to the URLs of call events.
 const EXTRA_CALL_VARS: &[&str] = &["duration", "callDirection"];
 
-const fn event(
-    wire: &'static str,
-    event: &'static str,
-    carries: Carries,
-    setting: &'static str,
-) -> EventSpec {
-    EventSpec {
-        wire,
-        event,
-        carries,
-        forward: None,
-        setting,
-    }
-}
-
-const fn forward(
-    wire: &'static str,
-    event: &'static str,
-    kind: &'static str,
-    setting: &'static str,
-) -> EventSpec {
-    EventSpec {
-        wire,
-        event,
-        carries: Carries::Account,
-        forward: Some(kind),
-        setting,
-    }
-}
-
 use Carries::{Account, Call, Device};
 
 /// The events of docs/vendors.md §2.1, which mirror Yealink's; normalised names as Yealink's.
@@ -149,117 +122,127 @@ use Carries::{Account, Call, Device};
 static EVENTS: &[EventSpec] = &[
     event(
         "setup_completed",
-        "setup_completed",
+        EventKind::SetupCompleted,
         Device,
         "cti.SetupCompletedUrl (derived)",
     ),
     event(
         "registered",
-        "registered",
+        EventKind::Registered,
         Account,
         "cti.RegisteredUrl (derived)",
     ),
     event(
         "unregistered",
-        "unregistered",
+        EventKind::Unregistered,
         Account,
         "cti.UnregisteredUrl (derived)",
     ),
     event(
         "register_failed",
-        "register_failed",
+        EventKind::RegisterFailed,
         Account,
         "cti.RegisterFailedUrl (derived)",
     ),
-    event("off_hook", "off_hook", Call, "cti.OffHookUrl (derived)"),
-    event("on_hook", "on_hook", Call, "cti.OnHookUrl (derived)"),
+    event(
+        "off_hook",
+        EventKind::OffHook,
+        Call,
+        "cti.OffHookUrl (derived)",
+    ),
+    event(
+        "on_hook",
+        EventKind::OnHook,
+        Call,
+        "cti.OnHookUrl (derived)",
+    ),
     event(
         "incoming_call",
-        "incoming_call",
+        EventKind::IncomingCall,
         Call,
         "cti.IncomingCallUrl (derived)",
     ),
     event(
         "outgoing_call",
-        "outgoing_call",
+        EventKind::OutgoingCall,
         Call,
         "cti.OutgoingCallUrl (derived)",
     ),
     event(
         "call_established",
-        "call_established",
+        EventKind::CallEstablished,
         Call,
         "cti.CallEstablishedUrl (derived)",
     ),
     event(
         "call_terminated",
-        "call_terminated",
+        EventKind::CallTerminated,
         Call,
         "cti.CallTerminatedUrl (derived)",
     ),
-    event("dnd_on", "dnd_on", Account, "cti.DNDOnUrl"),
-    event("dnd_off", "dnd_off", Account, "cti.DNDOffUrl"),
+    event("dnd_on", EventKind::DndOn, Account, "cti.DNDOnUrl"),
+    event("dnd_off", EventKind::DndOff, Account, "cti.DNDOffUrl"),
     forward(
         "always_fwd_on",
-        "forward_on",
-        "always",
+        EventKind::ForwardOn,
+        ForwardKind::Always,
         "cti.AlwaysFwdOnUrl (derived)",
     ),
     forward(
         "always_fwd_off",
-        "forward_off",
-        "always",
+        EventKind::ForwardOff,
+        ForwardKind::Always,
         "cti.AlwaysFwdOffUrl (derived)",
     ),
     forward(
         "busy_fwd_on",
-        "forward_on",
-        "busy",
+        EventKind::ForwardOn,
+        ForwardKind::Busy,
         "cti.BusyFwdOnUrl (derived)",
     ),
     forward(
         "busy_fwd_off",
-        "forward_off",
-        "busy",
+        EventKind::ForwardOff,
+        ForwardKind::Busy,
         "cti.BusyFwdOffUrl (derived)",
     ),
     forward(
         "no_answer_fwd_on",
-        "forward_on",
-        "no_answer",
+        EventKind::ForwardOn,
+        ForwardKind::NoAnswer,
         "cti.NoAnswerFwdOnUrl (derived)",
     ),
     forward(
         "no_answer_fwd_off",
-        "forward_off",
-        "no_answer",
+        EventKind::ForwardOff,
+        ForwardKind::NoAnswer,
         "cti.NoAnswerFwdOffUrl (derived)",
     ),
     event(
         "transfer_call",
-        "transfer",
+        EventKind::Transfer,
         Call,
         "cti.TransferCallUrl (derived)",
     ),
     event(
         "blind_transfer_call",
-        "blind_transfer",
+        EventKind::BlindTransfer,
         Call,
         "cti.BlindTransferUrl (derived)",
     ),
     event(
         "attended_transfer_call",
-        "attended_transfer",
+        EventKind::AttendedTransfer,
         Call,
         "cti.AttendedTransferUrl (derived)",
     ),
-    event("hold", "hold", Call, "cti.HoldUrl (derived)"),
-    event("unhold", "unhold", Call, "cti.UnHoldUrl (derived)"),
-    event("mute", "mute", Call, "cti.MuteUrl (derived)"),
-    event("unmute", "unmute", Call, "cti.UnMuteUrl (derived)"),
+    event("hold", EventKind::Hold, Call, "cti.HoldUrl (derived)"),
+    event("unhold", EventKind::Unhold, Call, "cti.UnHoldUrl (derived)"),
+    event("mute", EventKind::Mute, Call, "cti.MuteUrl (derived)"),
+    event("unmute", EventKind::Unmute, Call, "cti.UnMuteUrl (derived)"),
     event(
         "missed_call",
-        "missed_call",
+        EventKind::MissedCall,
         Call,
         "cti.MissedCallUrl (derived)",
     ),

@@ -8,13 +8,20 @@
 
 use serde_json::Value;
 
-use crate::command::CommandError;
-use crate::model::{Command, CommandArg, CommandKind, PhoneId};
+use crate::model::{
+    Command, CommandArg, CommandError, CommandKind, EventKind, ForwardKind, PhoneId,
+};
 use crate::phone_vendors::{
-    encode_query_value, xml_escape, AuthHints, Carries, EventSpec, FileFormat, HttpAuth, Identity,
-    PhoneReply, PhoneRequest, Programming, ProvisionCtx, ReadConfig, Refreshed, ReplyOutcome,
+    encode_query_value, event, forward, xml_escape, AuthHints, Carries, EventSpec, FileFormat,
+    HttpAuth, Identity, PhoneReply, PhoneRequest, Programming, ReadConfig, Refreshed, ReplyOutcome,
     Setting, Target, VarNames, VendorSpec,
 };
+
+mod provisioning;
+
+#[cfg(test)]
+use provisioning::v2_alias;
+use provisioning::{provision, provision_file};
 
 pub static SPEC: VendorSpec = VendorSpec {
     id: "grandstream",
@@ -62,6 +69,8 @@ pub static SPEC: VendorSpec = VendorSpec {
     read_reply,
     provision,
     provision_file,
+    provision_files_doc: "`cfg<mac>`, `cfg<mac>.xml`, `cfg.xml`",
+    boot_file: None,
     programming: Programming {
         format: FileFormat::Xml,
         key: None,
@@ -149,33 +158,7 @@ fn read_config_reply(
         .collect())
 }
 
-const fn event(
-    wire: &'static str,
-    event: &'static str,
-    carries: Carries,
-    setting: &'static str,
-) -> EventSpec {
-    EventSpec {
-        wire,
-        event,
-        carries,
-        forward: None,
-        setting,
-    }
-}
-
-/// The Open/Close Forward events do not say which forward changed; Grandstream's "Open
-/// Forward" is reported as `always`, the forward a user turns on from the phone's own menu.
-const fn forward(wire: &'static str, event: &'static str, setting: &'static str) -> EventSpec {
-    EventSpec {
-        wire,
-        event,
-        carries: Carries::Account,
-        forward: Some("always"),
-        setting,
-    }
-}
-
+// Forward events: The Open/Close Forward events do not say which forward changed; Grandstream's "Open Forward" is reported as `always`, the forward a user turns on from the phone's own menu.
 use Carries::{Account, Call, Device};
 
 /// Every Action URL event of docs/vendors.md §3.1. The wire name (the last path segment of the
@@ -186,62 +169,54 @@ use Carries::{Account, Call, Device};
 /// `call_established`, P8313, under another meaning), and so are the P22568/P22570 battery
 /// events, whose meaning docs/vendors.md does not give.
 static EVENTS: &[EventSpec] = &[
-    event("setup_completed", "setup_completed", Device, "P8304"),
-    event("registered", "registered", Account, "P8305"),
-    event("unregistered", "unregistered", Account, "P8306"),
-    event("off_hook", "off_hook", Call, "P8308"),
-    event("on_hook", "on_hook", Call, "P8309"),
-    event("incoming_call", "incoming_call", Call, "P8310"),
-    event("outgoing_call", "outgoing_call", Call, "P8311"),
-    event("missed_call", "missed_call", Call, "P8312"),
-    event("call_established", "call_established", Call, "P8313"),
-    event("call_terminated", "call_terminated", Call, "P8314"),
-    event("dnd_on", "dnd_on", Account, "P8316"),
-    event("dnd_off", "dnd_off", Account, "P8317"),
-    forward("forward_on", "forward_on", "P8318"),
-    forward("forward_off", "forward_off", "P8319"),
-    event("blind_transfer", "blind_transfer", Call, "P8320"),
-    event("attended_transfer", "attended_transfer", Call, "P8321"),
-    event("hold", "hold", Call, "P8324"),
-    event("unhold", "unhold", Call, "P8325"),
-    event("syslog_on", "syslog_on", Device, "P8330"),
-    event("syslog_off", "syslog_off", Device, "P8331"),
-    event("busy", "busy", Call, "P8328"),
-    event("idle", "idle", Call, "P8329"),
+    event(
+        "setup_completed",
+        EventKind::SetupCompleted,
+        Device,
+        "P8304",
+    ),
+    event("registered", EventKind::Registered, Account, "P8305"),
+    event("unregistered", EventKind::Unregistered, Account, "P8306"),
+    event("off_hook", EventKind::OffHook, Call, "P8308"),
+    event("on_hook", EventKind::OnHook, Call, "P8309"),
+    event("incoming_call", EventKind::IncomingCall, Call, "P8310"),
+    event("outgoing_call", EventKind::OutgoingCall, Call, "P8311"),
+    event("missed_call", EventKind::MissedCall, Call, "P8312"),
+    event(
+        "call_established",
+        EventKind::CallEstablished,
+        Call,
+        "P8313",
+    ),
+    event("call_terminated", EventKind::CallTerminated, Call, "P8314"),
+    event("dnd_on", EventKind::DndOn, Account, "P8316"),
+    event("dnd_off", EventKind::DndOff, Account, "P8317"),
+    forward(
+        "forward_on",
+        EventKind::ForwardOn,
+        ForwardKind::Always,
+        "P8318",
+    ),
+    forward(
+        "forward_off",
+        EventKind::ForwardOff,
+        ForwardKind::Always,
+        "P8319",
+    ),
+    event("blind_transfer", EventKind::BlindTransfer, Call, "P8320"),
+    event(
+        "attended_transfer",
+        EventKind::AttendedTransfer,
+        Call,
+        "P8321",
+    ),
+    event("hold", EventKind::Hold, Call, "P8324"),
+    event("unhold", EventKind::Unhold, Call, "P8325"),
+    event("syslog_on", EventKind::SyslogOn, Device, "P8330"),
+    event("syslog_off", EventKind::SyslogOff, Device, "P8331"),
+    event("busy", EventKind::Busy, Call, "P8328"),
+    event("idle", EventKind::Idle, Call, "P8329"),
 ];
-
-/// The `<config version="2">` alias of each P-value (docs/vendors.md §3.1). The syslog aliases are
-/// marked "alias not verified" there; the WP826 busy/idle P-values have no known alias.
-pub const V2_ALIASES: &[(&str, &str)] = &[
-    ("P8304", "ons.actionUrl.setupCompleted"),
-    ("P8305", "ons.actionUrl.registered"),
-    ("P8306", "ons.actionUrl.unregistered"),
-    ("P8308", "ons.actionUrl.offHook"),
-    ("P8309", "ons.actionUrl.onHook"),
-    ("P8310", "ons.actionUrl.incomingCall"),
-    ("P8311", "ons.actionUrl.outgoingCall"),
-    ("P8312", "ons.actionUrl.missedCall"),
-    ("P8313", "ons.actionUrl.establishedCall"),
-    ("P8314", "ons.actionUrl.terminatedCall"),
-    ("P8316", "ons.actionUrl.openDnd"),
-    ("P8317", "ons.actionUrl.closedDnd"),
-    ("P8318", "ons.actionUrl.openForward"),
-    ("P8319", "ons.actionUrl.closedForward"),
-    ("P8320", "ons.actionUrl.blindTransfer"),
-    ("P8321", "ons.actionUrl.attendedTransfer"),
-    ("P8324", "ons.actionUrl.holdCall"),
-    ("P8325", "ons.actionUrl.unholdCall"),
-    // (unverified) docs/vendors.md gives only "openSyslog / closedSyslog (alias not verified)".
-    ("P8330", "ons.actionUrl.openSyslog"),
-    ("P8331", "ons.actionUrl.closedSyslog"),
-];
-
-fn v2_alias(p_value: &str) -> Option<&'static str> {
-    V2_ALIASES
-        .iter()
-        .find(|(p, _)| *p == p_value)
-        .map(|(_, alias)| *alias)
-}
 
 /// Reads the three User-Agent forms of docs/vendors.md §3.5:
 /// `Grandstream Model HW GXP1628 SW 1.0.4.138 DevId c074ad2bd859`,
@@ -483,84 +458,6 @@ fn line_status(json: &Value) -> Vec<Value> {
         .collect()
 }
 
-/// Text safe inside an XML comment (`--` may not appear there).
-fn comment_safe(text: &str) -> String {
-    xml_escape(text).replace("--", "- -")
-}
-
-/// `cfg<mac>.xml` in the legacy P-value form, or with `ctx.format = v2` the `ons.actionUrl.*`
-/// alias form. The remote-control settings have no known P-values (docs/vendors.md §3.3), so the
-/// file says what the installer must set by hand.
-fn provision(ctx: &ProvisionCtx) -> String {
-    let format = ctx.format.as_deref().map(str::to_ascii_lowercase);
-    let (v2, unknown_format) = match format.as_deref() {
-        None | Some("v1" | "1") => (false, None),
-        Some("v2" | "2") => (true, None),
-        Some(_) => (false, ctx.format.as_deref()),
-    };
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str("<!-- phone2mqtt: Action URLs that report every event to the agent.\n");
-    out.push_str("     Set by hand on the phone's web UI, Network > Remote Control (their P-values are not known):\n");
-    out.push_str("       Action URI Support = Enabled\n");
-    out.push_str(&format!(
-        "       Action URI Allowed IP List = {}\n",
-        comment_safe(&ctx.agent_host)
-    ));
-    out.push_str("       Remote Control Pop up Window Support = Disabled\n");
-    out.push_str("     The agent sends the admin web password as `passcode`: give it as this phone's `password`.\n");
-    out.push_str(
-        "     No <mac> element: the same file is served to every Grandstream phone. -->\n",
-    );
-    if let Some(name) = unknown_format {
-        out.push_str(&format!(
-            "<!-- unknown format \"{}\" (known: v1, v2): the legacy P-value form follows. -->\n",
-            comment_safe(name)
-        ));
-    }
-    out.push_str("<gs_provision version=\"1\">\n");
-    if v2 {
-        out.push_str("  <config version=\"2\">\n");
-        for event in SPEC.events {
-            let Some(url) = ctx.action_url(&SPEC, event) else {
-                continue;
-            };
-            let url = xml_escape(&url);
-            match v2_alias(event.setting) {
-                Some(alias) => out.push_str(&format!("    <item name=\"{alias}\">{url}</item>\n")),
-                None => out.push_str(&format!(
-                    "    <!-- {} ({}, WP826): no v2 alias known; use the legacy form for it -->\n",
-                    event.setting, event.event
-                )),
-            }
-        }
-    } else {
-        out.push_str("  <config version=\"1\">\n");
-        for event in SPEC.events {
-            let Some(url) = ctx.action_url(&SPEC, event) else {
-                continue;
-            };
-            let url = xml_escape(&url);
-            out.push_str(&format!("    <{0}>{url}</{0}>\n", event.setting));
-        }
-    }
-    out.push_str("  </config>\n</gs_provision>\n");
-    out
-}
-
-/// `cfg<mac>` and `cfg<mac>.xml` (12 lowercase hex digits), and the common `cfg.xml`.
-fn provision_file(path: &str) -> Option<Option<PhoneId>> {
-    if path == "cfg.xml" {
-        return Some(None);
-    }
-    let name = path.strip_prefix("cfg")?;
-    let mac = name.strip_suffix(".xml").unwrap_or(name);
-    (mac.len() == 12
-        && mac
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-    .then(|| PhoneId::parse(mac))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -635,13 +532,13 @@ mod tests {
             let spec = SPEC
                 .events
                 .iter()
-                .find(|e| e.event == name)
+                .find(|e| e.event.name() == name)
                 .unwrap_or_else(|| panic!("no {name}"));
             assert_eq!(spec.setting, p_value, "{name}");
             assert_eq!(v2_alias(p_value), alias, "{name}");
         }
         let forward = SPEC.event("forward_on").unwrap();
-        assert_eq!(forward.forward, Some("always"));
+        assert_eq!(forward.forward, Some(ForwardKind::Always));
     }
 
     #[test]
@@ -868,61 +765,5 @@ mod tests {
         ] {
             assert!(recognise(other).is_none(), "{other}");
         }
-    }
-
-    fn ctx(format: Option<&str>) -> ProvisionCtx {
-        ProvisionCtx {
-            public_url: "http://192.168.1.10:8080".into(),
-            token: Some("tok".into()),
-            agent_host: "192.168.1.10".into(),
-            format: format.map(str::to_string),
-        }
-    }
-
-    #[test]
-    fn provisioning_legacy_form() {
-        let text = provision(&ctx(None));
-        assert!(text.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"));
-        assert!(text.contains("<gs_provision version=\"1\">\n  <config version=\"1\">\n"));
-        assert!(text.contains("    <P8310>http://192.168.1.10:8080/action/tok/grandstream/incoming_call?mac=$mac&amp;phone_ip=$phone_ip&amp;product=$product&amp;program_version=$program_version&amp;active_user=$active_user&amp;active_host=$active_host&amp;local=$local&amp;remote=$remote&amp;display_local=$display_local&amp;display_remote=$display_remote&amp;call-id=$call-id</P8310>\n"));
-        assert!(text.contains("Action URI Allowed IP List = 192.168.1.10"));
-        assert!(text.contains("Remote Control Pop up Window Support = Disabled"));
-        assert!(text.contains("Action URI Support = Enabled"));
-        for event in SPEC.events {
-            assert!(
-                text.contains(&format!("<{0}>", event.setting)),
-                "{}",
-                event.setting
-            );
-        }
-        assert!(!text.contains("&mac") && !text.contains("item name"));
-        assert!(text.ends_with("  </config>\n</gs_provision>\n"));
-        assert_eq!(provision(&ctx(Some("v1"))), text);
-        let odd = provision(&ctx(Some("v3--x")));
-        assert!(odd.contains("unknown format \"v3- -x\""));
-        assert!(odd.contains("<P8310>"));
-    }
-
-    #[test]
-    fn provisioning_v2_form() {
-        let text = provision(&ctx(Some("v2")));
-        assert!(text.contains("<config version=\"2\">"));
-        assert!(text.contains("    <item name=\"ons.actionUrl.incomingCall\">http://192.168.1.10:8080/action/tok/grandstream/incoming_call?mac=$mac&amp;phone_ip=$phone_ip"));
-        assert!(text.contains("<item name=\"ons.actionUrl.closedDnd\">http://192.168.1.10:8080/action/tok/grandstream/dnd_off?"));
-        assert_eq!(text.matches("<item name=").count(), V2_ALIASES.len());
-        assert!(!text.contains("<P83"));
-        assert_eq!(provision(&ctx(Some("V2"))), text);
-    }
-
-    #[test]
-    fn provisioning_paths() {
-        let mac = PhoneId::parse("c074ad2bd859");
-        assert_eq!(provision_file("cfgc074ad2bd859.xml"), Some(mac.clone()));
-        assert_eq!(provision_file("cfgc074ad2bd859"), Some(mac));
-        assert_eq!(provision_file("cfg.xml"), Some(None));
-        assert_eq!(provision_file("cfgC074AD2BD859.xml"), None);
-        assert_eq!(provision_file("cfgc074ad2bd85.xml"), None);
-        assert_eq!(provision_file("c074ad2bd859.cfg"), None);
-        assert_eq!(provision_file("cfgc074ad2bd859.cfg"), None);
     }
 }

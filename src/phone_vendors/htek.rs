@@ -14,10 +14,9 @@
 //!   (`DNDOn`, `DNDOff`, `VOLUME_UP`, `VOLUME_DOWN`, `Reboot`) sent as `Command=3&key=`, is
 //!   used and is (unverified).
 
-use crate::command::CommandError;
-use crate::model::{Command, CommandArg, CommandKind, PhoneId};
+use crate::model::{Command, CommandArg, CommandError, CommandKind, EventKind, PhoneId};
 use crate::phone_vendors::{
-    encode_query_value, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
+    encode_query_value, event, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
     FileFormat, HttpAuth, Identity, PhoneReply, PhoneRequest, Programming, ProvisionCtx,
     ReplyOutcome, Setting, Target, VarNames, VendorSpec,
 };
@@ -61,6 +60,8 @@ pub static SPEC: VendorSpec = VendorSpec {
     read_reply,
     provision,
     provision_file,
+    provision_files_doc: "`cfg<mac>.xml`",
+    boot_file: None,
     programming: Programming {
         format: FileFormat::Xml,
         key: None,
@@ -91,21 +92,6 @@ fn write_settings(settings: &[Setting]) -> String {
 const LABEL_PREFIX: &str = "Setting > Action URL > ";
 const DERIVED: &str = " (derived)";
 
-const fn event(
-    wire: &'static str,
-    event: &'static str,
-    carries: Carries,
-    setting: &'static str,
-) -> EventSpec {
-    EventSpec {
-        wire,
-        event,
-        carries,
-        forward: None,
-        setting,
-    }
-}
-
 use Carries::{Account, Call, Device};
 
 /// (derived) Yealink's core events with Yealink's normalised names; docs/vendors.md lists no Htek
@@ -114,73 +100,73 @@ use Carries::{Account, Call, Device};
 static EVENTS: &[EventSpec] = &[
     event(
         "setup_completed",
-        "setup_completed",
+        EventKind::SetupCompleted,
         Device,
         "Setting > Action URL > Setup Completed (derived)",
     ),
     event(
         "registered",
-        "registered",
+        EventKind::Registered,
         Account,
         "Setting > Action URL > Registered (derived)",
     ),
     event(
         "unregistered",
-        "unregistered",
+        EventKind::Unregistered,
         Account,
         "Setting > Action URL > Unregistered (derived)",
     ),
     event(
         "incoming_call",
-        "incoming_call",
+        EventKind::IncomingCall,
         Call,
         "Setting > Action URL > Incoming Call (derived)",
     ),
     event(
         "outgoing_call",
-        "outgoing_call",
+        EventKind::OutgoingCall,
         Call,
         "Setting > Action URL > Outgoing Call (derived)",
     ),
     event(
         "call_established",
-        "call_established",
+        EventKind::CallEstablished,
         Call,
         "Setting > Action URL > Call Established (derived)",
     ),
     event(
         "call_terminated",
-        "call_terminated",
+        EventKind::CallTerminated,
         Call,
         "Setting > Action URL > Call Terminated (derived)",
     ),
     event(
         "dnd_on",
-        "dnd_on",
+        EventKind::DndOn,
         Account,
         "Setting > Action URL > Open DND (derived)",
     ),
     event(
         "dnd_off",
-        "dnd_off",
+        EventKind::DndOff,
         Account,
         "Setting > Action URL > Close DND (derived)",
     ),
     event(
         "hold",
-        "hold",
+        EventKind::Hold,
         Call,
         "Setting > Action URL > Hold (derived)",
     ),
     event(
         "unhold",
-        "unhold",
+        EventKind::Unhold,
         Call,
         "Setting > Action URL > UnHold (derived)",
     ),
     event(
         "missed_call",
-        "missed_call",
+        EventKind::MissedCall,
         Call,
         "Setting > Action URL > Missed Call (derived)",
     ),

@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::command::CommandError;
-use crate::model::{Command, CommandKind, PhoneId};
+use crate::model::{Command, CommandError, CommandKind, EventKind, ForwardKind, PhoneId};
 
 pub mod fanvil;
 pub mod grandstream;
@@ -68,6 +67,12 @@ pub struct VendorSpec {
     /// Whether a provisioning path (`0015654aa937.cfg`) is one this vendor's phones request;
     /// with the MAC it names, if any.
     pub provision_file: fn(&str) -> Option<Option<PhoneId>>,
+    /// The files its phones request, for the docs.
+    pub provision_files_doc: &'static str,
+    /// A boot file that includes the site's file, then the agent's (`(site_url, own_url)`),
+    /// served instead of a merge when `[provisioning] yealink_boot` asks for it; `None` where
+    /// the vendor has no such file.
+    pub boot_file: Option<fn(&str, &str) -> String>,
     /// How per-phone additions (keys, logo, settings) are written into its files.
     pub programming: Programming,
     /// Reading the phone's own configuration back, where the vendor allows it (`verify`).
@@ -152,6 +157,7 @@ impl VendorSpec {
         match kind {
             CommandKind::Configure | CommandKind::Verify => true,
             CommandKind::Logo => self.programming.logo.is_some(),
+            CommandKind::Adopt => false,
             _ => self.commands.contains(&kind),
         }
     }
@@ -166,14 +172,46 @@ impl VendorSpec {
 pub struct EventSpec {
     /// The vendor's name for it, used in the Action URL path (`incoming_call`).
     pub wire: &'static str,
-    /// The normalised name published on MQTT.
-    pub event: &'static str,
+    /// The normalised event published on MQTT.
+    pub event: EventKind,
     /// Which variables the provisioned URL asks the phone to fill in.
     pub carries: Carries,
     /// For forward events: `always`, `busy` or `no_answer`.
-    pub forward: Option<&'static str>,
+    pub forward: Option<ForwardKind>,
     /// The vendor's config key or label for this event, for docs.
     pub setting: &'static str,
+}
+
+/// A row of a vendor's event table: its wire name, the event, what it carries, its setting.
+pub const fn event(
+    wire: &'static str,
+    event: EventKind,
+    carries: Carries,
+    setting: &'static str,
+) -> EventSpec {
+    EventSpec {
+        wire,
+        event,
+        carries,
+        forward: None,
+        setting,
+    }
+}
+
+/// A forward event's row: it carries the account and says which forward changed.
+pub const fn forward(
+    wire: &'static str,
+    event: EventKind,
+    kind: ForwardKind,
+    setting: &'static str,
+) -> EventSpec {
+    EventSpec {
+        wire,
+        event,
+        carries: Carries::Account,
+        forward: Some(kind),
+        setting,
+    }
 }
 
 /// Variable sets an event's URL carries.
@@ -436,16 +474,16 @@ fn query_key(var: &str) -> &str {
 /// Percent-encodes a query value as docs/vendors.md §0.1 says: `+` is `%2B`, `#` is `%23`; `*` and `@`
 /// stay literal, as the clients that work with real phones send them.
 pub fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'*' | b'@' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    /// Everything but letters, digits and `-._~*@`.
+    const ENCODED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'*')
+        .remove(b'@');
+    utf8_percent_encode(value, ENCODED).to_string()
 }
 
 /// Escapes text for XML element content and attribute values.
@@ -565,8 +603,8 @@ pub struct Callback {
 /// A callback turned into its normalised parts; the agent adds the phone id and time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedEvent {
-    pub event: &'static str,
-    pub forward: Option<&'static str>,
+    pub event: EventKind,
+    pub forward: Option<ForwardKind>,
     pub mac: Option<PhoneId>,
     pub identity: Identity,
     pub ip: Option<String>,
@@ -651,7 +689,7 @@ pub struct VendorDoc {
     pub id: &'static str,
     pub name: &'static str,
     pub commands: Vec<CommandDoc>,
-    pub events: Vec<&'static str>,
+    pub events: Vec<EventKind>,
 }
 
 #[derive(Debug, Serialize)]
@@ -666,7 +704,7 @@ pub fn docs() -> Vec<VendorDoc> {
     VENDORS
         .iter()
         .map(|spec| {
-            let mut events: Vec<&'static str> = Vec::new();
+            let mut events: Vec<EventKind> = Vec::new();
             for event in spec.events {
                 if !events.contains(&event.event) {
                     events.push(event.event);
@@ -675,9 +713,8 @@ pub fn docs() -> Vec<VendorDoc> {
             VendorDoc {
                 id: spec.id,
                 name: spec.name,
-                commands: CommandKind::ALL
-                    .iter()
-                    .filter(|kind| spec.supports(**kind))
+                commands: CommandKind::phone_commands()
+                    .filter(|kind| spec.supports(*kind))
                     .map(|kind| CommandDoc {
                         name: kind.name(),
                         arg: kind.arg(),

@@ -11,12 +11,13 @@
 //! Basic by default; Digest when the phone's "Authentication Scheme" (`http_scheme`) is on. No
 //! source-IP allow list, no on-screen prompt.
 
-use crate::command::CommandError;
-use crate::model::{Command, CommandArg, CommandKind, PhoneId};
+use crate::model::{
+    Command, CommandArg, CommandError, CommandKind, EventKind, ForwardKind, PhoneId,
+};
 use crate::phone_vendors::{
-    encode_query_value, xml_escape, AuthHints, Carries, EventSpec, FileFormat, HttpAuth, Identity,
-    PhoneReply, PhoneRequest, Programming, ProvisionCtx, ReplyOutcome, Setting, Target, VarNames,
-    VendorSpec,
+    encode_query_value, event, forward, xml_escape, AuthHints, Carries, EventSpec, FileFormat,
+    HttpAuth, Identity, PhoneReply, PhoneRequest, Programming, ProvisionCtx, ReplyOutcome, Setting,
+    Target, VarNames, VendorSpec,
 };
 
 pub static SPEC: VendorSpec = VendorSpec {
@@ -66,6 +67,8 @@ pub static SPEC: VendorSpec = VendorSpec {
     read_reply,
     provision,
     provision_file,
+    provision_files_doc: "`snom<model>.htm`, `snom<model>-<MAC>.htm`, `<MAC>.xml`",
+    boot_file: None,
     programming: Programming {
         format: FileFormat::Xml,
         key: Some(program_key),
@@ -157,105 +160,106 @@ fn write_settings(settings: &[Setting]) -> String {
     out
 }
 
-const fn event(
-    wire: &'static str,
-    event: &'static str,
-    carries: Carries,
-    setting: &'static str,
-) -> EventSpec {
-    EventSpec {
-        wire,
-        event,
-        carries,
-        forward: None,
-        setting,
-    }
-}
-
-/// Snom has one redirection (call forwarding) setting pair, not per condition: `always`.
-const fn forward(wire: &'static str, event: &'static str, setting: &'static str) -> EventSpec {
-    EventSpec {
-        wire,
-        event,
-        carries: Carries::Account,
-        forward: Some("always"),
-        setting,
-    }
-}
-
+// Forward events: Snom has one redirection (call forwarding) setting pair, not per condition: `always`.
 use Carries::{Account, Call, Device};
 
 /// Every setting of docs/vendors.md §4.1. The wire name (the Action URL path) is the setting without
 /// `action_` and without `_url` where it has one; the setting itself is kept exactly, irregular
 /// names included. The normalised names are Yealink's wherever the meaning is the same.
 static EVENTS: &[EventSpec] = &[
-    event("setup", "setup_completed", Device, "action_setup_url"),
+    event(
+        "setup",
+        EventKind::SetupCompleted,
+        Device,
+        "action_setup_url",
+    ),
     // No `_url` suffix on this one. There is no Action URL for a successful registration.
     event(
         "reg_failed",
-        "register_failed",
+        EventKind::RegisterFailed,
         Account,
         "action_reg_failed",
     ),
-    event("incoming", "incoming_call", Call, "action_incoming_url"),
-    event("outgoing", "outgoing_call", Call, "action_outgoing_url"),
-    event("offhook", "off_hook", Call, "action_offhook_url"),
-    event("onhook", "on_hook", Call, "action_onhook_url"),
+    event(
+        "incoming",
+        EventKind::IncomingCall,
+        Call,
+        "action_incoming_url",
+    ),
+    event(
+        "outgoing",
+        EventKind::OutgoingCall,
+        Call,
+        "action_outgoing_url",
+    ),
+    event("offhook", EventKind::OffHook, Call, "action_offhook_url"),
+    event("onhook", EventKind::OnHook, Call, "action_onhook_url"),
     event(
         "connected",
-        "call_established",
+        EventKind::CallEstablished,
         Call,
         "action_connected_url",
     ),
     event(
         "disconnected",
-        "call_terminated",
+        EventKind::CallTerminated,
         Call,
         "action_disconnected_url",
     ),
-    event("missed", "missed_call", Call, "action_missed_url"),
-    event("dnd_on", "dnd_on", Account, "action_dnd_on_url"),
-    event("dnd_off", "dnd_off", Account, "action_dnd_off_url"),
-    forward("redirection_on", "forward_on", "action_redirection_on_url"),
+    event("missed", EventKind::MissedCall, Call, "action_missed_url"),
+    event("dnd_on", EventKind::DndOn, Account, "action_dnd_on_url"),
+    event("dnd_off", EventKind::DndOff, Account, "action_dnd_off_url"),
+    forward(
+        "redirection_on",
+        EventKind::ForwardOn,
+        ForwardKind::Always,
+        "action_redirection_on_url",
+    ),
     forward(
         "redirection_off",
-        "forward_off",
+        EventKind::ForwardOff,
+        ForwardKind::Always,
         "action_redirection_off_url",
     ),
-    event("log_on", "log_on", Account, "action_log_on_url"),
-    event("log_off", "log_off", Account, "action_log_off_url"),
+    event("log_on", EventKind::LogOn, Account, "action_log_on_url"),
+    event("log_off", EventKind::LogOff, Account, "action_log_off_url"),
     // Hold and the transfers have no `_url` suffix.
-    event("hold", "hold", Call, "action_hold"),
-    event("unhold", "unhold", Call, "action_unhold"),
-    event("transfer", "transfer", Call, "action_transfer"),
+    event("hold", EventKind::Hold, Call, "action_hold"),
+    event("unhold", EventKind::Unhold, Call, "action_unhold"),
+    event("transfer", EventKind::Transfer, Call, "action_transfer"),
     event(
         "blind_transfer",
-        "blind_transfer",
+        EventKind::BlindTransfer,
         Call,
         "action_blind_transfer",
     ),
     event(
         "attended_transfer",
-        "attended_transfer",
+        EventKind::AttendedTransfer,
         Call,
         "action_attended_transfer",
     ),
     event(
         "received_attended_transfer",
-        "attended_transfer_received",
+        EventKind::AttendedTransferReceived,
         Call,
         "action_received_attended_transfer",
     ),
-    event("longpress", "long_press", Device, "action_longpress_url"),
+    event(
+        "longpress",
+        EventKind::LongPress,
+        Device,
+        "action_longpress_url",
+    ),
     event(
         "blacklist",
-        "blacklisted_call",
+        EventKind::BlacklistedCall,
         Call,
         "action_blacklist_url",
     ),
     event(
         "received_subscr_notify",
-        "subscription_notify",
+        EventKind::SubscriptionNotify,
         Account,
         "action_received_subscr_notify_url",
     ),
@@ -576,7 +580,7 @@ mod tests {
             assert!(settings.contains(&setting), "{setting} is missing");
         }
         assert_eq!(settings.len(), 24);
-        assert!(SPEC.events.iter().all(|e| e.event != "registered"));
+        assert!(SPEC.events.iter().all(|e| e.event != EventKind::Registered));
         for event in SPEC.events {
             let wire = event.setting.strip_prefix("action_").unwrap();
             assert_eq!(event.wire, wire.strip_suffix("_url").unwrap_or(wire));

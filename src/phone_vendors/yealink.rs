@@ -4,12 +4,13 @@
 //! `GET /servlet?key=<VALUE>` with HTTP Basic auth, answered 200; 403 when the agent is not in
 //! `features.action_uri_limit_ip` or the on-screen "Allow remote control?" prompt is pending.
 
-use crate::command::CommandError;
-use crate::model::{Command, CommandArg, CommandKind, Line, PhoneId};
+use crate::model::{
+    Command, CommandArg, CommandError, CommandKind, EventKind, ForwardKind, Line, PhoneId,
+};
 use crate::phone_vendors::{
-    encode_query_value, parse_plain_user_agent, xml_escape, AuthHints, Carries, EventSpec,
-    FileFormat, HttpAuth, Identity, Method, PhoneReply, PhoneRequest, Programming, ProvisionCtx,
-    Refreshed, ReplyOutcome, Setting, Target, VarNames, VendorSpec,
+    encode_query_value, event, forward, parse_plain_user_agent, xml_escape, AuthHints, Carries,
+    EventSpec, FileFormat, HttpAuth, Identity, Method, PhoneReply, PhoneRequest, Programming,
+    ProvisionCtx, Refreshed, ReplyOutcome, Setting, Target, VarNames, VendorSpec,
 };
 
 pub static SPEC: VendorSpec = VendorSpec {
@@ -58,6 +59,8 @@ pub static SPEC: VendorSpec = VendorSpec {
     read_reply,
     provision,
     provision_file,
+    provision_files_doc: "`<mac>.cfg`, `y0000000000XX.cfg` (`<mac>.boot` with `yealink_boot`)",
+    boot_file: Some(boot_file),
     programming: Programming {
         format: FileFormat::KeyValue {
             header: "#!version:1.0.0.1",
@@ -102,221 +105,231 @@ fn write_settings(settings: &[Setting]) -> String {
     out
 }
 
-const fn event(
-    wire: &'static str,
-    event: &'static str,
-    carries: Carries,
-    setting: &'static str,
-) -> EventSpec {
-    EventSpec {
-        wire,
-        event,
-        carries,
-        forward: None,
-        setting,
-    }
-}
-
-const fn forward(
-    wire: &'static str,
-    event: &'static str,
-    kind: &'static str,
-    setting: &'static str,
-) -> EventSpec {
-    EventSpec {
-        wire,
-        event,
-        carries: Carries::Account,
-        forward: Some(kind),
-        setting,
-    }
-}
-
 use Carries::{Account, Call, Device};
 
 /// Every `action_url.<key>` of docs/vendors.md §1.1, with its normalised name.
 static EVENTS: &[EventSpec] = &[
     event(
         "setup_completed",
-        "setup_completed",
+        EventKind::SetupCompleted,
         Device,
         "action_url.setup_completed",
     ),
-    event("registered", "registered", Account, "action_url.registered"),
+    event(
+        "registered",
+        EventKind::Registered,
+        Account,
+        "action_url.registered",
+    ),
     event(
         "unregistered",
-        "unregistered",
+        EventKind::Unregistered,
         Account,
         "action_url.unregistered",
     ),
     event(
         "register_failed",
-        "register_failed",
+        EventKind::RegisterFailed,
         Account,
         "action_url.register_failed",
     ),
-    event("off_hook", "off_hook", Call, "action_url.off_hook"),
-    event("on_hook", "on_hook", Call, "action_url.on_hook"),
+    event("off_hook", EventKind::OffHook, Call, "action_url.off_hook"),
+    event("on_hook", EventKind::OnHook, Call, "action_url.on_hook"),
     event(
         "incoming_call",
-        "incoming_call",
+        EventKind::IncomingCall,
         Call,
         "action_url.incoming_call",
     ),
     event(
         "outgoing_call",
-        "outgoing_call",
+        EventKind::OutgoingCall,
         Call,
         "action_url.outgoing_call",
     ),
     event(
         "call_established",
-        "call_established",
+        EventKind::CallEstablished,
         Call,
         "action_url.call_established",
     ),
     event(
         "call_terminated",
-        "call_terminated",
+        EventKind::CallTerminated,
         Call,
         "action_url.call_terminated",
     ),
-    event("dnd_on", "dnd_on", Account, "action_url.dnd_on"),
-    event("dnd_off", "dnd_off", Account, "action_url.dnd_off"),
+    event("dnd_on", EventKind::DndOn, Account, "action_url.dnd_on"),
+    event("dnd_off", EventKind::DndOff, Account, "action_url.dnd_off"),
     forward(
         "always_fwd_on",
-        "forward_on",
-        "always",
+        EventKind::ForwardOn,
+        ForwardKind::Always,
         "action_url.always_fwd_on",
     ),
     forward(
         "always_fwd_off",
-        "forward_off",
-        "always",
+        EventKind::ForwardOff,
+        ForwardKind::Always,
         "action_url.always_fwd_off",
     ),
     forward(
         "busy_fwd_on",
-        "forward_on",
-        "busy",
+        EventKind::ForwardOn,
+        ForwardKind::Busy,
         "action_url.busy_fwd_on",
     ),
     forward(
         "busy_fwd_off",
-        "forward_off",
-        "busy",
+        EventKind::ForwardOff,
+        ForwardKind::Busy,
         "action_url.busy_fwd_off",
     ),
     forward(
         "no_answer_fwd_on",
-        "forward_on",
-        "no_answer",
+        EventKind::ForwardOn,
+        ForwardKind::NoAnswer,
         "action_url.no_answer_fwd_on",
     ),
     forward(
         "no_answer_fwd_off",
-        "forward_off",
-        "no_answer",
+        EventKind::ForwardOff,
+        ForwardKind::NoAnswer,
         "action_url.no_answer_fwd_off",
     ),
     event(
         "transfer_call",
-        "transfer",
+        EventKind::Transfer,
         Call,
         "action_url.transfer_call",
     ),
     event(
         "blind_transfer_call",
-        "blind_transfer",
+        EventKind::BlindTransfer,
         Call,
         "action_url.blind_transfer_call",
     ),
     event(
         "attended_transfer_call",
-        "attended_transfer",
+        EventKind::AttendedTransfer,
         Call,
         "action_url.attended_transfer_call",
     ),
-    event("hold", "hold", Call, "action_url.hold"),
-    event("unhold", "unhold", Call, "action_url.unhold"),
-    event("held", "held", Call, "action_url.held"),
-    event("unheld", "unheld", Call, "action_url.unheld"),
-    event("mute", "mute", Call, "action_url.mute"),
-    event("unmute", "unmute", Call, "action_url.unmute"),
-    event("missed_call", "missed_call", Call, "action_url.missed_call"),
-    event("ip_change", "ip_changed", Device, "action_url.ip_change"),
-    event("idle_to_busy", "busy", Call, "action_url.idle_to_busy"),
-    event("busy_to_idle", "idle", Call, "action_url.busy_to_idle"),
+    event("hold", EventKind::Hold, Call, "action_url.hold"),
+    event("unhold", EventKind::Unhold, Call, "action_url.unhold"),
+    event("held", EventKind::Held, Call, "action_url.held"),
+    event("unheld", EventKind::Unheld, Call, "action_url.unheld"),
+    event("mute", EventKind::Mute, Call, "action_url.mute"),
+    event("unmute", EventKind::Unmute, Call, "action_url.unmute"),
+    event(
+        "missed_call",
+        EventKind::MissedCall,
+        Call,
+        "action_url.missed_call",
+    ),
+    event(
+        "ip_change",
+        EventKind::IpChanged,
+        Device,
+        "action_url.ip_change",
+    ),
+    event(
+        "idle_to_busy",
+        EventKind::Busy,
+        Call,
+        "action_url.idle_to_busy",
+    ),
+    event(
+        "busy_to_idle",
+        EventKind::Idle,
+        Call,
+        "action_url.busy_to_idle",
+    ),
     event(
         "forward_incoming_call",
-        "call_forwarded",
+        EventKind::CallForwarded,
         Call,
         "action_url.forward_incoming_call",
     ),
     event(
         "reject_incoming_call",
-        "call_rejected",
+        EventKind::CallRejected,
         Call,
         "action_url.reject_incoming_call",
     ),
     event(
         "answer_new_incoming_call",
-        "call_waiting_answered",
+        EventKind::CallWaitingAnswered,
         Call,
         "action_url.answer_new_incoming_call",
     ),
     event(
         "transfer_finished",
-        "transfer_finished",
+        EventKind::TransferFinished,
         Call,
         "action_url.transfer_finished",
     ),
     event(
         "transfer_failed",
-        "transfer_failed",
+        EventKind::TransferFailed,
         Call,
         "action_url.transfer_failed",
     ),
     event(
         "call_waiting_on",
-        "call_waiting_on",
+        EventKind::CallWaitingOn,
         Account,
         "action_url.call_waiting_on",
     ),
     event(
         "call_waiting_off",
-        "call_waiting_off",
+        EventKind::CallWaitingOff,
         Account,
         "action_url.call_waiting_off",
     ),
-    event("headset", "headset_key", Call, "action_url.headset"),
-    event("handfree", "handsfree_key", Call, "action_url.handfree"),
+    event("headset", EventKind::HeadsetKey, Call, "action_url.headset"),
+    event(
+        "handfree",
+        EventKind::HandsfreeKey,
+        Call,
+        "action_url.handfree",
+    ),
     event(
         "cancel_callout",
-        "call_cancelled",
+        EventKind::CallCancelled,
         Call,
         "action_url.cancel_callout",
     ),
-    event("remote_busy", "remote_busy", Call, "action_url.remote_busy"),
+    event(
+        "remote_busy",
+        EventKind::RemoteBusy,
+        Call,
+        "action_url.remote_busy",
+    ),
     event(
         "call_remote_canceled",
-        "remote_cancelled",
+        EventKind::RemoteCancelled,
         Call,
         "action_url.call_remote_canceled",
     ),
     event(
         "setup_autop_finish",
-        "provisioned",
+        EventKind::Provisioned,
         Device,
         "action_url.setup_autop_finish",
     ),
     event(
         "peripheral_information",
-        "peripheral",
+        EventKind::Peripheral,
         Device,
         "action_url.peripheral_information",
     ),
-    event("vpn_ip", "vpn_ip_changed", Device, "action_url.vpn_ip"),
+    event(
+        "vpn_ip",
+        EventKind::VpnIpChanged,
+        Device,
+        "action_url.vpn_ip",
+    ),
 ];
 
 fn recognise(user_agent: &str) -> Option<Identity> {
@@ -480,6 +493,14 @@ fn provision(ctx: &ProvisionCtx) -> String {
         }
     }
     out
+}
+
+/// `<mac>.boot` for `[provisioning] yealink_boot`: the site's file first, then phone2mqtt's
+/// settings for this phone, each by `include:config` (docs/vendors.md §1.7).
+fn boot_file(site_url: &str, own_url: &str) -> String {
+    format!(
+        "#!version:1.0.0.1\n## phone2mqtt: the site's own file first, then phone2mqtt's settings for this phone.\ninclude:config \"{site_url}\"\ninclude:config \"{own_url}\"\n"
+    )
 }
 
 /// `<mac>.cfg` (12 lowercase hex digits) and the common `y0000000000XX.cfg`; the boot files

@@ -42,7 +42,7 @@ impl SimPhone {
     /// Queues the Action URL for a normalised event, if provisioning set one.
     pub(super) fn fire(&self, event: &str) {
         let vendor = self.inner.options.personality.vendor;
-        let Some(spec) = vendor.events.iter().find(|spec| spec.event == event) else {
+        let Some(spec) = vendor.events.iter().find(|spec| spec.event.name() == event) else {
             return;
         };
         let state = self.lock();

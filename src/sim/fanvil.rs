@@ -86,7 +86,7 @@ fn read_provisioning(text: &str, provisioned: &mut Provisioned) {
 fn wire_of(event: &str) -> Option<&'static str> {
     SPEC.events
         .iter()
-        .find(|spec| spec.event == event)
+        .find(|spec| spec.event.name() == event)
         .map(|spec| spec.wire)
 }
 
@@ -141,12 +141,7 @@ fn key_action(value: &str) -> Result<Action, Reply> {
         "Reboot" => Action::Reboot,
         "AutoP" => Action::Reprovision,
         v if is_plain_key(v) => Action::Key(v.to_string()),
-        other => {
-            return Err(Reply::new(
-                400,
-                format!("Bad Request: unknown key value `{other}`"),
-            ))
-        }
+        other => return Err(Reply::bad_request(format!("unknown key value `{other}`"))),
     };
     Ok(action)
 }
@@ -188,19 +183,20 @@ mod tests {
 
     #[test]
     fn requests_parse_as_vendors_md_says() {
-        let get = Request::get;
         assert_eq!(
-            parse_request(&get("/cgi-bin/ConfigManApp.com?key=F_HOLD;MUTE")),
+            parse_request(&Request::get("/cgi-bin/ConfigManApp.com?key=F_HOLD;MUTE")),
             Ok(vec![Action::ToggleHold, Action::Mute])
         );
         assert_eq!(
-            parse_request(&get(
+            parse_request(&Request::get(
                 "/cgi-bin/ConfigManApp.com?key=number=%2B4930&outgoing_uri=1001@pbx"
             )),
             Ok(vec![Action::Dial("+4930".into())])
         );
         assert_eq!(
-            parse_request(&get("/servlet?key=OK")).unwrap_err().status,
+            parse_request(&Request::get("/servlet?key=OK"))
+                .unwrap_err()
+                .status,
             404
         );
         for bad in [
@@ -209,7 +205,11 @@ mod tests {
             "/cgi-bin/ConfigManApp.com",
             "/cgi-bin/ConfigManApp.com?key=number=&outgoing_uri=x",
         ] {
-            assert_eq!(parse_request(&get(bad)).unwrap_err().status, 400, "{bad}");
+            assert_eq!(
+                parse_request(&Request::get(bad)).unwrap_err().status,
+                400,
+                "{bad}"
+            );
         }
     }
 

@@ -358,10 +358,6 @@ mod tests {
     use super::*;
     use crate::phone_vendors::ProvisionCtx;
 
-    fn get(target: &str) -> Request {
-        Request::get(target)
-    }
-
     fn ctx(format: Option<&str>) -> ProvisionCtx {
         crate::sim::testing::provision_ctx("192.168.1.10", format)
     }
@@ -426,27 +422,30 @@ mod tests {
     #[test]
     fn requests_are_parsed_strictly() {
         assert_eq!(
-            parse_request(&get(
+            parse_request(&Request::get(
                 "/cgi-bin/api-make_call?passcode=x&phonenumber=%2B4930123456"
             )),
             Ok(vec![Action::Dial("+4930123456".into())])
         );
         // A raw `+` is a space to a form-decoding CGI: the dial fails.
-        assert!(
-            parse_request(&get("/cgi-bin/api-make_call?passcode=x&phonenumber=+4930")).is_err()
-        );
+        assert!(parse_request(&Request::get(
+            "/cgi-bin/api-make_call?passcode=x&phonenumber=+4930"
+        ))
+        .is_err());
         assert_eq!(
-            parse_request(&get(
+            parse_request(&Request::get(
                 "/cgi-bin/api-make_call?phonenumber=1002&account=1&password=x"
             )),
             Ok(vec![Action::Dial("1002".into())])
         );
         assert_eq!(
-            parse_request(&get("/cgi-bin/api-phone_operation?passcode=x&cmd=holdcall")),
+            parse_request(&Request::get(
+                "/cgi-bin/api-phone_operation?passcode=x&cmd=holdcall"
+            )),
             Ok(vec![Action::Hold])
         );
         assert_eq!(
-            parse_request(&get(
+            parse_request(&Request::get(
                 "/cgi-bin/api-send_key?passcode=x&keys=1:STAR:%23:OK:MPK1:MPK3"
             )),
             Ok(vec![
@@ -459,7 +458,9 @@ mod tests {
             ])
         );
         assert_eq!(
-            parse_request(&get("/cgi-bin/api-sys_operation?passcode=x&request=REBOOT")),
+            parse_request(&Request::get(
+                "/cgi-bin/api-sys_operation?passcode=x&request=REBOOT"
+            )),
             Ok(vec![Action::Reboot])
         );
         for bad in [
@@ -470,10 +471,12 @@ mod tests {
             "/cgi-bin/api-sys_operation?passcode=x&request=reboot",
             "/cgi-bin/api-set_dnd?passcode=x&dnd=1",
         ] {
-            assert_eq!(parse_request(&get(bad)), Err(unknown()), "{bad}");
+            assert_eq!(parse_request(&Request::get(bad)), Err(unknown()), "{bad}");
         }
         assert_eq!(
-            parse_request(&get("/servlet?key=OK")).unwrap_err().status,
+            parse_request(&Request::get("/servlet?key=OK"))
+                .unwrap_err()
+                .status,
             404
         );
     }
@@ -482,7 +485,7 @@ mod tests {
     fn the_passcode_is_checked() {
         let provisioned = Provisioned::default();
         let check = |target: &str| {
-            let request = get(target);
+            let request = Request::get(target);
             check_access(&AccessCtx {
                 request: &request,
                 peer: "127.0.0.1:1".parse().unwrap(),

@@ -121,12 +121,7 @@ fn key_action(key: &str) -> Result<Action, Reply> {
         "VOLUME_UP" => Action::VolumeUp,
         "VOLUME_DOWN" => Action::VolumeDown,
         "Reboot" => Action::Reboot,
-        other => {
-            return Err(Reply::new(
-                400,
-                format!("Bad Request: unknown key `{other}`"),
-            ))
-        }
+        other => return Err(Reply::bad_request(format!("unknown key `{other}`"))),
     })
 }
 
@@ -138,30 +133,28 @@ fn reply(_request: &Request, _actions: &[Action], _snapshot: &Snapshot) -> Reply
 mod tests {
     use super::*;
 
-    fn get(target: &str) -> Request {
-        Request::get(target)
-    }
-
     #[test]
     fn the_path_is_parsed_strictly() {
         assert_eq!(
-            parse_request(&get("/Phone_ActionURL&Command=1&Number=206&Account=1")),
+            parse_request(&Request::get(
+                "/Phone_ActionURL&Command=1&Number=206&Account=1"
+            )),
             Ok(vec![Action::Dial("206".into())])
         );
         assert_eq!(
-            parse_request(&get("/Phone_ActionURL&Command=1&Number=%2B4930")),
+            parse_request(&Request::get("/Phone_ActionURL&Command=1&Number=%2B4930")),
             Ok(vec![Action::Dial("+4930".into())])
         );
         assert_eq!(
-            parse_request(&get("/Phone_ActionURL&Command=2")),
+            parse_request(&Request::get("/Phone_ActionURL&Command=2")),
             Ok(vec![Action::Hangup])
         );
         assert_eq!(
-            parse_request(&get("/Phone_ActionURL&Command=3&key=OK")),
+            parse_request(&Request::get("/Phone_ActionURL&Command=3&key=OK")),
             Ok(vec![Action::Answer])
         );
         assert_eq!(
-            parse_request(&get("/Phone_ActionURL?Command=2"))
+            parse_request(&Request::get("/Phone_ActionURL?Command=2"))
                 .unwrap_err()
                 .status,
             404
@@ -177,7 +170,11 @@ mod tests {
             "/Phone_ActionURL&Command=1&Number=",
             "/Phone_ActionURL&Number=206&Command=1",
         ] {
-            assert_eq!(parse_request(&get(bad)).unwrap_err().status, 400, "{bad}");
+            assert_eq!(
+                parse_request(&Request::get(bad)).unwrap_err().status,
+                400,
+                "{bad}"
+            );
         }
     }
 

@@ -145,6 +145,12 @@ impl Reply {
         }
     }
 
+    /// `400 Bad Request: <why>`, as the simulated phones refuse what their vendor's API does
+    /// not take.
+    pub fn bad_request(why: impl std::fmt::Display) -> Reply {
+        Reply::new(400, format!("Bad Request: {why}"))
+    }
+
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
         self.headers.push((name, value.into()));
         self

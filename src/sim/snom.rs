@@ -154,7 +154,7 @@ fn command(pairs: &[(&str, &str)]) -> Result<Vec<Action>, Reply> {
             match *name {
                 "number" if number.is_none() => number = Some(form_decode(value)),
                 "outgoing_uri" if !form_decode(value).trim().is_empty() => {}
-                _ => return Err(Reply::new(400, format!("Bad Request: `{name}`"))),
+                _ => return Err(Reply::bad_request(format!("`{name}`"))),
             }
         }
         let number = number.unwrap_or_default();
@@ -193,7 +193,7 @@ fn key_action(spec: &str) -> Result<Action, Reply> {
     let mut parts = spec.split(',');
     let name = parts.next().unwrap_or_default();
     let timing: Vec<&str> = parts.collect();
-    let bad = || Reply::new(400, format!("Bad Request: unknown key `{spec}`"));
+    let bad = || Reply::bad_request(format!("unknown key `{spec}`"));
     if timing.len() > 2
         || timing
             .iter()
@@ -275,13 +275,9 @@ fn reply(_request: &Request, actions: &[Action], _snapshot: &Snapshot) -> Reply 
 mod tests {
     use super::*;
 
-    fn get(target: &str) -> Request {
-        Request::get(target)
-    }
-
     #[test]
     fn requests_of_section_4_3() {
-        let ok = |target: &str| parse_request(&get(target)).unwrap();
+        let ok = |target: &str| parse_request(&Request::get(target)).unwrap();
         assert_eq!(
             ok("/command.htm?number=%2B49301234&outgoing_uri=1001@pbx.example.com"),
             vec![Action::Dial("+49301234".into())]
@@ -314,7 +310,7 @@ mod tests {
 
     #[test]
     fn anything_else_is_refused() {
-        let status = |target: &str| parse_request(&get(target)).unwrap_err().status;
+        let status = |target: &str| parse_request(&Request::get(target)).unwrap_err().status;
         // A raw `+` is form-decoded into a space: the number is refused.
         assert_eq!(status("/command.htm?number=+49301234"), 400);
         assert_eq!(status("/command.htm?key=ANSWER"), 400);

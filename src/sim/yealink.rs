@@ -160,12 +160,7 @@ fn key_action(value: &str) -> Result<Action, Reply> {
         "Reboot" | "Reset" => Action::Reboot,
         "AutoP" => Action::Reprovision,
         v if is_plain_key(v) => Action::Key(v.to_string()),
-        other => {
-            return Err(Reply::new(
-                400,
-                format!("Bad Request: unknown key value `{other}`"),
-            ))
-        }
+        other => return Err(Reply::bad_request(format!("unknown key value `{other}`"))),
     };
     Ok(action)
 }

@@ -32,6 +32,50 @@ pub fn router() -> Router<WebState> {
         .route("/api/phones/{id}/cmd/{command}", post(send_command))
 }
 
+/// Every way a REST call fails: a status and the JSON body `{"error": "..."}`, with the
+/// command's `transaction` where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the body is not valid JSON")]
+    BadJson,
+    #[error("unknown phone `{0}`")]
+    UnknownPhone(String),
+    #[error("no result within {wait} s")]
+    NoResult { wait: f64, transaction: String },
+    #[error("the gateway is stopping")]
+    Stopping,
+    /// The caller's role is too low; `auth::http` has logged it and written the answer.
+    #[error("refused")]
+    Refused(Response),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadJson => StatusCode::BAD_REQUEST,
+            ApiError::UnknownPhone(_) => StatusCode::NOT_FOUND,
+            ApiError::NoResult { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Refused(_) => StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut body = json!({ "error": self.to_string() });
+        match self {
+            ApiError::Refused(response) => return response,
+            ApiError::NoResult { transaction, .. } => {
+                body["transaction"] = Value::String(transaction);
+            }
+            _ => {}
+        }
+        (status, Json(body)).into_response()
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct SendQuery {
     /// Seconds to wait for the result; default 10.
@@ -46,25 +90,19 @@ async fn send_command(
     Path((phone, command)): Path<(String, String)>,
     Query(query): Query<SendQuery>,
     body: Bytes,
-) -> Response {
-    if let Err(refused) = caller.require(
-        crate::auth::command_role(&command),
-        &format!("the `{command}` command"),
-    ) {
-        return refused;
-    }
+) -> Result<Response, ApiError> {
+    caller
+        .require(
+            crate::auth::command_role(&command),
+            &format!("the `{command}` command"),
+        )
+        .map_err(ApiError::Refused)?;
     let text = String::from_utf8_lossy(&body).trim().to_string();
     let mut payload = match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(fields)) => fields,
         _ if text.is_empty() => Map::new(),
         Ok(Value::String(value)) => Map::from_iter([("value".to_string(), Value::String(value))]),
-        _ if text.starts_with('{') => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": "the body is not valid JSON"})),
-            )
-                .into_response()
-        }
+        _ if text.starts_with('{') => return Err(ApiError::BadJson),
         _ => Map::from_iter([("value".to_string(), Value::String(text.clone()))]),
     };
     let transaction = match payload.get("transaction").and_then(Value::as_str) {
@@ -88,16 +126,13 @@ async fn send_command(
     loop {
         let frame = match tokio::time::timeout_at(deadline, live.recv()).await {
             Err(_) => {
-                return (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    Json(json!({"error": format!("no result within {} s", wait.as_secs_f64()), "transaction": transaction})),
-                )
-                    .into_response()
+                return Err(ApiError::NoResult {
+                    wait: wait.as_secs_f64(),
+                    transaction,
+                })
             }
             Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
-            Ok(Err(_)) => {
-                return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the gateway is stopping"}))).into_response()
-            }
+            Ok(Err(_)) => return Err(ApiError::Stopping),
             Ok(Ok(frame)) => frame,
         };
         let Ok(frame) = serde_json::from_str::<Value>(&frame) else {
@@ -114,7 +149,7 @@ async fn send_command(
         } else {
             StatusCode::BAD_GATEWAY
         };
-        return (status, Json(result)).into_response();
+        return Ok((status, Json(result)).into_response());
     }
 }
 
@@ -150,7 +185,10 @@ async fn phones(State(state): State<WebState>) -> Json<Vec<Map<String, Value>>> 
     Json(fleet(&state).into_values().collect())
 }
 
-async fn phone(State(state): State<WebState>, Path(reference): Path<String>) -> Response {
+async fn phone(
+    State(state): State<WebState>,
+    Path(reference): Path<String>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
     let phones = fleet(&state);
     let id = PhoneId::parse(&reference).map(|id| id.to_string());
     let found = id.as_ref().and_then(|id| phones.get(id)).or_else(|| {
@@ -162,12 +200,7 @@ async fn phone(State(state): State<WebState>, Path(reference): Path<String>) -> 
                 .is_some_and(|name| name.eq_ignore_ascii_case(&reference))
         })
     });
-    match found {
-        Some(phone) => Json(phone.clone()).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("unknown phone `{reference}`")})),
-        )
-            .into_response(),
-    }
+    found
+        .map(|phone| Json(phone.clone()))
+        .ok_or(ApiError::UnknownPhone(reference))
 }

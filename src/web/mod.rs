@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
 use crate::auth::Auth;
+use crate::model::CommandKind;
 use crate::mqtt::{self, Message, Mqtt};
 use crate::shutdown::Lifecycle;
 use crate::topics::Topics;
@@ -134,7 +135,7 @@ fn without_secrets(topics: &Topics, message: Message) -> Message {
         Some(Topic::Command { command, .. } | Topic::GroupCommand { command, .. }) => command,
         _ => return message,
     };
-    if command != crate::agent::dispatch::ADOPT && command != "configure" {
+    if command != CommandKind::Adopt.name() && command != CommandKind::Configure.name() {
         return message;
     }
     let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&message.payload) else {

@@ -241,3 +241,19 @@ pub fn assert_incoming_from_anna(event: &Value, id: &str) {
     assert!(event.get("call_id").is_none(), "{event}");
     assert_eq!(event["vars"]["remote"], "sip:+4930123456@pbx.example.com");
 }
+
+/// Sends a callback to `path` as phone `id` writes it (see [`phone_fetch`]), requires a 200
+/// and returns the next event the phone has on MQTT.
+pub async fn callback_event(
+    gw: &TestGateway,
+    probe: &mut MqttProbe,
+    id: &str,
+    path: &str,
+    user_agent: &str,
+) -> Value {
+    let answer = phone_fetch(gw.gateway.http_addr, path, user_agent).await;
+    assert_eq!(super::status_of(&answer), 200, "{answer}");
+    probe
+        .expect(&format!("phone2mqtt/{id}/event"), |_| true)
+        .await
+}
