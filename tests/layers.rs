@@ -42,26 +42,7 @@ const TOOLS: &[&str] = &["sim", "bench", "client", "docs", "demo"];
 /// Arrows that close a circle and are being removed elsewhere: each names its pending work.
 /// Cycle detection leaves these arrows out; the layer check still applies to them.
 /// A name covers the module and its submodules.
-const PENDING: &[(&str, &str, &str)] = &[
-    (
-        "agent::commands",
-        "agent::reprovision",
-        "pending: the queue runner hands agent-handled commands to `reprovision`, which sends \
-         through the queue's HTTP exchange; the exchange becomes a module of its own once the \
-         typed errors of `commands` land (issue 12, typed vocabulary)",
-    ),
-    (
-        "sim::callbacks",
-        "sim::phone",
-        "pending: the simulator's callback loop and HTTP server take the whole `SimPhone` that \
-         starts them; they are to take the phone's state instead (issue 12, simulator split)",
-    ),
-    (
-        "sim::server",
-        "sim::phone",
-        "pending: as above, the simulator's HTTP server and `SimPhone` (issue 12, simulator split)",
-    ),
-];
+const PENDING: &[(&str, &str, &str)] = &[];
 
 fn within(module: &str, name: &str) -> bool {
     module == name || module.starts_with(&format!("{name}::"))

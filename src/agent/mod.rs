@@ -4,7 +4,9 @@
 //! Phones' side:
 //! - `receiver`: the HTTP routes phones call (Action URLs) and fetch (provisioning, logos).
 //! - `registry` and `state`: phones by id and how events change their state.
-//! - `commands`: one queue per phone, the HTTP exchange, the results.
+//! - `commands`: one queue per phone, one command at a time, every one ending in a result.
+//! - `exchange`: the HTTP exchange with a phone (credentials, Digest, the reply), shared by the
+//!   queues and `reprovision`.
 //! - `provisioning`: the files phones fetch, merged with the site's; `reprovision`: the
 //!   commands the agent carries out itself (`configure`, `provision`, `logo`...).
 //! - `logo`: logos converted for a phone's screen and hosted.
@@ -25,6 +27,7 @@ pub mod adoption;
 pub mod commands;
 pub mod directory;
 pub mod dispatch;
+pub mod exchange;
 pub mod identities;
 pub mod logo;
 pub mod profiles;
@@ -99,7 +102,7 @@ pub struct PhoneSide {
     /// One command queue per phone.
     pub queues: Queues,
     /// How each Digest-vendor phone asked to authenticate.
-    pub phone_auth: commands::PhoneAuth,
+    pub phone_auth: exchange::PhoneAuth,
     /// Talks to phones (and their self-signed certificates).
     pub http: reqwest::Client,
     /// Each phone's Action URL token, and the legacy token's grace period.
@@ -257,8 +260,8 @@ impl Agent {
             phones: PhoneSide {
                 registry: Registry::new(&options.name, &phones),
                 queues: Queues::default(),
-                phone_auth: commands::PhoneAuth::default(),
-                http: commands::http_client(),
+                phone_auth: exchange::PhoneAuth::default(),
+                http: exchange::http_client(),
                 keys: options.keys.clone(),
                 command_timeout: Duration::from_secs_f64(config.agent.command_timeout),
                 answer_unknown_phones: config.agent.answer_unknown_phones,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tracing::info;
 
-use crate::agent::commands::{send_command, send_request, target};
+use crate::agent::exchange::{send_command, send_request, target};
 use crate::agent::profiles::Scope;
 use crate::agent::provisioning::{self, Drift};
 use crate::agent::registry::Phone;

@@ -10,14 +10,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::phone::{PhoneState, SimPhone};
-
-/// An Action URL to fire: the vendor's event name and the variables at the time it happened.
-#[derive(Debug)]
-pub(super) struct Fire {
-    wire: String,
-    url: String,
-}
+use super::phone::{Fire, PhoneState, SimPhone};
 
 impl SimPhone {
     /// Someone presses programmable key `n`: the phone requests the URL it is programmed with.

@@ -9,7 +9,8 @@
 //!
 //! What is the same for every vendor is split by job:
 //! - `personality`: what a vendor personality is made of, and the table of them;
-//! - `phone`: a running phone, its options, state and boot;
+//! - `phone`: a running phone, its options and state;
+//! - `start`: starting a phone: its port, its Action URL queue, its boot;
 //! - `calls`: the call state machine, and how an Action URI request is carried out;
 //! - `provisioning`: fetching provisioning files as a phone does (credentials, challenges);
 //! - `callbacks`: Action URLs filled in and fired as raw request lines;
@@ -32,6 +33,7 @@ mod provisioning;
 mod query;
 mod server;
 pub mod settings;
+mod start;
 #[cfg(test)]
 mod testing;
 mod xml;
@@ -49,6 +51,7 @@ pub use personality::{
     personality, AccessCtx, Action, Identity, LogoSeen, Personality, Provisioned, Reply, Request,
     Snapshot, PERSONALITIES,
 };
-pub use phone::{spawn_many, SimOptions, SimPhone};
+pub use phone::{SimOptions, SimPhone};
 pub use provisioning::agent_and_credentials;
 pub use query::{decode, form_decode, query_pairs, split_target};
+pub use start::spawn_many;
