@@ -15,7 +15,6 @@ use phone2mqtt::auth::{cli as auth_cli, Role};
 use phone2mqtt::config::Config;
 use phone2mqtt::gateway::{self, GatewayOptions};
 use phone2mqtt::model::PhoneId;
-use phone2mqtt::phone_auth::PhoneKeys;
 use phone2mqtt::phone_vendors;
 use phone2mqtt::{bench, client, demo, docs, shutdown, sim};
 
@@ -83,7 +82,11 @@ enum Command {
         #[arg(long)]
         write: bool,
     },
-    /// Print the phone config that points a phone of this vendor at the agent.
+    /// Print the file the agent serves a phone of this vendor: its Action URLs, and with --mac the
+    /// keys, logo and settings of every profile layer (phone2mqtt.toml's and those pushed at run
+    /// time into the data directory), byte for byte what the agent would serve it. Read from the
+    /// config and data directory; no agent needs to run. Not included: the site's own file that
+    /// `[provisioning] upstream` merges in, which the agent fetches when the phone asks.
     Provision {
         /// yealink
         vendor: String,
@@ -286,7 +289,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     phone_vendors::names().join(", ")
                 )
             })?;
-            // Built as the running agent builds it, from the same config and data directory.
             let public_url = config.http.public_url_for(config.http.listen);
             let mac = mac
                 .map(|mac| {
@@ -294,14 +296,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .with_context(|| format!("--mac: `{mac}` is not a MAC address"))
                 })
                 .transpose()?;
-            let generic = provisioning::generic_ctx(&public_url);
-            let mut ctx = match &mac {
-                // The key the running agent derives tokens from: the same data directory.
-                Some(mac) => generic.for_phone(PhoneKeys::load(&config.agent.data_dir)?.token(mac)),
-                None => generic,
-            };
-            ctx.format = format;
-            print!("{}", (spec.provision)(&ctx));
+            // What the agent serves, from the same config and data directory, by the same function.
+            let file = provisioning::offline_file(&config, spec, mac.as_ref(), format)?;
+            print!("{}", file.text);
             // Notes for the installer on stderr: the file on stdout stays the phone's.
             if mac.is_none() {
                 eprintln!("# No --mac: this file has no Action URLs. Each phone's Action URLs carry its own token:");
@@ -310,6 +307,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "# provisioning server at {}/ and it fetches its own file.",
                     public_url.trim_end_matches('/')
                 );
+            }
+            if let Some(mac) = &mac {
+                match &file.known_as {
+                    None => eprintln!("# {mac} is neither in the config nor adopted: this is the file the agent serves an unknown {} phone.", spec.name),
+                    Some(vendor) if !vendor.eq_ignore_ascii_case(spec.id) => eprintln!("# {mac} is configured as a {vendor} phone, not {}.", spec.id),
+                    Some(_) => {}
+                }
+            }
+            for refused in &file.refused {
+                eprintln!("# Not programmed: {refused}.");
+            }
+            if config.provisioning.upstream.is_some() {
+                eprintln!(
+                    "# Not included: the site's own file from [provisioning] upstream, which the"
+                );
+                eprintln!("# agent fetches and merges in when the phone asks for its file.");
             }
             if let Some((username, _)) = config.provisioning.auth() {
                 eprintln!("# Provisioning server {}/ needs credentials: username `{username}`, the password of", public_url.trim_end_matches('/'));

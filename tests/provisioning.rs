@@ -570,9 +570,13 @@ async fn a_broken_or_unreachable_site_server_is_answered_502_never_with_a_file_t
 }
 
 /// `phone2mqtt provision <vendor> --mac <MAC>` prints exactly the file the running agent serves
-/// that phone, from the same config: same public URL, same token, same Action URI allow-list
-/// host. The public URL is an IPv6 address with a trailing slash, the spelling where the CLI and
-/// the agent once built their provisioning context differently.
+/// that phone, from the same config and data directory: same public URL, same token, same Action
+/// URI allow-list host, and the same profile layers: the site's, the group's and the phone's keys
+/// and settings from phone2mqtt.toml, a phone adopted at run time (`phones.toml`), and the layers
+/// pushed at run time (`provisioning.toml`), logo included. A phone the config does not name gets
+/// what the agent serves an unknown phone of that vendor. The public URL is an IPv6 address with a
+/// trailing slash, the spelling where the CLI and the agent once built their provisioning context
+/// differently.
 #[tokio::test]
 async fn provision_command_prints_what_the_agent_serves() {
     let dir = tempdir::TempDir::new();
@@ -583,12 +587,80 @@ async fn provision_command_prints_what_the_agent_serves() {
     std::fs::write(
         &path,
         format!(
-            "[broker]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://[::1]:{public_port}/\"\n[agent]\nname = \"test\"\ndata_dir = {data_dir:?}\n"
+            r#"[broker]
+listen = "127.0.0.1:0"
+[http]
+listen = "127.0.0.1:0"
+public_url = "http://[::1]:{public_port}/"
+[agent]
+name = "test"
+data_dir = {data_dir:?}
+
+[provisioning]
+keys = {{ 3 = "Garage door" }}
+[provisioning.settings.yealink]
+"phone_setting.backlight_time" = 30
+[provisioning.settings.snom]
+language = "Deutsch"
+[provisioning.group.front]
+keys = {{ 4 = "Front door" }}
+[provisioning.group.front.settings.yealink]
+"phone_setting.backlight_time" = 45
+[provisioning.group.front.settings.snom]
+timezone = "GER+1"
+
+[[phone]]
+mac = "001565aa0061"
+vendor = "yealink"
+address = "127.0.0.1:9"
+password = "x"
+groups = ["front"]
+keys = {{ 5 = "Lights" }}
+settings = {{ "phone_setting.lock" = 1 }}
+
+[[phone]]
+mac = "000413aa0063"
+vendor = "snom"
+address = "127.0.0.1:9"
+password = "x"
+groups = ["Front"]
+keys = {{ 3 = "", 6 = "Alarm" }}
+settings = {{ "dnd_mode" = "off" }}
+"#
         ),
     )
     .unwrap();
-    let config = phone2mqtt::config::Config::load(&path).unwrap();
     std::fs::create_dir_all(&data_dir).unwrap();
+    // Pushed at run time before (MQTT `configure` and `logo`): the site, the group, a phone.
+    std::fs::write(
+        data_dir.join("provisioning.toml"),
+        r#"[site]
+keys = { "7" = "Bell" }
+[site.settings.snom]
+"http_user" = "site-admin"
+[group.front]
+keys = { "8" = "Gate" }
+[group.front.settings.yealink]
+"phone_setting.backlight_time" = "60"
+[phone.001565aa0061]
+logo = "front-desk.png"
+keys = { "9" = "Light 2" }
+[phone.000413aa0063]
+logo = "front-desk.png"
+[phone.000413aa0066.settings.snom]
+"language" = "English"
+[phone.000413aa0067.settings.snom]
+"timezone" = "GBR-0"
+"#,
+    )
+    .unwrap();
+    // Adopted at run time: a Snom in group front, not named in phone2mqtt.toml.
+    std::fs::write(
+        data_dir.join("phones.toml"),
+        "[[phone]]\nmac = \"000413aa0067\"\nvendor = \"snom\"\naddress = \"127.0.0.1:9\"\nusername = \"admin\"\npassword = \"x\"\ngroups = [\"front\"]\n",
+    )
+    .unwrap();
+    let config = phone2mqtt::config::Config::load(&path).unwrap();
     let gw = start_gateway_in(config, tempdir::TempDir(data_dir)).await;
     let files = [
         ("yealink", "001565aa0061", "001565aa0061.cfg"),
@@ -596,7 +668,14 @@ async fn provision_command_prints_what_the_agent_serves() {
         ("snom", "000413aa0063", "000413AA0063.xml"),
         ("fanvil", "0c383eaa0064", "0c383eaa0064.cfg"),
         ("htek", "001fc1aa0065", "cfg001fc1aa0065.xml"),
+        // Not in phone2mqtt.toml: unknown to the agent, one with a pushed layer of its own.
+        ("yealink", "001565aa0068", "001565aa0068.cfg"),
+        ("snom", "000413aa0066", "000413AA0066.xml"),
+        // Adopted at run time.
+        ("snom", "000413aa0067", "000413AA0067.xml"),
     ];
+    let mut mismatches = Vec::new();
+    let mut served_files = HashMap::new();
     for (vendor, mac, file) in files {
         let served = reqwest::get(format!("{}/{file}", gw.http())).await.unwrap();
         assert_eq!(served.status(), 200, "{vendor}: {file}");
@@ -608,10 +687,41 @@ async fn provision_command_prints_what_the_agent_serves() {
             .unwrap();
         assert!(printed.status.success(), "{vendor}: {printed:?}");
         let printed = String::from_utf8(printed.stdout).unwrap();
-        assert_eq!(
-            printed, served,
-            "{vendor}: `provision` printed (left), the agent served (right)"
-        );
+        if printed != served {
+            let only = |a: &str, b: &str| a.lines().filter(|l| !b.lines().any(|m| m == *l)).count();
+            mismatches.push(format!(
+                "{vendor} {mac}: printed {} lines, served {}; {} lines only printed, {} only served\n--- printed\n{printed}\n--- served\n{served}",
+                printed.lines().count(),
+                served.lines().count(),
+                only(&printed, &served),
+                only(&served, &printed),
+            ));
+        }
+        served_files.insert(mac, served);
+    }
+    assert!(
+        mismatches.is_empty(),
+        "`provision` printed another file than the agent served:\n{}",
+        mismatches.join("\n\n")
+    );
+    // The layers really are in the files compared above.
+    let yealink = &served_files["001565aa0061"];
+    for expected in [
+        "Garage door",
+        "Front door",
+        "Lights",
+        "Bell",
+        "Gate",
+        "Light 2",
+        "phone_setting.backlight_time = 60",
+        "phone_setting.lock = 1",
+        "/logos/front-desk.png",
+    ] {
+        assert!(yealink.contains(expected), "{expected}: {yealink}");
+    }
+    let snom = &served_files["000413aa0067"];
+    for expected in ["Deutsch", "GBR-0", "site-admin", "Front door", "Gate"] {
+        assert!(snom.contains(expected), "{expected}: {snom}");
     }
     gw.stop().await;
 }

@@ -175,6 +175,21 @@ const PHONES_FILE: &str = "phones.toml";
 const PROFILES_FILE: &str = "provisioning.toml";
 const IDENTITIES_FILE: &str = "identities.json";
 
+/// The phones the agent knows when it starts: phone2mqtt.toml's, then those adopted at run time
+/// (`phones.toml`); the config wins where both name a MAC.
+pub fn known_phones(config: &Config, kept: &store::Stored) -> Vec<crate::config::PhoneConfig> {
+    let mut phones = config.phones.clone();
+    for adopted in &kept.phone {
+        let config = adopted.to_config();
+        let known = crate::model::PhoneId::parse(&config.mac)
+            .filter(|id| !phones.iter().any(|p| &p.id() == id));
+        if known.is_some() && crate::phone_vendors::find(&config.vendor).is_some() {
+            phones.push(config);
+        }
+    }
+    phones
+}
+
 impl Agent {
     pub fn start(
         config: &Config,
@@ -185,16 +200,7 @@ impl Agent {
         let phone_store = store::PhoneStore::load(data_dir.join(PHONES_FILE))
             .map_err(|err| anyhow::anyhow!("agent.data_dir: adopted phones: {err}"))?;
         let kept = phone_store.content();
-        // Adopted phones join the configured ones; the config wins where both name a MAC.
-        let mut phones = config.phones.clone();
-        for adopted in &kept.phone {
-            let config = adopted.to_config();
-            let known = crate::model::PhoneId::parse(&config.mac)
-                .filter(|id| !phones.iter().any(|p| &p.id() == id));
-            if known.is_some() && crate::phone_vendors::find(&config.vendor).is_some() {
-                phones.push(config);
-            }
-        }
+        let phones = known_phones(config, &kept);
         let profiles = profiles::Profiles::load(data_dir.join(PROFILES_FILE), &config.provisioning)
             .map_err(|err| anyhow::anyhow!("agent.data_dir: pushed provisioning: {err}"))?;
         let reminders = Reminders::load(data_dir.join(REMINDERS_FILE))
@@ -379,7 +385,16 @@ impl Agent {
 impl Shared {
     /// The context of phone `id`'s own file: its token in every Action URL.
     pub fn phone_ctx(&self, id: &crate::model::PhoneId) -> ProvisionCtx {
-        self.serving.provision.for_phone(self.phones.keys.token(id))
+        self.sources().phone_ctx(id)
+    }
+
+    /// What phones' own files are written from (`provisioning::phone_file`).
+    pub fn sources(&self) -> provisioning::Sources<'_> {
+        provisioning::Sources {
+            generic: &self.serving.provision,
+            keys: &self.phones.keys,
+            profiles: &self.serving.profiles,
+        }
     }
 
     pub async fn publish_update(&self, update: Update) {

@@ -12,9 +12,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::agent::profiles::Profiles;
 use crate::agent::Shared;
+use crate::config::{Config, PhoneConfig};
 use crate::hash::md5_hex;
 use crate::model::{now_rfc3339, PhoneId};
+use crate::phone_auth::PhoneKeys;
 use crate::phone_vendors::{self, ProvisionCtx, VendorSpec};
 
 /// How long the site's provisioning server has to answer.
@@ -117,28 +120,43 @@ fn host_of(url: &str) -> String {
         .unwrap_or_else(|| "127.0.0.1".into())
 }
 
+/// What a phone's own file is written from: everything the agent holds for it and nothing it
+/// fetches. The agent passes its own (`Shared::sources`); `phone2mqtt provision` reads the same
+/// from the config and the data directory (`offline_file`).
+pub struct Sources<'a> {
+    /// The generic context (`generic_ctx`); a phone's own file adds its token.
+    pub generic: &'a ProvisionCtx,
+    /// The key every phone's token is derived from (`<data_dir>/phone_key`).
+    pub keys: &'a PhoneKeys,
+    /// The profile layers: phone2mqtt.toml's and the pushed ones (`<data_dir>/provisioning.toml`).
+    pub profiles: &'a Profiles,
+}
+
+impl Sources<'_> {
+    /// The context of phone `mac`'s own file: its token in every Action URL.
+    pub fn phone_ctx(&self, mac: &PhoneId) -> ProvisionCtx {
+        self.generic.for_phone(self.keys.token(mac))
+    }
+}
+
 /// A phone's file as phone2mqtt writes it (without the site's upstream part), and what its
-/// vendor could not program. A generic file (no MAC) carries no token and no Action URL: it is
-/// served to every phone that asks, and each phone gets its Action URLs from its own file.
-pub fn own_file(
-    shared: &Shared,
+/// vendor could not program: the one function behind both the file the agent serves and the one
+/// `phone2mqtt provision` prints. `config` is the phone's `[[phone]]` entry (configured or
+/// adopted); `None` for a phone the agent does not know. A generic file (no MAC) carries no
+/// token and no Action URL: it is served to every phone that asks, and each phone gets its
+/// Action URLs from its own file.
+pub fn phone_file(
+    sources: &Sources,
     spec: &'static VendorSpec,
     mac: Option<&PhoneId>,
+    config: Option<&PhoneConfig>,
 ) -> (String, Vec<String>) {
     let Some(mac) = mac else {
-        return ((spec.provision)(&shared.serving.provision), Vec::new());
+        return ((spec.provision)(sources.generic), Vec::new());
     };
-    let ctx = &shared.phone_ctx(mac);
+    let ctx = &sources.phone_ctx(mac);
     let base = (spec.provision)(ctx);
-    let phone = shared.phones.registry.get(mac);
-    let config = phone.as_ref().and_then(|p| p.config.as_ref());
-    let profile = shared.serving.profiles.profile(spec.id, mac, config);
-    let logo_url = profile
-        .logo
-        .as_ref()
-        .map(|file| logo_url(&shared.serving, file));
-    let (settings, refused) =
-        phone_vendors::phone_settings(spec, ctx, mac, &profile, logo_url.as_deref());
+    let (settings, refused) = additions(sources.profiles, spec, ctx, mac, config);
     if settings.is_empty() {
         return (base, refused);
     }
@@ -156,9 +174,93 @@ pub fn own_file(
     }
 }
 
+/// Every setting phone2mqtt adds to a phone's file (keys, logo, settings of every layer), and
+/// what its vendor cannot program.
+fn additions(
+    profiles: &Profiles,
+    spec: &'static VendorSpec,
+    ctx: &ProvisionCtx,
+    mac: &PhoneId,
+    config: Option<&PhoneConfig>,
+) -> (Vec<phone_vendors::Setting>, Vec<String>) {
+    let profile = profiles.profile(spec.id, mac, config);
+    let logo = profile
+        .logo
+        .as_ref()
+        .map(|file| logo_at(&ctx.public_url, file));
+    phone_vendors::phone_settings(spec, ctx, mac, &profile, logo.as_deref())
+}
+
+/// The file the running agent serves a phone (without the site's upstream part).
+pub fn own_file(
+    shared: &Shared,
+    spec: &'static VendorSpec,
+    mac: Option<&PhoneId>,
+) -> (String, Vec<String>) {
+    let phone = mac.and_then(|mac| shared.phones.registry.get(mac));
+    let config = phone.as_ref().and_then(|p| p.config.as_ref());
+    phone_file(&shared.sources(), spec, mac, config)
+}
+
+/// What `phone2mqtt provision` prints, and what it tells the installer about it.
+pub struct OfflineFile {
+    pub text: String,
+    /// What the vendor cannot program, as the agent reports it.
+    pub refused: Vec<String>,
+    /// The phone's vendor where phone2mqtt.toml or an adoption names the phone; `None` for a
+    /// phone the agent does not know (it gets what an unknown phone gets).
+    pub known_as: Option<String>,
+}
+
+/// The file the agent would serve phone `mac` (`None`: the generic file), read from the config
+/// and the data directory as the agent reads them when it starts (its phones, configured and
+/// adopted; the pushed layers; the token key), without a running agent, and written by the same
+/// `phone_file`. The site's `[provisioning] upstream` part is not fetched: it needs the network.
+pub fn offline_file(
+    config: &Config,
+    spec: &'static VendorSpec,
+    mac: Option<&PhoneId>,
+    format: Option<String>,
+) -> anyhow::Result<OfflineFile> {
+    let mut generic = generic_ctx(&config.http.public_url_for(config.http.listen));
+    generic.format = format;
+    let Some(mac) = mac else {
+        // The generic file: nothing of the data directory in it (no token, no profile).
+        return Ok(OfflineFile {
+            text: (spec.provision)(&generic),
+            refused: Vec::new(),
+            known_as: None,
+        });
+    };
+    let data_dir = &config.agent.data_dir;
+    let kept = super::store::PhoneStore::load(data_dir.join(super::PHONES_FILE))
+        .map_err(|err| anyhow::anyhow!("agent.data_dir: adopted phones: {err}"))?;
+    let phones = super::known_phones(config, &kept.content());
+    let phone = phones.iter().find(|p| &p.id() == mac);
+    // The key the running agent derives tokens from, in the same data directory.
+    let keys = PhoneKeys::load(data_dir)?;
+    let profiles = Profiles::load(data_dir.join(super::PROFILES_FILE), &config.provisioning)
+        .map_err(|err| anyhow::anyhow!("agent.data_dir: pushed provisioning: {err}"))?;
+    let sources = Sources {
+        generic: &generic,
+        keys: &keys,
+        profiles: &profiles,
+    };
+    let (text, refused) = phone_file(&sources, spec, Some(mac), phone);
+    Ok(OfflineFile {
+        text,
+        refused,
+        known_as: phone.map(|p| p.vendor.clone()),
+    })
+}
+
 /// The URL a logo is served at.
 pub fn logo_url(serving: &super::Serving, file: &str) -> String {
-    format!("{}/logos/{file}", serving.public_url.trim_end_matches('/'))
+    logo_at(&serving.public_url, file)
+}
+
+fn logo_at(public_url: &str, file: &str) -> String {
+    format!("{}/logos/{file}", public_url.trim_end_matches('/'))
 }
 
 fn plain(status: StatusCode, text: String) -> Response {
@@ -444,12 +546,7 @@ pub fn expected_settings(
         .collect();
     let phone = shared.phones.registry.get(id);
     let config = phone.as_ref().and_then(|p| p.config.as_ref());
-    let profile = shared.serving.profiles.profile(spec.id, id, config);
-    let logo = profile
-        .logo
-        .as_ref()
-        .map(|file| logo_url(&shared.serving, file));
-    expected.extend(phone_vendors::phone_settings(spec, ctx, id, &profile, logo.as_deref()).0);
+    expected.extend(additions(&shared.serving.profiles, spec, ctx, id, config).0);
     expected
 }
 
