@@ -32,12 +32,6 @@ impl Error {
     }
 }
 
-impl From<Error> for String {
-    fn from(err: Error) -> String {
-        err.to_string()
-    }
-}
-
 /// Replaces `path` with `text`; the error names the file.
 pub fn write(path: &Path, text: &str) -> Result<(), Error> {
     write_bytes(path, text.as_bytes())
@@ -250,7 +244,7 @@ mod tests {
         write(&path, "{not json").unwrap();
         let err = DataFile::<BTreeMap<String, u32>>::load(path.clone(), Format::Json).unwrap_err();
         assert_eq!(err.path, path.display().to_string());
-        assert!(String::from(err).starts_with(&path.display().to_string()));
+        assert!(err.to_string().starts_with(&path.display().to_string()));
         let cache = DataFile::<BTreeMap<String, u32>>::load_or_default(path, Format::Json);
         assert!(cache.lock().is_empty());
         let _ = std::fs::remove_dir_all(dir);

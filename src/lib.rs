@@ -29,6 +29,8 @@
 //! - [`agent`]: receives callbacks, keeps state, runs one command queue per phone, serves
 //!   provisioning files.
 //! - [`http_front`]: the HTTP listener, lenient about the request lines phones write.
+//! - [`http_error`]: `ApiError`, the one error answer (status and `{"error": ...}`) of the
+//!   REST API, the login routes and the guard.
 //! - [`tls`]: HTTPS for people: the certificate, and the plain port kept for phones.
 //! - [`mqtt`]: the one MQTT session task per component, with reconnect and resubscribe.
 //! - [`broker`]: the embedded rumqttd broker.
@@ -63,6 +65,7 @@ pub mod docs;
 pub mod gateway;
 pub mod ha;
 pub mod hash;
+pub mod http_error;
 pub mod http_front;
 pub mod logging;
 pub mod model;

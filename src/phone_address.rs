@@ -29,56 +29,120 @@ pub struct PhoneAddress {
     pub port: Option<u16>,
 }
 
+/// An address that is not `host[:port]`: the rule, and what broke it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressError {
+    pub broken: Broken,
+    /// Read as a config file's address, where `http://` or `https://` may come first.
+    configured: bool,
+}
+
+impl std::error::Error for AddressError {}
+
+impl fmt::Display for AddressError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.configured {
+            let rest = RULE.strip_prefix("must be host[:port]").unwrap_or(RULE);
+            write!(f, "must be host[:port] or http(s)://host[:port]{rest}")?;
+        } else {
+            f.write_str(RULE)?;
+        }
+        write!(f, " ({})", self.broken)
+    }
+}
+
+/// What breaks the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Broken {
+    #[error("it is empty")]
+    Empty,
+    #[error("`/` starts a path or a scheme")]
+    Path,
+    #[error("`@` gives a user")]
+    User,
+    #[error("`?` starts a query")]
+    Query,
+    #[error("`#` starts a fragment")]
+    Fragment,
+    #[error("it holds whitespace")]
+    Whitespace,
+    #[error("`{0}` is not allowed")]
+    Character(char),
+    #[error("`[` without `]`")]
+    UnclosedBracket,
+    #[error("not an IPv6 address in the brackets")]
+    NotIpv6InBrackets,
+    #[error("text after `]`")]
+    AfterBracket,
+    #[error("brackets only around an IPv6 address")]
+    StrayBracket,
+    #[error("an IPv6 address goes in brackets: [2001:db8::5]:80")]
+    Ipv6WithoutBrackets,
+    #[error("no host")]
+    NoHost,
+    #[error("the name is longer than 253 characters")]
+    NameTooLong,
+    #[error("a name's labels have 1 to 63 characters")]
+    LabelLength,
+    #[error("a label starts or ends with `-`")]
+    LabelHyphen,
+    #[error("not an IPv4 address, and a name must not end in a number")]
+    EndsInNumber,
+    #[error("the port is not a number from 1 to 65535")]
+    Port,
+}
+
+impl From<Broken> for AddressError {
+    fn from(broken: Broken) -> AddressError {
+        AddressError {
+            broken,
+            configured: false,
+        }
+    }
+}
+
 impl PhoneAddress {
     /// Reads `host[:port]`; the error states the rule and what broke it.
-    pub fn parse(text: &str) -> Result<PhoneAddress, String> {
-        let fail = |why: &str| format!("{RULE} ({why})");
+    pub fn parse(text: &str) -> Result<PhoneAddress, AddressError> {
         if text.is_empty() {
-            return Err(fail("it is empty"));
+            return Err(Broken::Empty.into());
         }
         if let Some(bad) = text
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')))
         {
-            return Err(fail(&match bad {
-                '/' => "`/` starts a path or a scheme".to_string(),
-                '@' => "`@` gives a user".to_string(),
-                '?' => "`?` starts a query".to_string(),
-                '#' => "`#` starts a fragment".to_string(),
-                c if c.is_whitespace() || c.is_control() => "it holds whitespace".to_string(),
-                c => format!("`{c}` is not allowed"),
-            }));
+            return Err(match bad {
+                '/' => Broken::Path,
+                '@' => Broken::User,
+                '?' => Broken::Query,
+                '#' => Broken::Fragment,
+                c if c.is_whitespace() || c.is_control() => Broken::Whitespace,
+                c => Broken::Character(c),
+            }
+            .into());
         }
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-            let (inside, after) = rest
-                .split_once(']')
-                .ok_or_else(|| fail("`[` without `]`"))?;
-            let ip: Ipv6Addr = inside
-                .parse()
-                .map_err(|_| fail("not an IPv6 address in the brackets"))?;
+            let (inside, after) = rest.split_once(']').ok_or(Broken::UnclosedBracket)?;
+            let ip: Ipv6Addr = inside.parse().map_err(|_| Broken::NotIpv6InBrackets)?;
             let port = match after {
                 "" => None,
-                _ => Some(
-                    after
-                        .strip_prefix(':')
-                        .ok_or_else(|| fail("text after `]`"))?,
-                ),
+                _ => Some(after.strip_prefix(':').ok_or(Broken::AfterBracket)?),
             };
             (Host::Ip(IpAddr::V6(ip)), port)
         } else {
             if text.contains(['[', ']']) {
-                return Err(fail("brackets only around an IPv6 address"));
+                return Err(Broken::StrayBracket.into());
             }
             let (host, port) = match text.split_once(':') {
                 Some((_, port)) if port.contains(':') => {
-                    return Err(fail("an IPv6 address goes in brackets: [2001:db8::5]:80"))
+                    return Err(Broken::Ipv6WithoutBrackets.into())
                 }
                 Some((host, port)) => (host, Some(port)),
                 None => (text, None),
             };
             let host = match host.parse::<Ipv4Addr>() {
                 Ok(ip) => Host::Ip(IpAddr::V4(ip)),
-                Err(_) => Host::Name(dns_name(host).map_err(|why| fail(&why))?),
+                Err(_) => Host::Name(dns_name(host)?),
             };
             (host, port)
         };
@@ -87,7 +151,7 @@ impl PhoneAddress {
                 port.parse::<u16>()
                     .ok()
                     .filter(|p| *p != 0 && port.bytes().all(|b| b.is_ascii_digit()))
-                    .ok_or_else(|| fail("the port is not a number from 1 to 65535"))
+                    .ok_or(Broken::Port)
             })
             .transpose()?;
         Ok(PhoneAddress { host, port })
@@ -132,37 +196,36 @@ impl fmt::Display for PhoneAddress {
 /// A `[[phone]] address` of the config file: the same, or with `http://` / `https://` in
 /// front (phones with HTTPS only), and a trailing `/` tolerated. The file is the site's own,
 /// but a path or a user there would still send every command somewhere else.
-pub fn check_configured(text: &str) -> Result<(), String> {
+pub fn check_configured(text: &str) -> Result<(), AddressError> {
     let rest = text
         .strip_prefix("http://")
         .or_else(|| text.strip_prefix("https://"))
         .unwrap_or(text);
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    PhoneAddress::parse(rest).map(|_| ()).map_err(|err| {
-        err.replacen(
-            "must be host[:port]",
-            "must be host[:port] or http(s)://host[:port]",
-            1,
-        )
-    })
+    PhoneAddress::parse(rest)
+        .map(|_| ())
+        .map_err(|err| AddressError {
+            configured: true,
+            ..err
+        })
 }
 
 /// A DNS name, lower-cased: dot-separated labels of letters, digits and inner hyphens. One
 /// that ends in a number is refused, because URL parsers read `127.1` or `0x7f.1` as an IPv4
 /// address, so it would not be the name it looks like.
-fn dns_name(host: &str) -> Result<String, String> {
+fn dns_name(host: &str) -> Result<String, Broken> {
     if host.is_empty() {
-        return Err("no host".into());
+        return Err(Broken::NoHost);
     }
     if host.len() > 253 {
-        return Err("the name is longer than 253 characters".into());
+        return Err(Broken::NameTooLong);
     }
     for label in host.split('.') {
         if label.is_empty() || label.len() > 63 {
-            return Err("a name's labels have 1 to 63 characters".into());
+            return Err(Broken::LabelLength);
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err("a label starts or ends with `-`".into());
+            return Err(Broken::LabelHyphen);
         }
     }
     let last = host.rsplit('.').next().unwrap_or(host);
@@ -171,7 +234,7 @@ fn dns_name(host: &str) -> Result<String, String> {
         .or_else(|| last.strip_prefix("0X"))
         .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_hexdigit()));
     if hex || last.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("not an IPv4 address, and a name must not end in a number".into());
+        return Err(Broken::EndsInNumber);
     }
     Ok(host.to_ascii_lowercase())
 }
@@ -240,9 +303,12 @@ mod tests {
             "ph_one",
             "phöne",
         ] {
-            let err = PhoneAddress::parse(text).unwrap_err();
+            let err = PhoneAddress::parse(text).unwrap_err().to_string();
             assert!(err.starts_with(RULE), "{text:?}: {err}");
         }
+        let err = PhoneAddress::parse("admin:pw@10.0.0.5").unwrap_err();
+        assert_eq!(err.broken, Broken::User);
+        assert_eq!(err.to_string(), format!("{RULE} (`@` gives a user)"));
     }
 
     #[test]
@@ -251,9 +317,13 @@ mod tests {
         assert!(check_configured("http://[2001:db8::5]").is_ok());
         assert!(check_configured("10.0.0.5").is_ok());
         let err = check_configured("http://10.0.0.5/cgi-bin/x").unwrap_err();
-        assert!(
-            err.starts_with("must be host[:port] or http(s)://"),
-            "{err}"
+        assert_eq!(err.broken, Broken::Path);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "must be host[:port] or http(s)://host[:port]{} (`/` starts a path or a scheme)",
+                &RULE["must be host[:port]".len()..]
+            )
         );
         assert!(check_configured("ftp://10.0.0.5").is_err());
         assert!(check_configured("http://admin:x@10.0.0.5").is_err());

@@ -29,6 +29,7 @@ const RUNTIME: &[&str] = &[
     "mqtt",
     "broker",
     "http_front",
+    "http_error",
     "tls",
     "auth",
     "phone_auth",

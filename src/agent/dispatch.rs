@@ -187,7 +187,7 @@ async fn configure_group(
             &reply_to,
             "configure",
             transaction,
-            CommandError::BadArgument(err),
+            CommandError::BadArgument(err.to_string()),
         );
     }
     info!(group, phones = members.len(), "Group profile changed.");

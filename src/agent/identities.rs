@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::datafile::{DataFile, Format};
+use crate::datafile::{self, DataFile, Format};
 use crate::model::{PhoneId, PhoneInfo};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,8 +62,8 @@ impl Identities {
     }
 
     /// Writes the file when something changed.
-    pub fn flush(&self) -> Result<(), String> {
-        Ok(self.file.flush()?)
+    pub fn flush(&self) -> Result<(), datafile::Error> {
+        self.file.flush()
     }
 }
 

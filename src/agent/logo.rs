@@ -20,28 +20,45 @@ pub struct Logo {
     pub height: u32,
 }
 
+/// Why an image did not become a logo.
+#[derive(Debug, thiserror::Error)]
+pub enum LogoError {
+    #[error("the image is {0} bytes; at most {MAX_IMAGE_BYTES} are accepted")]
+    TooLarge(usize),
+    #[error("cannot read the image: {0}")]
+    Unreadable(std::io::Error),
+    #[error("not an image phone2mqtt can read (PNG, JPEG, BMP or GIF)")]
+    NotAnImage,
+    #[error("cannot decode the image: {0}")]
+    Undecodable(image::ImageError),
+    #[error("cannot write the PNG: {0}")]
+    Unencodable(image::ImageError),
+    /// The converted logo could not be written to the logos directory.
+    #[error(transparent)]
+    Store(#[from] crate::datafile::Error),
+}
+
 pub fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("logos")
 }
 
 /// Decodes an image (PNG, JPEG, BMP or GIF), scales it down to fit `max` keeping its aspect,
 /// and stores it as PNG.
-pub fn convert_and_store(bytes: &[u8], max: (u32, u32), data_dir: &Path) -> Result<Logo, String> {
+pub fn convert_and_store(
+    bytes: &[u8],
+    max: (u32, u32),
+    data_dir: &Path,
+) -> Result<Logo, LogoError> {
     if bytes.len() > MAX_IMAGE_BYTES {
-        return Err(format!(
-            "the image is {} bytes; at most {MAX_IMAGE_BYTES} are accepted",
-            bytes.len()
-        ));
+        return Err(LogoError::TooLarge(bytes.len()));
     }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|err| format!("cannot read the image: {err}"))?;
+        .map_err(LogoError::Unreadable)?;
     if reader.format().is_none() {
-        return Err("not an image phone2mqtt can read (PNG, JPEG, BMP or GIF)".into());
+        return Err(LogoError::NotAnImage);
     }
-    let image = reader
-        .decode()
-        .map_err(|err| format!("cannot decode the image: {err}"))?;
+    let image = reader.decode().map_err(LogoError::Undecodable)?;
     let (width, height) = (image.width(), image.height());
     let image = if width > max.0 || height > max.1 {
         image.resize(max.0, max.1, image::imageops::FilterType::Triangle)
@@ -51,7 +68,7 @@ pub fn convert_and_store(bytes: &[u8], max: (u32, u32), data_dir: &Path) -> Resu
     let mut png = Vec::new();
     image
         .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
-        .map_err(|err| format!("cannot write the PNG: {err}"))?;
+        .map_err(LogoError::Unencodable)?;
     let digest = crate::hash::md5_hex(&png);
     let file = format!(
         "logo-{}-{}x{}.png",
@@ -103,7 +120,8 @@ mod tests {
         let small = convert_and_store(&png(100, 50), (480, 272), &dir).unwrap();
         assert_eq!((small.width, small.height), (100, 50));
         let err = convert_and_store(b"<html>not found</html>", (480, 272), &dir).unwrap_err();
-        assert!(err.contains("not an image"), "{err}");
+        assert!(matches!(err, LogoError::NotAnImage), "{err}");
+        assert!(err.to_string().starts_with("not an image"), "{err}");
         assert!(!is_logo_file("../phones.toml"));
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -113,7 +131,7 @@ mod tests {
 #[derive(Debug)]
 pub enum Refused {
     /// No such phone.
-    UnknownPhone(String),
+    UnknownPhone,
     /// The phone cannot show one, or the image is unusable.
     Unusable(String),
     /// The conversion did not finish.
@@ -133,7 +151,7 @@ pub async fn upload(
         .resolve(id)
         .and_then(|id| shared.phones.registry.get(&id))
     else {
-        return Err(Refused::UnknownPhone(format!("unknown phone `{id}`")));
+        return Err(Refused::UnknownPhone);
     };
     let programming = &phone.vendor.programming;
     if programming.logo.is_none() {
@@ -151,7 +169,7 @@ pub async fn upload(
             let url = super::provisioning::logo_url(&shared.serving, &logo.file);
             Ok((logo, url))
         }
-        Ok(Err(err)) => Err(Refused::Unusable(err)),
+        Ok(Err(err)) => Err(Refused::Unusable(err.to_string())),
         Err(err) => Err(Refused::Failed(err.to_string())),
     }
 }

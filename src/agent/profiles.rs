@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{PhoneConfig, ProvisioningConfig};
-use crate::datafile::{DataFile, Format};
+use crate::datafile::{self, DataFile, Format};
 use crate::model::{Changes, PhoneId};
 use crate::profile::{Layer, Profile};
 
@@ -18,6 +18,17 @@ pub enum Scope {
     Site,
     Group(String),
     Phone(PhoneId),
+}
+
+/// Why a pushed change was not kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    /// Settings for a site or a group, with no vendor to read their keys by.
+    #[error("settings for a site or a group need `vendor`: vendor keys differ from one vendor to the next")]
+    NeedsVendor,
+    /// `provisioning.toml` could not be written.
+    #[error(transparent)]
+    File(#[from] datafile::Error),
 }
 
 /// What was pushed at run time: the file's content.
@@ -45,7 +56,7 @@ pub struct Profiles {
 
 impl Profiles {
     /// Reads what was pushed before; a broken file is an error naming it.
-    pub fn load(path: PathBuf, config: &ProvisioningConfig) -> Result<Profiles, String> {
+    pub fn load(path: PathBuf, config: &ProvisioningConfig) -> Result<Profiles, datafile::Error> {
         Ok(Profiles {
             pushed: DataFile::load(path, Format::Toml { header: HEADER })?,
             site: config.site_layer(),
@@ -84,12 +95,12 @@ impl Profiles {
         scope: &Scope,
         changes: &Changes,
         vendor: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ChangeError> {
         let vendor = changes.vendor.as_deref().or(vendor);
         if !changes.settings.is_empty() && vendor.is_none() {
-            return Err("settings for a site or a group need `vendor`: vendor keys differ from one vendor to the next".into());
+            return Err(ChangeError::NeedsVendor);
         }
-        self.update(scope, |layer| {
+        Ok(self.update(scope, |layer| {
             for (index, label) in &changes.keys {
                 // Removing a key the site or group set needs an empty label in the narrower
                 // layer; removing one this layer set just drops it.
@@ -110,16 +121,20 @@ impl Profiles {
                     layer.settings.remove(vendor);
                 }
             }
-        })
+        })?)
     }
 
     /// Sets the logo of a scope (a file in the logos directory).
-    pub fn set_logo(&self, scope: &Scope, file: &str) -> Result<(), String> {
+    pub fn set_logo(&self, scope: &Scope, file: &str) -> Result<(), datafile::Error> {
         self.update(scope, |layer| layer.logo = Some(file.to_string()))
     }
 
-    fn update(&self, scope: &Scope, change: impl FnOnce(&mut Layer)) -> Result<(), String> {
-        Ok(self.pushed.update(|pushed| {
+    fn update(
+        &self,
+        scope: &Scope,
+        change: impl FnOnce(&mut Layer),
+    ) -> Result<(), datafile::Error> {
+        self.pushed.update(|pushed| {
             let layer = match scope {
                 Scope::Site => &mut pushed.site,
                 Scope::Group(group) => pushed.group.entry(group.clone()).or_default(),
@@ -128,7 +143,7 @@ impl Profiles {
             change(layer);
             pushed.group.retain(|_, layer| !layer.is_empty());
             pushed.phone.retain(|_, layer| !layer.is_empty());
-        })?)
+        })
     }
 }
 
@@ -160,7 +175,10 @@ mod tests {
             vendor: None,
             apply: true,
         };
-        assert!(profiles.change(&Scope::Site, &changes, None).is_err());
+        assert_eq!(
+            profiles.change(&Scope::Site, &changes, None),
+            Err(ChangeError::NeedsVendor)
+        );
         profiles
             .change(&Scope::Phone(id.clone()), &changes, Some("yealink"))
             .unwrap();

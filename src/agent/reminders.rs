@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use crate::datafile::{DataFile, Format};
+use crate::datafile::{self, DataFile, Format};
 
 /// One scheduled message.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct Reminders {
 
 impl Reminders {
     /// Loads the kept reminders; a missing file is an empty list.
-    pub fn load(path: PathBuf) -> Result<Reminders, String> {
+    pub fn load(path: PathBuf) -> Result<Reminders, datafile::Error> {
         Ok(Reminders {
             items: DataFile::load(path, Format::PrettyJson)?,
             changed: Notify::new(),
@@ -58,7 +58,7 @@ impl Reminders {
         text: &str,
         due: OffsetDateTime,
         transaction: Option<String>,
-    ) -> Result<Reminder, String> {
+    ) -> Result<Reminder, datafile::Error> {
         let reminder = Reminder {
             id: crate::config::new_token()[..8].to_lowercase(),
             target: target.to_string(),
@@ -76,7 +76,7 @@ impl Reminders {
         Ok(reminder)
     }
 
-    pub fn cancel(&self, id: &str) -> Result<Option<Reminder>, String> {
+    pub fn cancel(&self, id: &str) -> Result<Option<Reminder>, datafile::Error> {
         let removed = {
             let mut items = self.lock();
             let index = items.iter().position(|r| r.id == id);
@@ -110,8 +110,8 @@ impl Reminders {
         self.lock().iter().map(|r| r.due).min()
     }
 
-    fn save(&self) -> Result<(), String> {
-        Ok(self.items.update(|_| ())?)
+    fn save(&self) -> Result<(), datafile::Error> {
+        self.items.update(|_| ())
     }
 }
 

@@ -126,7 +126,7 @@ pub(crate) async fn cancel_reminder(shared: &Arc<Shared>, message: &Message) {
             (Status::Ok, None)
         }
         Ok(None) => (Status::Error, Some(format!("no reminder `{id}`"))),
-        Err(err) => (Status::Error, Some(err)),
+        Err(err) => (Status::Error, Some(err.to_string())),
     };
     let result = serde_json::json!({"command": "cancel", "id": id, "transaction": transaction, "status": status, "error": error});
     shared

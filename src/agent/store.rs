@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{PhoneConfig, Secret};
-use crate::datafile::{DataFile, Format};
+use crate::datafile::{self, DataFile, Format};
 
 /// The file's content.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -86,7 +86,7 @@ pub struct PhoneStore {
 impl PhoneStore {
     /// Reads the kept phones; a missing file is an empty store. A broken file is an error
     /// naming it, rather than silently forgetting phones.
-    pub fn load(path: PathBuf) -> Result<PhoneStore, String> {
+    pub fn load(path: PathBuf) -> Result<PhoneStore, datafile::Error> {
         let format = Format::Toml { header: HEADER };
         Ok(PhoneStore {
             file: DataFile::load(path, format)?,
@@ -104,13 +104,13 @@ impl PhoneStore {
     }
 
     /// Writes pending changes, if any.
-    pub fn flush(&self) -> Result<(), String> {
-        Ok(self.file.flush()?)
+    pub fn flush(&self) -> Result<(), datafile::Error> {
+        self.file.flush()
     }
 
     /// Changes the content and writes it at once (atomically, readable by its owner only).
-    pub fn update(&self, change: impl FnOnce(&mut Stored)) -> Result<(), String> {
-        Ok(self.file.update(change)?)
+    pub fn update(&self, change: impl FnOnce(&mut Stored)) -> Result<(), datafile::Error> {
+        self.file.update(change)
     }
 }
 

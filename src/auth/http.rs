@@ -30,6 +30,7 @@ use tracing::{info, warn};
 
 use crate::auth::store::StoreError;
 use crate::auth::{peer_text, Auth, Principal, Role, Via};
+use crate::http_error::ApiError;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "p2m_session";
@@ -141,9 +142,8 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// 403 (and a log line) unless the caller's role reaches `needed`.
-    #[allow(clippy::result_large_err)]
-    pub fn require(&self, needed: Role, what: &str) -> Result<(), Response> {
+    /// [`ApiError::RoleTooLow`] (and a log line) unless the caller's role reaches `needed`.
+    pub fn require(&self, needed: Role, what: &str) -> Result<(), ApiError> {
         if self.principal.role >= needed {
             return Ok(());
         }
@@ -152,7 +152,7 @@ impl Caller {
             self.principal.name, self.principal.role
         );
         warn!(peer = %peer_text(self.peer), method = %self.method, path = %self.path, user = %self.principal.name, reason, "HTTP request refused.");
-        Err((StatusCode::FORBIDDEN, Json(json!({ "error": reason }))).into_response())
+        Err(ApiError::RoleTooLow(reason))
     }
 }
 
@@ -161,15 +161,13 @@ fn is_page(path: &str) -> bool {
     path == "/"
 }
 
-fn refuse(
-    status: StatusCode,
-    reason: &str,
-    peer: Option<SocketAddr>,
-    method: &Method,
-    path: &str,
-) -> Response {
+/// The guard's refusal: a log line, then the error's answer, or the login form for a page
+/// that needs a login.
+fn refuse(err: ApiError, peer: Option<SocketAddr>, method: &Method, path: &str) -> Response {
+    let reason = err.to_string();
+    let reason = reason.as_str();
     warn!(peer = %peer_text(peer), %method, path, reason, "HTTP request refused.");
-    if is_page(path) && status == StatusCode::UNAUTHORIZED {
+    if is_page(path) && err.status() == StatusCode::UNAUTHORIZED {
         return (
             StatusCode::SEE_OTHER,
             [
@@ -179,7 +177,7 @@ fn refuse(
         )
             .into_response();
     }
-    (status, Json(json!({ "error": reason }))).into_response()
+    err.into_response()
 }
 
 struct Seen {
@@ -205,8 +203,8 @@ impl Seen {
         }
     }
 
-    fn refuse(&self, status: StatusCode, reason: &str) -> Response {
-        refuse(status, reason, self.peer, &self.method, &self.path)
+    fn refuse(&self, err: ApiError) -> Response {
+        refuse(err, self.peer, &self.method, &self.path)
     }
 
     fn changes_state(&self) -> bool {
@@ -222,10 +220,7 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 fn check_browser(auth: &Auth, seen: &Seen, headers: &HeaderMap) -> Option<Response> {
     let host = header_text(headers, header::HOST);
     if !host.is_some_and(|h| auth.host_ok(h, seen.tls)) {
-        return Some(seen.refuse(
-            StatusCode::MISDIRECTED_REQUEST,
-            "the Host header is not one of this gateway's names (set [http] public_url or allowed_hosts)",
-        ));
+        return Some(seen.refuse(ApiError::ForeignHost));
     }
     if seen.changes_state() || seen.path == "/ws" {
         if let Some(origin) = headers.get(header::ORIGIN) {
@@ -233,7 +228,7 @@ fn check_browser(auth: &Auth, seen: &Seen, headers: &HeaderMap) -> Option<Respon
                 .to_str()
                 .is_ok_and(|o| auth.origin_ok(o, host, seen.tls));
             if !ok {
-                return Some(seen.refuse(StatusCode::FORBIDDEN, "cross-origin request"));
+                return Some(seen.refuse(ApiError::CrossOrigin));
             }
         }
     }
@@ -281,23 +276,17 @@ pub async fn guard(State(auth): State<Auth>, mut request: Request, next: Next) -
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         let Some(token) = token else {
-            return seen.refuse(
-                StatusCode::UNAUTHORIZED,
-                "the Authorization header must be `Bearer <API token>`",
-            );
+            return seen.refuse(ApiError::BadAuthorization);
         };
         match auth.token(token) {
             Some(principal) => principal,
-            None => return seen.refuse(StatusCode::UNAUTHORIZED, "unknown or revoked API token"),
+            None => return seen.refuse(ApiError::UnknownToken),
         }
     } else if let Some(id) = session_cookie(headers) {
         match auth.session(id) {
             Some(principal) => principal,
             None => {
-                let mut refused = seen.refuse(
-                    StatusCode::UNAUTHORIZED,
-                    "the session has ended; log in again",
-                );
+                let mut refused = seen.refuse(ApiError::SessionEnded);
                 if let Ok(value) = HeaderValue::from_str(&clear_cookie(seen.tls)) {
                     refused.headers_mut().insert(header::SET_COOKIE, value);
                 }
@@ -305,20 +294,14 @@ pub async fn guard(State(auth): State<Auth>, mut request: Request, next: Next) -
             }
         }
     } else {
-        return seen.refuse(
-            StatusCode::UNAUTHORIZED,
-            "authentication required: log in, or send `Authorization: Bearer <API token>`",
-        );
+        return seen.refuse(ApiError::Unauthenticated);
     };
     let browser = matches!(principal.via, Via::Session(_));
     if browser
         && (seen.changes_state() || seen.path == "/ws")
         && !headers.contains_key(header::ORIGIN)
     {
-        return seen.refuse(
-            StatusCode::FORBIDDEN,
-            "a request with the session cookie must carry an Origin header",
-        );
+        return seen.refuse(ApiError::CookieWithoutOrigin);
     }
     request.extensions_mut().insert(Caller {
         principal,
@@ -384,10 +367,7 @@ fn link_login(auth: &Auth, seen: &Seen, secret: &str) -> Response {
         .peer
         .map_or(IpAddr::from([0, 0, 0, 0]), |peer| peer.ip());
     if !auth.login_allowed(ip) {
-        return seen.refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed logins from this address; wait a minute",
-        );
+        return seen.refuse(ApiError::TooManyLogins);
     }
     if !auth.take_login_secret(secret) {
         auth.login_failed(ip);
@@ -533,16 +513,17 @@ async fn me(State(auth): State<Auth>, Extension(caller): Extension<Caller>) -> R
 }
 
 /// `GET /api/users` (admin): users and tokens, names and roles only.
-async fn users(State(auth): State<Auth>, Extension(caller): Extension<Caller>) -> Response {
-    if let Err(refused) = caller.require(Role::Admin, "listing users") {
-        return refused;
-    }
+async fn users(
+    State(auth): State<Auth>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Admin, "listing users")?;
     let file = auth.file();
-    Json(json!({
+    Ok(Json(json!({
         "users": file.users.iter().map(|u| json!({"name": u.name, "role": u.role})).collect::<Vec<_>>(),
         "tokens": file.tokens.iter().map(|t| json!({"name": t.name, "role": t.role, "created": t.created})).collect::<Vec<_>>(),
     }))
-    .into_response()
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -558,21 +539,9 @@ async fn add_user(
     State(auth): State<Auth>,
     Extension(caller): Extension<Caller>,
     body: axum::body::Bytes,
-) -> Response {
-    if let Err(refused) = caller.require(Role::Admin, "adding a user") {
-        return refused;
-    }
-    let fail = |status: StatusCode, error: String| {
-        (status, Json(json!({ "error": error }))).into_response()
-    };
-    let new: NewUser = match serde_json::from_slice(&body) {
-        Ok(new) => new,
-        Err(_) => return fail(
-            StatusCode::BAD_REQUEST,
-            "expected {\"name\", \"password\", \"role\": \"viewer\" | \"operator\" | \"admin\"}"
-                .into(),
-        ),
-    };
+) -> Result<Response, ApiError> {
+    caller.require(Role::Admin, "adding a user")?;
+    let new: NewUser = serde_json::from_slice(&body).map_err(|_| ApiError::BadUserForm)?;
     let store = auth.store().clone();
     let (name, role) = (new.name.clone(), new.role);
     let added =
@@ -581,25 +550,19 @@ async fn add_user(
     match added {
         Ok(Ok(())) => {
             info!(by = %caller.principal.name, user = %name, %role, "User added.");
-            (
+            Ok((
                 StatusCode::CREATED,
                 Json(json!({"name": name, "role": role})),
             )
-                .into_response()
+                .into_response())
         }
-        Ok(Err(StoreError::Invalid(reason))) => fail(StatusCode::BAD_REQUEST, reason),
-        Ok(Err(StoreError::Exists(reason))) => fail(StatusCode::CONFLICT, reason),
+        Ok(Err(StoreError::Invalid(reason))) => Err(ApiError::InvalidUser(reason)),
+        Ok(Err(StoreError::Exists(reason))) => Err(ApiError::UserExists(reason)),
         Ok(Err(err)) => {
             warn!(cause = %err, "Could not add a user.");
-            fail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the user file could not be written; see the gateway's log".into(),
-            )
+            Err(ApiError::UserFileUnwritten)
         }
-        Err(_) => fail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "adding the user failed".into(),
-        ),
+        Err(_) => Err(ApiError::AddingUserFailed),
     }
 }
 

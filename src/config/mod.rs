@@ -94,7 +94,7 @@ impl Config {
             ));
         }
         if let Some(url) = &self.mqtt.url {
-            BrokerUrl::parse(url).map_err(|reason| fail("mqtt.url".into(), reason))?;
+            BrokerUrl::parse(url).map_err(|reason| fail("mqtt.url".into(), reason.to_string()))?;
         }
         if self.mqtt.ca_file.is_some()
             && !self
@@ -217,7 +217,7 @@ impl Config {
                 ));
             }
             crate::phone_address::check_configured(&phone.address)
-                .map_err(|reason| fail(key("address"), reason))?;
+                .map_err(|reason| fail(key("address"), reason.to_string()))?;
             if let Some(name) = &phone.name {
                 if name.contains(['/', '+', '#']) {
                     return Err(fail(key("name"), "must not contain `/`, `+` or `#`".into()));

@@ -44,6 +44,37 @@ pub struct BrokerConfig {
     pub allow_anonymous: Option<bool>,
 }
 
+/// Why a broker URL was refused. The URL is shown without its password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerUrlError {
+    #[error("`{shown}` is not a URL: {cause}")]
+    NotAUrl {
+        shown: String,
+        cause: url::ParseError,
+    },
+    #[error("unsupported scheme `{0}`; use mqtt://, mqtts://, ws:// or wss://")]
+    Scheme(String),
+    #[error("`{0}` has no host")]
+    NoHost(String),
+}
+
+/// `text` with the password of its `user:password@`, if any, as `***`: the URL goes into an
+/// error message, which goes to the log.
+fn without_password(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => text.to_string(),
+        },
+        None => text.to_string(),
+    }
+}
+
 /// Where the broker is, parsed from `mqtt://`, `mqtts://`, `ws://` or `wss://` URLs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerUrl {
@@ -57,24 +88,23 @@ pub struct BrokerUrl {
 }
 
 impl BrokerUrl {
-    pub fn parse(text: &str) -> Result<BrokerUrl, String> {
-        let url = url::Url::parse(text).map_err(|err| format!("`{text}` is not a URL: {err}"))?;
+    pub fn parse(text: &str) -> Result<BrokerUrl, BrokerUrlError> {
+        let url = url::Url::parse(text).map_err(|cause| BrokerUrlError::NotAUrl {
+            shown: without_password(text),
+            cause,
+        })?;
         let scheme = url.scheme().to_string();
         let default_port = match scheme.as_str() {
             "mqtt" | "tcp" => 1883,
             "mqtts" | "ssl" => 8883,
             "ws" => 80,
             "wss" => 443,
-            other => {
-                return Err(format!(
-                    "unsupported scheme `{other}`; use mqtt://, mqtts://, ws:// or wss://"
-                ))
-            }
+            other => return Err(BrokerUrlError::Scheme(other.to_string())),
         };
         let host = url
             .host_str()
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("`{text}` has no host"))?
+            .ok_or_else(|| BrokerUrlError::NoHost(without_password(text)))?
             .trim_matches(['[', ']'])
             .to_string();
         let username = (!url.username().is_empty()).then(|| url.username().to_string());
@@ -110,5 +140,30 @@ impl BrokerUrl {
     /// it is encrypted.
     pub fn is_private(&self) -> bool {
         self.is_loopback() || self.is_tls()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_the_url_without_its_password() {
+        let err = BrokerUrl::parse("mqtt://gw:s3cret@broker.example:18x3").unwrap_err();
+        assert!(matches!(err, BrokerUrlError::NotAUrl { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "`mqtt://gw:***@broker.example:18x3` is not a URL: invalid port number"
+        );
+        assert_eq!(
+            BrokerUrl::parse("nonsense").unwrap_err().to_string(),
+            "`nonsense` is not a URL: relative URL without a base"
+        );
+        assert_eq!(
+            BrokerUrl::parse("http://b").unwrap_err(),
+            BrokerUrlError::Scheme("http".into())
+        );
+        assert_eq!(without_password("mqtt://gw@b/x"), "mqtt://gw@b/x");
+        assert_eq!(without_password("mqtt://gw:p@ss@b/x"), "mqtt://gw:***@b/x");
     }
 }

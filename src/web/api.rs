@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::auth::http::Caller;
+use crate::http_error::ApiError;
 use crate::model::PhoneId;
 use crate::phone_vendors;
 use crate::topics::Topic;
@@ -32,50 +33,6 @@ pub fn router() -> Router<WebState> {
         .route("/api/phones/{id}/cmd/{command}", post(send_command))
 }
 
-/// Every way a REST call fails: a status and the JSON body `{"error": "..."}`, with the
-/// command's `transaction` where there is one.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("the body is not valid JSON")]
-    BadJson,
-    #[error("unknown phone `{0}`")]
-    UnknownPhone(String),
-    #[error("no result within {wait} s")]
-    NoResult { wait: f64, transaction: String },
-    #[error("the gateway is stopping")]
-    Stopping,
-    /// The caller's role is too low; `auth::http` has logged it and written the answer.
-    #[error("refused")]
-    Refused(Response),
-}
-
-impl ApiError {
-    fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadJson => StatusCode::BAD_REQUEST,
-            ApiError::UnknownPhone(_) => StatusCode::NOT_FOUND,
-            ApiError::NoResult { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Refused(_) => StatusCode::FORBIDDEN,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let mut body = json!({ "error": self.to_string() });
-        match self {
-            ApiError::Refused(response) => return response,
-            ApiError::NoResult { transaction, .. } => {
-                body["transaction"] = Value::String(transaction);
-            }
-            _ => {}
-        }
-        (status, Json(body)).into_response()
-    }
-}
-
 #[derive(Debug, Deserialize)]
 struct SendQuery {
     /// Seconds to wait for the result; default 10.
@@ -91,12 +48,10 @@ async fn send_command(
     Query(query): Query<SendQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    caller
-        .require(
-            crate::auth::command_role(&command),
-            &format!("the `{command}` command"),
-        )
-        .map_err(ApiError::Refused)?;
+    caller.require(
+        crate::auth::command_role(&command),
+        &format!("the `{command}` command"),
+    )?;
     let text = String::from_utf8_lossy(&body).trim().to_string();
     let mut payload = match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(fields)) => fields,

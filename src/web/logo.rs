@@ -3,15 +3,14 @@
 //! to the `logo` command.
 
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::agent::logo::{Refused, MAX_IMAGE_BYTES};
 use crate::agent::Agent;
 use crate::auth::http::Caller;
 use crate::auth::Role;
+use crate::http_error::ApiError;
 
 /// The upload route, to be served behind the people's authentication guard.
 pub fn router(agent: Agent) -> Router {
@@ -28,22 +27,16 @@ async fn upload_logo(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
-    if let Err(refused) = caller.require(Role::Admin, "uploading a logo") {
-        return refused;
-    }
-    let fail = |status: StatusCode, error: String| {
-        (status, Json(json!({ "error": error }))).into_response()
-    };
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin, "uploading a logo")?;
     match agent.upload_logo(&id, body).await {
-        Ok((logo, url)) => Json(json!({
+        Ok((logo, url)) => Ok(Json(json!({
             "url": url,
             "width": logo.width,
             "height": logo.height,
-        }))
-        .into_response(),
-        Err(Refused::UnknownPhone(err)) => fail(StatusCode::NOT_FOUND, err),
-        Err(Refused::Unusable(err)) => fail(StatusCode::BAD_REQUEST, err),
-        Err(Refused::Failed(err)) => fail(StatusCode::INTERNAL_SERVER_ERROR, err),
+        }))),
+        Err(Refused::UnknownPhone) => Err(ApiError::UnknownPhone(id)),
+        Err(Refused::Unusable(err)) => Err(ApiError::UnusableLogo(err)),
+        Err(Refused::Failed(err)) => Err(ApiError::LogoFailed(err)),
     }
 }
