@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, PhoneConfig, Secret};
 use crate::model::PhoneId;
+use crate::phone_vendors::{self, HttpAuth, PhoneOptions};
 use crate::sim::{self, SimOptions, SimPhone};
 
 /// Desks the demo phones stand on, with the groups they belong to.
@@ -33,7 +34,7 @@ pub struct PendingDemo {
     unadopted: SimOptions,
 }
 
-/// The MAC of the demo phone that waits for adoption.
+/// The MAC of the demo phone that waits for adoption; its prefix (a Snom's) picks its simulator.
 pub const UNADOPTED_MAC: &str = "000413de0fff";
 
 /// Reserves a port for each of `count` demo phones, vendors taken in turn, and adds them to the
@@ -64,8 +65,14 @@ pub fn prepare(config: &mut Config, count: usize) -> std::io::Result<PendingDemo
         options.line_user = format!("{}", 1001 + index);
         options.display_name = name.clone();
         options.random_calls = true;
-        // Snom phones as a site should set them up: Digest, so no password travels readable.
-        options.digest = vendor.id == "snom";
+        // Phones that can take Digest as a site should set them up: so no password travels
+        // readable.
+        options.digest = vendor.http_auth == HttpAuth::Digest;
+        // What its vendor needs beyond every phone's settings (a Grandstream's DND key).
+        let PhoneOptions {
+            legacy_api,
+            dnd_key,
+        } = (personality.phone_options)();
         config.phones.push(PhoneConfig {
             mac: vendor_mac(&mac),
             vendor: vendor.id.to_string(),
@@ -74,9 +81,8 @@ pub fn prepare(config: &mut Config, count: usize) -> std::io::Result<PendingDemo
             password: Secret::new(options.password.clone()),
             name: Some(name),
             line: Some(format!("{}@{}", options.line_user, options.pbx_host)),
-            legacy_api: false,
-            // Grandstream has no DND command; demo phones have MPK1 programmed as DND.
-            dnd_key: (vendor.id == "grandstream").then(|| "MPK1".to_string()),
+            legacy_api,
+            dnd_key,
             groups: vec![group.to_string()],
             homeassistant: true,
             keys: Default::default(),
@@ -90,11 +96,13 @@ pub fn prepare(config: &mut Config, count: usize) -> std::io::Result<PendingDemo
             .keys
             .insert("3".into(), "Garage door".into());
     }
-    let snom = sim::personality("snom").expect("a Snom simulator");
-    let mut unadopted = SimOptions::new(snom, PhoneId::parse(UNADOPTED_MAC).expect("a MAC"), "");
+    let lobby = PhoneId::parse(UNADOPTED_MAC).expect("a MAC");
+    let vendor = phone_vendors::by_oui(&lobby).expect("a known MAC prefix");
+    let personality = sim::personality(vendor.id).expect("a simulator for every vendor");
+    let mut unadopted = SimOptions::new(personality, lobby, "");
     unadopted.display_name = "Lobby".into();
     unadopted.line_user = "1099".into();
-    unadopted.digest = true;
+    unadopted.digest = vendor.http_auth == HttpAuth::Digest;
     Ok(PendingDemo { phones, unadopted })
 }
 

@@ -3,7 +3,7 @@
 //! files hold the current ones, between `<!-- generated:NAME -->` and `<!-- end:NAME -->`.
 
 use crate::model::{CommandKind, EVENTS};
-use crate::phone_vendors::{Carries, VendorSpec, VENDORS};
+use crate::phone_vendors::{Carries, PhoneOption, PhoneOptions, VendorSpec, VENDORS};
 
 /// Every generated block: its name and its text.
 pub fn blocks() -> Vec<(String, String)> {
@@ -12,6 +12,7 @@ pub fn blocks() -> Vec<(String, String)> {
         ("events".to_string(), event_matrix()),
         ("provisioning".to_string(), provisioning_matrix()),
         ("auth".to_string(), auth_table()),
+        ("phone-options".to_string(), phone_options()),
     ];
     for spec in VENDORS {
         blocks.push((format!("{}-events", spec.id), vendor_events(spec)));
@@ -27,9 +28,12 @@ pub fn vendor_requests(spec: &VendorSpec) -> String {
         call_id: Some("7".into()),
         agent_url: Some("http://192.168.1.10:8080".into()),
         password: "PASSWORD".into(),
-        legacy_api: false,
         dnd: false,
-        dnd_key: Some("MPK1".into()),
+        options: PhoneOptions {
+            legacy_api: false,
+            dnd_key: Some("MPK1".into()),
+        }
+        .read_by(spec),
     };
     let mut out = String::from("| command | value | request |\n|---|---|---|\n");
     for kind in spec.commands {
@@ -86,6 +90,24 @@ pub fn provisioning_matrix() -> String {
             "| {} | {files} | {} | {} | {provision} | {verify} |\n",
             spec.name, spec.programming.key_doc, spec.programming.logo_doc
         ));
+    }
+    out
+}
+
+/// The `[[phone]]` options only some vendors read (`VendorSpec::options`), with what each does.
+pub fn phone_options() -> String {
+    let mut out = String::from("| `[[phone]]` key | vendor | meaning |\n|---|---|---|\n");
+    for option in PhoneOption::ALL {
+        for spec in VENDORS {
+            if let Some(read) = spec.options.iter().find(|read| read.option == *option) {
+                out.push_str(&format!(
+                    "| `{}` | {} | {} |\n",
+                    option.key(),
+                    spec.name,
+                    read.doc
+                ));
+            }
+        }
     }
     out
 }

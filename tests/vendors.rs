@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 
 use phone2mqtt::command;
 use phone2mqtt::model::CommandKind;
-use phone2mqtt::phone_vendors::{self, ProvisionCtx, Target, VENDORS};
+use phone2mqtt::phone_vendors::{
+    self, PhoneOption, PhoneOptions, ProvisionCtx, Target, VendorSpec, VENDORS,
+};
 
 /// A sample value for each command that takes one.
 fn sample_payload(kind: CommandKind) -> &'static str {
@@ -23,15 +25,25 @@ fn sample_payload(kind: CommandKind) -> &'static str {
     }
 }
 
-fn target() -> Target {
+/// A phone with every sample value, and the options its vendor reads, as the agent builds it.
+fn target(spec: &VendorSpec) -> Target {
+    Target {
+        options: sample_target().options.read_by(spec),
+        ..sample_target()
+    }
+}
+
+fn sample_target() -> Target {
     Target {
         line: Some("1001@pbx.example.com".into()),
         call_id: Some("7".into()),
         agent_url: Some("http://192.168.1.10:8080".into()),
         password: "pw".into(),
-        legacy_api: false,
         dnd: false,
-        dnd_key: Some("MPK1".into()),
+        options: PhoneOptions {
+            legacy_api: false,
+            dnd_key: Some("MPK1".into()),
+        },
     }
 }
 
@@ -121,7 +133,7 @@ fn declared_commands_build_and_the_others_are_refused_by_name() {
             let command = command::parse(kind.name(), sample_payload(kind).as_bytes())
                 .1
                 .unwrap_or_else(|err| panic!("{}: {err}", kind.name()));
-            let built = (spec.build)(&command, &target());
+            let built = (spec.build)(&command, &target(spec));
             if spec.supports(kind) {
                 let request =
                     built.unwrap_or_else(|err| panic!("{} {}: {err}", spec.id, kind.name()));
@@ -147,6 +159,74 @@ fn declared_commands_build_and_the_others_are_refused_by_name() {
                     "{} {}: `{err}` must name the vendor and command",
                     spec.id,
                     kind.name()
+                );
+            }
+        }
+    }
+}
+
+/// A vendor's quirks are `[[phone]]` options it declares, each once and with what it does; every
+/// option is read by some vendor (else it would be a key that does nothing).
+#[test]
+fn phone_options_are_declared_by_the_vendors_that_read_them() {
+    for option in PhoneOption::ALL {
+        assert!(
+            VENDORS.iter().any(|spec| spec.reads(*option)),
+            "no vendor reads `{}`",
+            option.key()
+        );
+    }
+    for spec in VENDORS {
+        let mut seen = BTreeSet::new();
+        for read in spec.options {
+            let key = read.option.key();
+            assert!(seen.insert(key), "{}: `{key}` declared twice", spec.id);
+            assert!(
+                !read.doc.trim().is_empty(),
+                "{}: `{key}` has no doc",
+                spec.id
+            );
+        }
+    }
+}
+
+/// A builder reads only the options its vendor declares: setting another changes no request.
+#[test]
+fn a_vendor_reads_only_the_options_it_declares() {
+    let only = |option: PhoneOption| match option {
+        PhoneOption::LegacyApi => PhoneOptions {
+            legacy_api: true,
+            ..PhoneOptions::default()
+        },
+        PhoneOption::DndKey => PhoneOptions {
+            dnd_key: Some("MPK1".into()),
+            ..PhoneOptions::default()
+        },
+    };
+    for spec in VENDORS {
+        for option in PhoneOption::ALL.iter().filter(|o| !spec.reads(**o)) {
+            let without = Target {
+                options: PhoneOptions::default(),
+                ..sample_target()
+            };
+            let with = Target {
+                options: only(*option),
+                ..sample_target()
+            };
+            for kind in CommandKind::phone_commands().filter(|k| spec.supports(*k)) {
+                let Ok(command) = command::parse(kind.name(), sample_payload(kind).as_bytes()).1
+                else {
+                    continue;
+                };
+                let build =
+                    |target: &Target| (spec.build)(&command, target).map_err(|err| err.to_string());
+                assert_eq!(
+                    build(&with),
+                    build(&without),
+                    "{} {} reads `{}`, which it does not declare",
+                    spec.id,
+                    kind.name(),
+                    option.key()
                 );
             }
         }

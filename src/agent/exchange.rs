@@ -39,9 +39,8 @@ pub fn target(shared: &Shared, phone: &Phone, config: &PhoneConfig) -> Target {
         call_id: phone.state.call_id.clone(),
         agent_url: Some(shared.serving.public_url.clone()),
         password: config.password.expose().to_string(),
-        legacy_api: config.legacy_api,
         dnd: phone.state.dnd,
-        dnd_key: config.dnd_key.clone(),
+        options: config.options().read_by(phone.vendor),
     }
 }
 

@@ -206,7 +206,7 @@ impl Config {
                     format!("the same phone as phone[{previous}]"),
                 ));
             }
-            if phone_vendors::find(&phone.vendor).is_none() {
+            let Some(vendor) = phone_vendors::find(&phone.vendor) else {
                 return Err(fail(
                     key("vendor"),
                     format!(
@@ -215,6 +215,9 @@ impl Config {
                         phone_vendors::names().join(", ")
                     ),
                 ));
+            };
+            if let Some((option, reason)) = phone.unread_option(vendor) {
+                return Err(fail(key(option), reason));
             }
             crate::phone_address::check_configured(&phone.address)
                 .map_err(|reason| fail(key("address"), reason.to_string()))?;
@@ -321,6 +324,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("http.public_url"), "{err}");
+    }
+
+    /// `dnd_key` and `legacy_api` are options only some vendors read (`VendorSpec::options`):
+    /// kept for those, refused with the file and key for the others; left at their defaults
+    /// they are nobody's concern.
+    #[test]
+    fn vendor_options_only_for_the_vendors_that_read_them() {
+        let phone = |vendor: &str, extra: &str| {
+            format!("[[phone]]\nmac = \"001565000001\"\nvendor = \"{vendor}\"\naddress = \"10.0.0.5\"\n{extra}\n")
+        };
+        let config = Config::parse(
+            &phone("grandstream", "dnd_key = \"MPK1\"\nlegacy_api = true"),
+            "site.toml",
+        )
+        .unwrap();
+        assert_eq!(config.phones[0].dnd_key.as_deref(), Some("MPK1"));
+        assert!(config.phones[0].legacy_api);
+        for (extra, key) in [
+            ("dnd_key = \"MPK1\"", "phone[0].dnd_key"),
+            ("legacy_api = true", "phone[0].legacy_api"),
+        ] {
+            let err = Config::parse(&phone("yealink", extra), "site.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("site.toml: {key}: Yealink phones do not read it"))
+                    && err.contains("Grandstream"),
+                "{err}"
+            );
+        }
+        assert!(Config::parse(&phone("snom", "legacy_api = false"), "site.toml").is_ok());
     }
 
     #[test]

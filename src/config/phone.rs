@@ -5,6 +5,7 @@ use serde::Deserialize;
 use super::provisioning::settings_text;
 use super::Secret;
 use crate::model::PhoneId;
+use crate::phone_vendors::{PhoneOption, PhoneOptions, VendorSpec, VENDORS};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,12 +21,10 @@ pub struct PhoneConfig {
     pub name: Option<String>,
     /// SIP identity used to dial, e.g. `1001@pbx.example.com`.
     pub line: Option<String>,
-    /// The phone runs older firmware: use the vendor's older API form where it has one
-    /// (Grandstream `api-make_call` with `account` and `password`).
+    /// [`PhoneOption::LegacyApi`], for the vendors that read it (`VendorSpec::options`).
     #[serde(default)]
     pub legacy_api: bool,
-    /// For vendors whose only DND control is a programmable key (Grandstream): the key
-    /// programmed as DND on the phone, e.g. `MPK1`.
+    /// [`PhoneOption::DndKey`], for the vendors that read it (`VendorSpec::options`).
     pub dnd_key: Option<String>,
     /// Groups this phone belongs to: `<base>/group/<group>/cmd/<command>` reaches them all.
     #[serde(default)]
@@ -64,6 +63,38 @@ impl PhoneConfig {
             )]),
             logo: None,
         }
+    }
+
+    /// The options only some vendors read, as this entry sets them; `Target` gets those its
+    /// vendor reads (`PhoneOptions::read_by`).
+    pub fn options(&self) -> PhoneOptions {
+        PhoneOptions {
+            legacy_api: self.legacy_api,
+            dnd_key: self.dnd_key.clone(),
+        }
+    }
+
+    /// An option this entry sets that `vendor` does not read, as the key and why it is refused.
+    pub(super) fn unread_option(&self, vendor: &VendorSpec) -> Option<(&'static str, String)> {
+        let options = self.options();
+        let option = PhoneOption::ALL
+            .iter()
+            .copied()
+            .find(|option| options.is_set(*option) && !vendor.reads(*option))?;
+        let readers: Vec<&str> = VENDORS
+            .iter()
+            .filter(|spec| spec.reads(option))
+            .map(|spec| spec.name)
+            .collect();
+        let reason = match readers.as_slice() {
+            [] => format!("{} phones do not read it: remove it", vendor.name),
+            readers => format!(
+                "{} phones do not read it, only {} phones: remove it",
+                vendor.name,
+                readers.join(" and ")
+            ),
+        };
+        Some((option.key(), reason))
     }
 
     pub fn id(&self) -> PhoneId {

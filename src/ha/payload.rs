@@ -112,8 +112,8 @@ impl<'a> PhoneView<'a> {
     }
 
     /// Whether a command would reach this phone: it is configured, its vendor declares the
-    /// command, and the vendor can build it with this phone's settings (a Grandstream sets DND
-    /// only with a `dnd_key`).
+    /// command, and the vendor can build it with this phone's settings and the options its
+    /// vendor reads (a vendor whose DND is a key sets DND only with a `dnd_key`).
     fn can(&self, kind: CommandKind, ctx: &Context) -> bool {
         let Some(config) = self.config else {
             return false;
@@ -131,8 +131,7 @@ impl<'a> PhoneView<'a> {
         let target = Target {
             line: config.line.clone(),
             agent_url: Some(ctx.public_url.to_string()),
-            legacy_api: config.legacy_api,
-            dnd_key: config.dnd_key.clone(),
+            options: config.options().read_by(self.vendor),
             ..Target::default()
         };
         (self.vendor.build)(&command, &target).is_ok()
@@ -435,8 +434,8 @@ pub fn dnd_switch(ctx: &Context, phone: &PhoneView) -> (String, Value) {
     ("dnd".into(), config)
 }
 
-/// DND as a read-only sensor, for a phone whose DND the agent cannot set (a Grandstream without
-/// `dnd_key`, a discovered phone).
+/// DND as a read-only sensor, for a phone whose DND the agent cannot set (one whose vendor's DND
+/// is a key it has no `dnd_key` for, a discovered phone).
 pub fn dnd_sensor(ctx: &Context, phone: &PhoneView) -> (String, Value) {
     let config = with(
         entity(ctx, phone, "dnd", "binary_sensor"),

@@ -13,8 +13,8 @@ use crate::model::{
 };
 use crate::phone_vendors::{
     encode_query_value, event, forward, xml_escape, AuthHints, Carries, EventSpec, FileFormat,
-    HttpAuth, Identity, PhoneReply, PhoneRequest, Programming, ReadConfig, Refreshed, ReplyOutcome,
-    Setting, Target, VarNames, VendorSpec,
+    HttpAuth, Identity, OptionSpec, PhoneOption, PhoneReply, PhoneRequest, Programming, ReadConfig,
+    Refreshed, ReplyOutcome, Setting, Target, VarNames, VendorSpec,
 };
 
 mod provisioning;
@@ -58,6 +58,17 @@ pub static SPEC: VendorSpec = VendorSpec {
         CommandKind::Reboot,
         CommandKind::Provision,
         CommandKind::Refresh,
+    ],
+    // docs/vendors.md §3.3: the older `make_call` form, and DND by a programmed key.
+    options: &[
+        OptionSpec {
+            option: PhoneOption::LegacyApi,
+            doc: "older firmware: `dial` sends the community form `api-make_call?phonenumber=<N>&account=<0-based>&password=<P>`, which can also name a line",
+        },
+        OptionSpec {
+            option: PhoneOption::DndKey,
+            doc: "the multi-purpose key programmed as DND on the phone (`MPK1`), since Grandstream has no DND command: `dnd` presses it only when the state must change; without it DND is shown, not set",
+        },
     ],
     http_auth: HttpAuth::InQuery,
     auth_hints: AuthHints {
@@ -307,7 +318,7 @@ fn build(command: &Command, target: &Target) -> Result<PhoneRequest, CommandErro
     Ok(match (command.kind, &command.arg) {
         (CommandKind::Dial, CommandArg::Number(number)) => {
             let number = encode_query_value(number);
-            if target.legacy_api {
+            if target.options.legacy_api {
                 // The community form for GXP and older firmware: `password=`, 0-based account.
                 let account = command.line.map_or(0, |line| line.saturating_sub(1));
                 PhoneRequest::get(format!(
@@ -337,7 +348,7 @@ fn build(command: &Command, target: &Target) -> Result<PhoneRequest, CommandErro
         (CommandKind::Dnd, CommandArg::OnOff(on)) => {
             // No DND command exists; the documented workaround is a key programmed as DND,
             // which toggles. It is pressed only when the state must change.
-            let Some(key) = target.dnd_key.as_deref() else {
+            let Some(key) = target.options.dnd_key.as_deref() else {
                 return Err(CommandError::BadArgument(
                     "Grandstream phones have no DND command: program a multi-purpose key (MPK) as DND on the phone and set `dnd_key = \"MPK1\"` (that key) for this phone".into(),
                 ));
@@ -462,6 +473,7 @@ fn line_status(json: &Value) -> Vec<Value> {
 mod tests {
     use super::*;
     use crate::command;
+    use crate::phone_vendors::PhoneOptions;
 
     fn target() -> Target {
         Target {
@@ -605,7 +617,10 @@ mod tests {
     #[test]
     fn legacy_make_call_uses_password_and_a_zero_based_account() {
         let target = Target {
-            legacy_api: true,
+            options: PhoneOptions {
+                legacy_api: true,
+                ..PhoneOptions::default()
+            },
             ..target()
         };
         assert_eq!(
@@ -631,7 +646,10 @@ mod tests {
         assert!(err.to_string().contains("dnd_key"), "{err}");
         let with_key = Target {
             password: "pw".into(),
-            dnd_key: Some("MPK1".into()),
+            options: PhoneOptions {
+                dnd_key: Some("MPK1".into()),
+                ..PhoneOptions::default()
+            },
             ..Target::default()
         };
         assert_eq!(
@@ -655,7 +673,10 @@ mod tests {
             "/cgi-bin/api-get_line_status?passcode=pw"
         );
         let bad = Target {
-            dnd_key: Some("MPK1&cmd=x".into()),
+            options: PhoneOptions {
+                dnd_key: Some("MPK1&cmd=x".into()),
+                ..PhoneOptions::default()
+            },
             ..with_key
         };
         assert!(matches!(

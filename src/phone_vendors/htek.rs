@@ -50,6 +50,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         CommandKind::Reboot,
         CommandKind::Provision,
     ],
+    options: &[],
     http_auth: HttpAuth::Basic,
     auth_hints: AuthHints {
         unauthorized: "the phone refused the credentials (401): check username and password of this phone (its web admin account, admin/admin by default)",

@@ -1,7 +1,8 @@
 //! Vendors, declared as data.
 //!
 //! Each vendor file exports one [`VendorSpec`]: the events its phones send (with their variable
-//! spellings), the commands it can do, and pure functions that build Action URI requests, read
+//! spellings), the commands it can do, the `[[phone]]` options its phones read beyond what every
+//! phone has (its quirks: [`PhoneOption`]), and pure functions that build Action URI requests, read
 //! the replies and write provisioning files. Nothing here does I/O or knows a topic. The README
 //! matrix, `GET /api/vendors` (the Manager's buttons) and the simulator all read these tables.
 
@@ -52,6 +53,9 @@ pub struct VendorSpec {
     pub vars: VarNames,
     /// The normalised commands it can do.
     pub commands: &'static [CommandKind],
+    /// The `[[phone]]` options its phones read beyond what every phone has (its quirks), with
+    /// what each means for them; config refuses the others on its phones.
+    pub options: &'static [OptionSpec],
     /// How the Action URI authenticates.
     pub http_auth: HttpAuth,
     /// What to tell the user when the phone answers 401 or 403.
@@ -164,6 +168,74 @@ impl VendorSpec {
 
     pub fn event(&self, wire: &str) -> Option<&EventSpec> {
         self.events.iter().find(|spec| spec.wire == wire)
+    }
+
+    /// Whether its phones read this `[[phone]]` option.
+    pub fn reads(&self, option: PhoneOption) -> bool {
+        self.options.iter().any(|spec| spec.option == option)
+    }
+}
+
+/// A `[[phone]]` option that only some vendors read: a quirk of theirs, not something every
+/// phone has. A vendor lists those it reads in [`VendorSpec::options`]; config refuses a phone
+/// that sets one its vendor does not read, and a builder finds only its vendor's in
+/// [`Target::options`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneOption {
+    /// `legacy_api = true`: the phone runs older firmware that wants the vendor's older API form.
+    LegacyApi,
+    /// `dnd_key = "MPK1"`: the key programmed as DND on the phone, for a vendor whose only DND
+    /// control is such a key.
+    DndKey,
+}
+
+impl PhoneOption {
+    pub const ALL: &'static [PhoneOption] = &[PhoneOption::LegacyApi, PhoneOption::DndKey];
+
+    /// Its key in a `[[phone]]` entry.
+    pub fn key(self) -> &'static str {
+        match self {
+            PhoneOption::LegacyApi => "legacy_api",
+            PhoneOption::DndKey => "dnd_key",
+        }
+    }
+}
+
+/// An option a vendor reads, and what it does for that vendor's phones (for the docs).
+#[derive(Debug)]
+pub struct OptionSpec {
+    pub option: PhoneOption,
+    pub doc: &'static str,
+}
+
+/// One phone's values of the [`PhoneOption`]s; the default is "not set".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PhoneOptions {
+    /// [`PhoneOption::LegacyApi`].
+    pub legacy_api: bool,
+    /// [`PhoneOption::DndKey`].
+    pub dnd_key: Option<String>,
+}
+
+impl PhoneOptions {
+    /// Whether `option` is set to something other than its default.
+    pub fn is_set(&self, option: PhoneOption) -> bool {
+        match option {
+            PhoneOption::LegacyApi => self.legacy_api,
+            PhoneOption::DndKey => self.dnd_key.is_some(),
+        }
+    }
+
+    /// Only the options `spec` reads, the others at their defaults: what its builder gets.
+    pub fn read_by(self, spec: &VendorSpec) -> PhoneOptions {
+        let PhoneOptions {
+            legacy_api,
+            dnd_key,
+        } = self;
+        PhoneOptions {
+            legacy_api: legacy_api && spec.reads(PhoneOption::LegacyApi),
+            dnd_key: dnd_key.filter(|_| spec.reads(PhoneOption::DndKey)),
+        }
     }
 }
 
@@ -287,12 +359,11 @@ pub struct Target {
     /// The phone's admin password, for vendors that take it in the query (Grandstream
     /// `passcode`). Vendors with HTTP auth never put it in a request they build.
     pub password: String,
-    /// The phone runs older firmware that wants the vendor's older API form.
-    pub legacy_api: bool,
     /// Whether DND is on now, for vendors whose only DND control is a toggle.
     pub dnd: bool,
-    /// The key programmed as DND on the phone (`[[phone]] dnd_key`), for those vendors.
-    pub dnd_key: Option<String>,
+    /// The `[[phone]]` options of this phone that its vendor reads ([`VendorSpec::options`]);
+    /// the others are at their defaults.
+    pub options: PhoneOptions,
 }
 
 /// How a vendor's Action URI authenticates: how the agent sends the phone's admin password.

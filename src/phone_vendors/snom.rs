@@ -57,6 +57,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         CommandKind::Reboot,
         CommandKind::Provision,
     ],
+    options: &[],
     http_auth: HttpAuth::Digest,
     auth_hints: AuthHints {
         unauthorized: "the phone refused the credentials (401): check username and password of this phone (the phone's web login, settings http_user / http_pass); the agent answers the phone's Digest challenge, or its Basic one while its \"Authentication Scheme\" (http_scheme) is still Basic",

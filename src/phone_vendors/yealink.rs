@@ -49,6 +49,7 @@ pub static SPEC: VendorSpec = VendorSpec {
         CommandKind::Refresh,
         CommandKind::Provision,
     ],
+    options: &[],
     http_auth: HttpAuth::Basic,
     auth_hints: AuthHints {
         unauthorized: "the phone refused the credentials (401): check username and password of this phone; repeated failures lock the phone's web login for some minutes",

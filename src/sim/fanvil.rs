@@ -14,6 +14,7 @@
 
 use crate::model::PhoneId;
 use crate::phone_vendors::fanvil::{cti_tag, SPEC};
+use crate::phone_vendors::PhoneOptions;
 use crate::sim::xml::xml_leaves;
 use crate::sim::{
     check_credentials, decode, query_pairs, split_target, AccessCtx, Action, Identity, Personality,
@@ -44,6 +45,7 @@ pub static PERSONALITY: Personality = Personality {
     key_url: |_, _| None,
     logo_url: |_| None,
     boot_file: None,
+    phone_options: PhoneOptions::default,
 };
 
 /// `Fanvil X4 2.10.2.6887 0c383e07e16c` (docs/vendors.md §2.4).

@@ -14,6 +14,7 @@
 
 use crate::model::{CallState, PhoneId};
 use crate::phone_vendors::grandstream::SPEC;
+use crate::phone_vendors::PhoneOptions;
 use crate::sim::xml::xml_leaves;
 use crate::sim::{
     form_decode, query_pairs, settings, split_target, AccessCtx, Action, Identity, Personality,
@@ -41,6 +42,11 @@ pub static PERSONALITY: Personality = Personality {
             .flatten()
     },
     boot_file: None,
+    // The key it has programmed as DND.
+    phone_options: || PhoneOptions {
+        dnd_key: Some(DND_KEY.into()),
+        ..PhoneOptions::default()
+    },
 };
 
 /// P-values by name; v2 `<item name="...">` by its alias.

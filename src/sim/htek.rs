@@ -12,6 +12,7 @@
 
 use crate::model::PhoneId;
 use crate::phone_vendors::htek::{para_name, SPEC};
+use crate::phone_vendors::PhoneOptions;
 use crate::sim::xml::xml_leaves;
 use crate::sim::{
     check_credentials, decode, query_pairs, AccessCtx, Action, Identity, Personality, Provisioned,
@@ -41,6 +42,7 @@ pub static PERSONALITY: Personality = Personality {
     key_url: |_, _| None,
     logo_url: |_| None,
     boot_file: None,
+    phone_options: PhoneOptions::default,
 };
 
 /// `Htek UC903 2.0.4.2 00:1f:c1:1c:22:a9` (docs/vendors.md §5).

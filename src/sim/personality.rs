@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{fanvil, grandstream, htek, settings, snom, yealink};
 use crate::model::{CallState, PhoneId};
-use crate::phone_vendors::VendorSpec;
+use crate::phone_vendors::{PhoneOptions, VendorSpec};
 
 /// One vendor's behaviour on the wire.
 #[derive(Debug)]
@@ -40,6 +40,9 @@ pub struct Personality {
     pub logo_url: fn(&settings::Settings) -> Option<String>,
     /// A boot file asked for before anything else; its includes are the files to read.
     pub boot_file: Option<fn(&PhoneId) -> String>,
+    /// What a `[[phone]]` entry for this phone sets of its vendor's options
+    /// (`VendorSpec::options`), so that every command it has reaches it (the demo's phones).
+    pub phone_options: fn() -> PhoneOptions,
 }
 
 /// Every vendor personality the simulator has.

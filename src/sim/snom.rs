@@ -11,6 +11,7 @@ use axum::http::Method;
 
 use crate::model::PhoneId;
 use crate::phone_vendors::snom::SPEC;
+use crate::phone_vendors::PhoneOptions;
 use crate::sim::xml::xml_leaves;
 use crate::sim::{
     check_credentials, form_decode, query_pairs, settings, split_target, AccessCtx, Action,
@@ -36,6 +37,7 @@ pub static PERSONALITY: Personality = Personality {
     key_url,
     logo_url: |settings| settings.get("custom_bg_image_url").cloned(),
     boot_file: None,
+    phone_options: PhoneOptions::default,
 };
 
 /// `<phone-settings>` leaves by name (an `idx` attribute appended: `user_name1`), and

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use crate::model::PhoneId;
 use crate::phone_vendors::yealink::SPEC;
+use crate::phone_vendors::PhoneOptions;
 use crate::sim::xml::xml_leaves;
 use crate::sim::{
     check_credentials, decode, query_pairs, settings, split_target, AccessCtx, Action, Identity,
@@ -28,6 +29,7 @@ pub static PERSONALITY: Personality = Personality {
     key_url,
     logo_url: |settings| settings.get("wallpaper_upload.url").cloned(),
     boot_file: Some(|mac| format!("{mac}.boot")),
+    phone_options: PhoneOptions::default,
 };
 
 /// A line key of type 17 (URL) requests its value.
