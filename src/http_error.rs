@@ -80,7 +80,7 @@ pub enum ApiError {
     /// 400: the phone cannot show a logo, or the image is unusable.
     #[error("{0}")]
     UnusableLogo(String),
-    /// 500: the logo's conversion did not finish.
+    /// 500: the logo's conversion did not finish, or the data directory refused it.
     #[error("{0}")]
     LogoFailed(String),
 }

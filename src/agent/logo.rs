@@ -134,7 +134,7 @@ pub enum Refused {
     UnknownPhone,
     /// The phone cannot show one, or the image is unusable.
     Unusable(String),
-    /// The conversion did not finish.
+    /// The conversion did not finish, or its result could not be kept.
     Failed(String),
 }
 
@@ -168,6 +168,13 @@ pub async fn upload(
         Ok(Ok(logo)) => {
             let url = super::provisioning::logo_url(&shared.serving, &logo.file);
             Ok((logo, url))
+        }
+        // The data directory's path stays in the log, out of the answer.
+        Ok(Err(LogoError::Store(err))) => {
+            tracing::warn!(cause = %err, "An uploaded logo could not be kept.");
+            Err(Refused::Failed(
+                "the logo could not be kept in the data directory".into(),
+            ))
         }
         Ok(Err(err)) => Err(Refused::Unusable(err.to_string())),
         Err(err) => Err(Refused::Failed(err.to_string())),
