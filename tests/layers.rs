@@ -69,7 +69,7 @@ fn layer(module: &str) -> Option<Layer> {
     }
 }
 
-/// Where an arrow was seen first: `src/config.rs:601 crate::mqtt::BrokerUrl`.
+/// Where an arrow was seen first: `src/agent/exchange.rs:12 crate::agent::registry::Phone`.
 type Site = String;
 /// module -> module it imports -> where.
 type Graph = BTreeMap<String, BTreeMap<String, Site>>;
