@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::agent::{Agent, AgentOptions};
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::mqtt::{BrokerUrl, SessionOptions};
 use crate::phone_auth::PhoneKeys;
 use crate::shutdown::Lifecycle;
@@ -88,6 +89,8 @@ fn allowed_names(http: &crate::config::HttpConfig, manager_url: &str) -> Vec<Str
 /// A running gateway, with the addresses it ended up on.
 #[derive(Debug, Clone)]
 pub struct Gateway {
+    /// The counters `/metrics` serves.
+    pub metrics: Arc<Metrics>,
     pub http_addr: SocketAddr,
     pub public_url: String,
     /// The HTTPS listener's address, when `[http]` configures a certificate.
@@ -239,6 +242,7 @@ pub async fn start(
     }
     let name = config.agent.name.clone().unwrap_or_else(host_name);
     let lifecycle = Lifecycle::new(&shutdown, tracker);
+    let metrics = Arc::new(Metrics::new());
     let agent = Agent::start(
         config,
         AgentOptions {
@@ -248,6 +252,7 @@ pub async fn start(
             manager_url: manager_url.clone(),
             keys: keys.clone(),
             poll_interval: options.poll_interval,
+            metrics: metrics.clone(),
         },
         &lifecycle,
     )?;
@@ -265,6 +270,10 @@ pub async fn start(
             ),
             &lifecycle,
             opened.clone(),
+            crate::web::Serving {
+                limits: config.limits.clone(),
+                metrics: metrics.clone(),
+            },
         );
         sessions.push(web_state.mqtt.clone());
         people = web::router(web_state, agent.clone());
@@ -293,6 +302,10 @@ pub async fn start(
     }
     lifecycle.work_tracker.spawn(http_front::serve_all(
         listeners,
+        http_front::Front {
+            limits: config.limits.clone(),
+            metrics: metrics.clone(),
+        },
         lifecycle.work.clone(),
         lifecycle.work_tracker.clone(),
     ));
@@ -318,6 +331,7 @@ pub async fn start(
         broker_anonymous,
         agent,
         auth,
+        metrics,
     })
 }
 

@@ -40,13 +40,18 @@ const MAX_HEAD: usize = 16 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to complete its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Open connections at most, over all listeners; more wait in the kernel's accept queue.
-const MAX_CONNECTIONS: usize = 4096;
 
 /// The request extension of every request that arrived over TLS (`[http] tls_listen`); the
 /// session cookie is then `Secure`.
 #[derive(Clone, Copy, Debug)]
 pub struct ViaTls;
+
+/// What every listener shares: `[limits]` and the counters of its refusals.
+#[derive(Debug, Clone, Default)]
+pub struct Front {
+    pub limits: crate::config::LimitsConfig,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
 
 /// One listening socket and what it serves.
 pub struct Listener {
@@ -60,10 +65,11 @@ pub struct Listener {
 /// limit, so a flood on one port cannot take more than the front holds altogether.
 pub async fn serve_all(
     listeners: Vec<Listener>,
+    front: Front,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let permits = Arc::new(Semaphore::new(front.limits.connections));
     futures_util::future::join_all(
         listeners.into_iter().map(|listener| {
             accept_loop(listener, permits.clone(), shutdown.clone(), tracker.clone())

@@ -24,6 +24,7 @@
 //! - [`config`]: `phone2mqtt.toml`, every key checked before anything starts.
 //! - [`phone_address`]: a phone's address, `host[:port]` and nothing else.
 //! - [`hash`]: MD5 and SHA-256 as hex, compared in constant time.
+//! - [`metrics`]: the counters and gauges `/metrics` serves, refusals by limit among them.
 //!
 //! **Runtime**: the tasks of `serve` and `agent`.
 //! - [`agent`]: receives callbacks, keeps state, runs one command queue per phone, serves
@@ -68,6 +69,7 @@ pub mod hash;
 pub mod http_error;
 pub mod http_front;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod mqtt;
 pub mod phone_address;

@@ -70,6 +70,8 @@ pub struct SessionOptions {
     /// Published retained by the session itself on a clean shutdown.
     pub goodbye: Option<(String, String)>,
     pub subscriptions: Vec<String>,
+    /// Where reconnects are counted (`/metrics`); the command-line tools count nowhere.
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl SessionOptions {
@@ -84,6 +86,7 @@ impl SessionOptions {
             last_will: None,
             goodbye: None,
             subscriptions: Vec::new(),
+            metrics: None,
         }
     }
 }
@@ -334,6 +337,7 @@ async fn run(
     let broker = format!("{}:{}", options.broker.host, options.broker.port);
     let mut backoff = Duration::from_millis(250);
     let mut awaiting_suback = false;
+    let mut connected_before = false;
     loop {
         let event = tokio::select! {
             event = eventloop.poll() => event,
@@ -342,6 +346,11 @@ async fn run(
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 info!(client_id = %options.client_id, %broker, "Connected to the MQTT broker.");
+                if std::mem::replace(&mut connected_before, true) {
+                    if let Some(metrics) = &options.metrics {
+                        metrics.mqtt_reconnected();
+                    }
+                }
                 backoff = Duration::from_millis(250);
                 if !options.subscriptions.is_empty() {
                     // Publishers hold at most `ROOM` of the `QUEUE` slots, so there is room.

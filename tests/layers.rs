@@ -21,6 +21,7 @@ const CORE: &[&str] = &[
     "profile",
     "config",
     "hash",
+    "metrics",
 ];
 const RUNTIME: &[&str] = &[
     "shutdown",

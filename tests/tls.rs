@@ -480,6 +480,7 @@ async fn requests_over_tls_carry_the_via_tls_marker() {
                 router,
             },
         ],
+        http_front::Front::default(),
         stop.clone(),
         tracker.clone(),
     ));

@@ -80,6 +80,9 @@ pub struct Shared {
     /// The agent's stop, and its tasks (each phone's queue runner among them).
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    /// `[limits]`, and the counters their refusals go to.
+    pub limits: crate::config::LimitsConfig,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The MQTT side of the agent.
@@ -166,6 +169,8 @@ pub struct AgentOptions {
     pub keys: Arc<crate::phone_auth::PhoneKeys>,
     /// Seconds between state polls of configured phones; zero turns polling off.
     pub poll_interval: Duration,
+    /// The gateway's counters (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The subscriber directory and reminders kept in the data directory.
@@ -241,6 +246,7 @@ impl Agent {
                 .into_iter()
                 .chain(discovery.subscriptions())
                 .collect(),
+                metrics: Some(options.metrics.clone()),
                 ..broker_session.clone()
             },
             lifecycle.sessions.clone(),
@@ -294,6 +300,8 @@ impl Agent {
             homeassistant,
             shutdown: lifecycle.work.clone(),
             tracker: lifecycle.work_tracker.clone(),
+            limits: config.limits.clone(),
+            metrics: options.metrics,
         });
         if let Some(subscribers) = directory {
             info!(

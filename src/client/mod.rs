@@ -152,6 +152,7 @@ impl Session {
                 last_will: None,
                 goodbye: None,
                 subscriptions: vec![topics.all_filter()],
+                metrics: None,
             },
             stop.clone(),
             &tracker,

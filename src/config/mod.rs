@@ -4,13 +4,14 @@
 //! unknown vendor stops the process with one message naming the file and the key.
 //!
 //! One file per section: `mqtt` (`[mqtt]`, `[broker]` and broker URLs), `http` (`[http]`),
-//! `agent` (`[agent]`, `[directory]`), `homeassistant`, `provisioning`, `phone` (`[[phone]]`),
+//! `agent` (`[agent]`, `[directory]`), `homeassistant`, `provisioning`, `limits`, `phone` (`[[phone]]`),
 //! and `secret` (passwords and tokens). This file holds the whole and its validation. The
 //! config is part of the core: it knows nothing of the tasks that read it.
 
 mod agent;
 mod homeassistant;
 mod http;
+mod limits;
 mod mqtt;
 mod phone;
 mod provisioning;
@@ -28,6 +29,7 @@ pub use homeassistant::{HomeAssistantConfig, ENTITY_KEYS};
 pub use http::{
     connect_addr, is_host_name, parse_authority, HttpConfig, DEFAULT_GRACE_DAYS, DEFAULT_HTTPS_PORT,
 };
+pub use limits::LimitsConfig;
 pub use mqtt::{BrokerConfig, BrokerUrl, MqttConfig};
 pub use phone::PhoneConfig;
 pub use provisioning::{GroupProvisioning, ProvisioningConfig, DEFAULT_ALLOW};
@@ -43,6 +45,7 @@ pub struct Config {
     pub directory: DirectoryConfig,
     pub homeassistant: HomeAssistantConfig,
     pub provisioning: ProvisioningConfig,
+    pub limits: LimitsConfig,
     #[serde(rename = "phone")]
     pub phones: Vec<PhoneConfig>,
 }
@@ -127,6 +130,9 @@ impl Config {
             ));
         }
         self.http.validate_tls(&fail)?;
+        self.limits
+            .check()
+            .map_err(|(key, reason)| fail(format!("limits.{key}"), reason))?;
         for name in &self.http.allowed_hosts {
             if !is_host_name(name) {
                 return Err(fail(

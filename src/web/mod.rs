@@ -61,6 +61,15 @@ pub struct WebState {
     pub live: broadcast::Sender<Utf8Bytes>,
     /// Who may do what: `/ws` checks each command frame against it.
     pub auth: Auth,
+    /// `[limits]` and the counters.
+    pub serving: Serving,
+}
+
+/// The web side's limits and where its refusals are counted.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    pub limits: crate::config::LimitsConfig,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Starts the web adapter's MQTT session and returns the state its routes need.
@@ -69,10 +78,12 @@ pub fn start(
     session: mqtt::SessionOptions,
     lifecycle: &Lifecycle,
     auth: Auth,
+    serving: Serving,
 ) -> WebState {
     let topics = Topics::new(base_topic);
     let session = mqtt::SessionOptions {
         subscriptions: vec![topics.all_filter()],
+        metrics: Some(serving.metrics.clone()),
         ..session
     };
     let (mqtt, incoming) = mqtt::start(
@@ -87,6 +98,7 @@ pub fn start(
         retained: Arc::default(),
         live,
         auth,
+        serving,
     };
     lifecycle
         .work_tracker
@@ -164,6 +176,7 @@ pub fn router(state: WebState, agent: Agent) -> Router {
     Router::new()
         .merge(manager::routes())
         .route("/ws", get(ws::upgrade))
+        .route("/metrics", get(metrics))
         .merge(api::router())
         .with_state(state)
         .merge(crate::auth::http::guarded_routes(auth.clone()))
@@ -173,6 +186,20 @@ pub fn router(state: WebState, agent: Agent) -> Router {
             crate::auth::http::guard,
         ))
         .merge(crate::auth::http::login_routes(auth))
+}
+
+/// `/metrics`: the Prometheus text exposition, for anyone signed in (a viewer's API token is
+/// what a scraper is given).
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<WebState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.serving.metrics.render(),
+    )
 }
 
 #[cfg(test)]
