@@ -59,6 +59,32 @@ pub enum Limit {
     foreign_retained,
 }
 
+impl Limit {
+    /// Every limit, so that `/metrics` shows each one from the start (at 0).
+    pub const ALL: &'static [Limit] = &[
+        Limit::http_head,
+        Limit::http_body,
+        Limit::http_idle,
+        Limit::connections_per_address,
+        Limit::people_connections,
+        Limit::connections,
+        Limit::websocket_clients,
+        Limit::websocket_clients_per_address,
+        Limit::websocket_message,
+        Limit::mqtt_payload,
+        Limit::directory_rows,
+        Limit::reminders,
+        Limit::groups,
+        Limit::discovery_rate,
+        Limit::discovery_total,
+        Limit::image_bytes,
+        Limit::image_dimensions,
+        Limit::download_bytes,
+        Limit::download_time,
+        Limit::foreign_retained,
+    ];
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LimitLabel {
     limit: Limit,
@@ -153,6 +179,9 @@ impl Metrics {
             "Items waiting in a queue now, by queue",
             queue_depth.clone(),
         );
+        for &limit in Limit::ALL {
+            refusals.get_or_create(&LimitLabel { limit });
+        }
         Metrics {
             registry,
             callbacks,
@@ -275,5 +304,9 @@ mod tests {
         );
         assert_eq!(metrics.refusals(Limit::directory_rows), 2);
         assert_eq!(metrics.refusals(Limit::reminders), 0);
+        assert!(
+            text.contains("phone2mqtt_refusals_total{limit=\"foreign_retained\"} 0"),
+            "every limit is shown from the start: {text}"
+        );
     }
 }

@@ -191,6 +191,13 @@ async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
         "return document.querySelectorAll('#phones tr[data-phone]').length === 3",
     )
     .await;
+    // The gateway's figures from `/metrics`, in the top bar.
+    until(
+        page,
+        "the gateway's figures",
+        "const h = document.querySelector('#health'); return !h.hidden && h.querySelectorAll('.figure').length === 6 && h.textContent.includes('Refused 0') && h.textContent.includes('Callbacks')",
+    )
+    .await;
 
     // A call comes in: the row says ringing.
     phones[0].ring("+4930123456", Some("Anna Schmidt")).unwrap();

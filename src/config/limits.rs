@@ -24,7 +24,9 @@ pub struct LimitsConfig {
     /// Websocket clients at most, in total and from one address.
     pub websocket_clients: usize,
     pub websocket_clients_per_address: usize,
-    /// The largest message a websocket client may send (a command is small).
+    /// The largest message a websocket client may send. A command is small; the Manager's
+    /// directory import (`directory/set` over `/ws`) is the one large message, so the default
+    /// is the broker's packet limit.
     pub websocket_message_bytes: usize,
     /// The largest command payload on MQTT (`cmd/<name>`, group commands).
     pub command_payload_bytes: usize,
@@ -61,7 +63,7 @@ impl Default for LimitsConfig {
             http_body_bytes: 4 * 1024 * 1024,
             websocket_clients: 256,
             websocket_clients_per_address: 32,
-            websocket_message_bytes: 64 * 1024,
+            websocket_message_bytes: 1024 * 1024,
             command_payload_bytes: 64 * 1024,
             directory_payload_bytes: 1024 * 1024 - 1024,
             directory_rows: 20_000,

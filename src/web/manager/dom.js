@@ -3,7 +3,7 @@ import { $ } from './util.js';
 
 export var dom = {
   layout: $('layout'), conn: $('conn'), connDetail: $('conn-detail'), reconnect: $('reconnect'),
-  version: $('version'), baseTopic: $('base-topic'), bridges: $('bridges'),
+  version: $('version'), baseTopic: $('base-topic'), bridges: $('bridges'), health: $('health'),
   phones: $('phones'), phonesEmpty: $('phones-empty'), phoneCount: $('phone-count'), search: $('search'),
   table: $('phones-table'), thead: document.querySelector('#phones-table thead'),
   filterVendor: $('filter-vendor'), filterGroup: $('filter-group'), filterOnline: $('filter-online'),

@@ -4,7 +4,7 @@
 // Where things are: store.js (the state), render.js (what a frame draws), messages.js (MQTT
 // topics in), sending.js (commands out), connection.js (the websocket), api.js (REST), one
 // module per panel: phone-list, filters, sorting, selection, bulk, phone-panel, commands,
-// adoption, log, directory, reminders, header, session.
+// adoption, log, directory, reminders, header, health, session.
 import { loadVendors } from './api.js';
 import * as bulk from './bulk.js';
 import * as connection from './connection.js';
@@ -12,6 +12,7 @@ import * as directory from './directory.js';
 import { dom } from './dom.js';
 import * as filters from './filters.js';
 import { renderHeader } from './header.js';
+import * as health from './health.js';
 import * as log from './log.js';
 import * as phoneList from './phone-list.js';
 import * as phonePanel from './phone-panel.js';
@@ -83,3 +84,4 @@ filters.renderOptions();
 log.updateLogCount();
 loadVendors();
 connection.connect();
+health.wire();

@@ -39,6 +39,7 @@ const ASSETS: &[(&str, &str, &str)] = assets![
     "messages.js": JS,
     "sending.js": JS,
     "header.js": JS,
+    "health.js": JS,
     "phone-list.js": JS,
     "filters.js": JS,
     "sorting.js": JS,
