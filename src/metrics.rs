@@ -180,7 +180,7 @@ impl Metrics {
             queue_depth.clone(),
         );
         for &limit in Limit::ALL {
-            refusals.get_or_create(&LimitLabel { limit });
+            let _ = refusals.get_or_create(&LimitLabel { limit });
         }
         Metrics {
             registry,
