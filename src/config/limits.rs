@@ -19,7 +19,8 @@ pub struct LimitsConfig {
     pub http_idle_secs: u64,
     /// The largest request head.
     pub http_head_bytes: usize,
-    /// The largest request body of the REST API (logo uploads have `image_bytes`).
+    /// The largest request body of the REST API: a command's JSON (logo uploads have
+    /// `image_bytes`).
     pub http_body_bytes: usize,
     /// Websocket clients at most, in total and from one address.
     pub websocket_clients: usize,
@@ -56,13 +57,13 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             connections: 4096,
-            people_connections: 1024,
+            people_connections: 512,
             connections_per_address: 256,
             http_idle_secs: 10,
             http_head_bytes: 16 * 1024,
-            http_body_bytes: 4 * 1024 * 1024,
-            websocket_clients: 256,
-            websocket_clients_per_address: 32,
+            http_body_bytes: 64 * 1024,
+            websocket_clients: 128,
+            websocket_clients_per_address: 16,
             websocket_message_bytes: 1024 * 1024,
             command_payload_bytes: 64 * 1024,
             directory_payload_bytes: 1024 * 1024 - 1024,
