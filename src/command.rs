@@ -275,7 +275,8 @@ impl Body {
         })
     }
 
-    /// `at` (RFC 3339, e.g. `2026-11-26T15:00:00+01:00`) or `in` (`90s`, `10m`, `1h 30m`).
+    /// `at` (RFC 3339, e.g. `2026-11-26T15:00:00+01:00`) or `in` (`90s`, `10m`, `1h 30m`), at
+    /// most [`MAX_DELAY`] ahead.
     fn when(&self) -> Result<Option<time::OffsetDateTime>, CommandError> {
         let text = |name: &str| match self.fields.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -290,13 +291,22 @@ impl Body {
                 "give `at` or `in`, not both".into(),
             )),
             (Some(at), None) => {
-                time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
-                    .map(Some)
-                    .map_err(|_| {
-                        CommandError::BadArgument(format!(
-                    "`at` must be an RFC 3339 time such as 2026-11-26T15:00:00+01:00, not `{at}`"
-                ))
-                    })
+                let due = time::OffsetDateTime::parse(
+                    &at,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .map_err(|_| {
+                    CommandError::BadArgument(format!(
+                        "`at` must be an RFC 3339 time such as 2026-11-26T15:00:00+01:00, not `{at}`"
+                    ))
+                })?;
+                let latest = time::OffsetDateTime::now_utc()
+                    .checked_add(MAX_DELAY)
+                    .ok_or_else(too_far)?;
+                if due > latest {
+                    return Err(too_far());
+                }
+                Ok(Some(due))
             }
             (None, Some(delay)) => {
                 let duration = humantime::parse_duration(&delay).map_err(|_| {
@@ -304,13 +314,26 @@ impl Body {
                         "`in` must be a duration such as 90s, 10m or 1h 30m, not `{delay}`"
                     ))
                 })?;
+                // Checked: `10000y` is past the calendar's end and would panic in `+`.
                 let duration = time::Duration::try_from(duration)
-                    .map_err(|_| CommandError::BadArgument("`in` is too long".into()))?;
-                Ok(Some(time::OffsetDateTime::now_utc() + duration))
+                    .ok()
+                    .filter(|d| *d <= MAX_DELAY)
+                    .ok_or_else(too_far)?;
+                time::OffsetDateTime::now_utc()
+                    .checked_add(duration)
+                    .map(Some)
+                    .ok_or_else(too_far)
             }
             (None, None) => Ok(None),
         }
     }
+}
+
+/// How far ahead a message can be scheduled.
+pub const MAX_DELAY: time::Duration = time::Duration::days(366);
+
+fn too_far() -> CommandError {
+    CommandError::BadArgument("a message can be scheduled at most 366 days ahead".into())
 }
 
 fn parse_on_off(raw: &str) -> Option<bool> {
@@ -463,11 +486,19 @@ mod tests {
         let reminder = ok("message", r#"{"text": "Stand-up", "in": "10m"}"#);
         let due = reminder.at.unwrap() - time::OffsetDateTime::now_utc();
         assert!(due > time::Duration::minutes(9) && due <= time::Duration::minutes(10));
+        // Within the year ahead a schedule may reach.
+        let lunch = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+            .replace_nanosecond(0)
+            .unwrap();
+        let text = lunch
+            .to_offset(time::UtcOffset::from_hms(1, 0, 0).unwrap())
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
         let at = ok(
             "message",
-            r#"{"text": "Lunch", "at": "2030-01-02T12:00:00+01:00"}"#,
+            &format!(r#"{{"text": "Lunch", "at": "{text}"}}"#),
         );
-        assert_eq!(at.at.unwrap().unix_timestamp(), 1893582000);
+        assert_eq!(at.at.unwrap().unix_timestamp(), lunch.unix_timestamp());
         assert!(matches!(
             err("message", r#"{"text": "x", "at": "noon"}"#),
             CommandError::BadArgument(_)
@@ -476,6 +507,26 @@ mod tests {
             err("dial", r#"{"number": "1", "in": "5m"}"#),
             CommandError::BadArgument(_)
         ));
+    }
+
+    #[test]
+    fn schedules_beyond_a_year_are_refused_not_panicked_on() {
+        for payload in [
+            r#"{"text": "x", "in": "10000y"}"#,
+            r#"{"text": "x", "in": "367days"}"#,
+            r#"{"text": "x", "in": "18446744073709551615s"}"#,
+            r#"{"text": "x", "in": 1e300}"#,
+            r#"{"text": "x", "in": 18446744073709551615}"#,
+            r#"{"text": "x", "at": "9999-12-31T23:59:59Z"}"#,
+        ] {
+            assert!(
+                matches!(err("message", payload), CommandError::BadArgument(_)),
+                "{payload}"
+            );
+        }
+        assert!(ok("message", r#"{"text": "x", "in": "365days"}"#)
+            .at
+            .is_some());
     }
 
     #[test]

@@ -110,6 +110,9 @@ pub struct Gateway {
     pub agent: Agent,
     /// Users, tokens and sessions of the Manager, the REST API and `/ws` (`None` without web).
     pub auth: Option<Auth>,
+    /// Cancelled when a task kept panicking: the process should stop and exit with
+    /// `supervise::FATAL_EXIT_CODE`.
+    pub fatal: CancellationToken,
 }
 
 impl Gateway {
@@ -241,8 +244,9 @@ pub async fn start(
         warn!(%until, "Phones provisioned by an earlier version carry the installation-wide Action URL token, accepted until then: provision every phone again (it then gets its own token), then remove [http] action_token or data/action_token.");
     }
     let name = config.agent.name.clone().unwrap_or_else(host_name);
-    let lifecycle = Lifecycle::new(&shutdown, tracker);
     let metrics = Arc::new(Metrics::new());
+    let supervisor = crate::supervise::Supervisor::new(metrics.clone());
+    let lifecycle = Lifecycle::new(&shutdown, tracker, supervisor.clone());
     let agent = Agent::start(
         config,
         AgentOptions {
@@ -332,6 +336,7 @@ pub async fn start(
         agent,
         auth,
         metrics,
+        fatal: supervisor.fatal().clone(),
     })
 }
 

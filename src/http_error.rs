@@ -80,6 +80,12 @@ pub enum ApiError {
     /// 400: the phone cannot show a logo, or the image is unusable.
     #[error("{0}")]
     UnusableLogo(String),
+    /// 413: the image file is over `[limits] image_bytes`.
+    #[error("{0}")]
+    LogoTooLarge(String),
+    /// 422: the image's width or height is over `[limits] image_pixels`.
+    #[error("{0}")]
+    LogoTooManyPixels(String),
     /// 500: the logo's conversion did not finish, or the data directory refused it.
     #[error("{0}")]
     LogoFailed(String),
@@ -101,6 +107,8 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             UnknownPhone(_) => StatusCode::NOT_FOUND,
+            LogoTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            LogoTooManyPixels(_) => StatusCode::UNPROCESSABLE_ENTITY,
             NoResult { .. } => StatusCode::GATEWAY_TIMEOUT,
             Stopping => StatusCode::SERVICE_UNAVAILABLE,
         }

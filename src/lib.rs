@@ -42,6 +42,8 @@
 //! - [`ha`]: Home Assistant MQTT discovery, one device per phone, from its vendor's table.
 //! - [`gateway`]: wires the broker, the agent, the web side and the HTTP listener together.
 //! - [`shutdown`]: Ctrl-C and SIGTERM, and the order things stop in.
+//! - [`supervise`]: long-lived tasks restarted after a panic; the process exits when one keeps
+//!   panicking.
 //! - [`datafile`]: the data directory's files, written whole and atomically, and the one store
 //!   type the agent's kept files use.
 //! - [`logging`]: the log on stderr, `RUST_LOG` or the defaults.
@@ -78,6 +80,7 @@ pub mod phone_vendors;
 pub mod profile;
 pub mod shutdown;
 pub mod sim;
+pub mod supervise;
 pub mod tls;
 pub mod topics;
 pub mod web;

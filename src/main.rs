@@ -42,15 +42,16 @@ enum Command {
         /// How many simulated phones `--demo` runs.
         #[arg(long, default_value_t = 5)]
         demo_phones: usize,
-        /// Seconds between state polls of configured phones (0: never).
-        #[arg(long, default_value_t = 60)]
+        /// Seconds between state polls of configured phones (0: never; at most a day).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
         poll: u64,
     },
     /// The agent alone, connected to the broker in [mqtt] url.
     Agent {
         #[arg(short, long)]
         config: PathBuf,
-        #[arg(long, default_value_t = 60)]
+        /// Seconds between state polls of configured phones (0: never; at most a day).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
         poll: u64,
     },
     /// Simulated phones of one vendor, pointed at an agent.
@@ -215,6 +216,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<phone2mqtt::supervise::Fatal>() => {
+            eprintln!("phone2mqtt: {err:#}");
+            ExitCode::from(phone2mqtt::supervise::FATAL_EXIT_CODE)
+        }
         Err(err) => {
             eprintln!("phone2mqtt: {err:#}");
             ExitCode::FAILURE
@@ -428,7 +433,11 @@ async fn run_gateway(
     if let Some(link) = gateway.login_link() {
         println!("Log in to the Manager with this one-time link (it works once; then use `phone2mqtt user add`):\n    {link}");
     }
-    shutdown::signal().await;
+    // A task that kept panicking stops the process too, with its own exit code.
+    let fatal = tokio::select! {
+        () = shutdown::signal() => false,
+        () = gateway.fatal.cancelled() => true,
+    };
     info!("Shutting down.");
     stop.cancel();
     tracker.close();
@@ -437,6 +446,9 @@ async fn run_gateway(
         .is_err()
     {
         error!("Some tasks did not stop within 5 s.");
+    }
+    if fatal {
+        return Err(phone2mqtt::supervise::Fatal.into());
     }
     Ok(())
 }

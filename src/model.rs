@@ -228,6 +228,16 @@ pub enum Status {
     Error,
 }
 
+impl Status {
+    /// As serialized: `ok`, `error`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+        }
+    }
+}
+
 /// Published for every command received, including rejected ones.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CommandResult {

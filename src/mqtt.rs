@@ -72,6 +72,9 @@ pub struct SessionOptions {
     pub subscriptions: Vec<String>,
     /// Where reconnects are counted (`/metrics`); the command-line tools count nowhere.
     pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// The gateway's sessions are supervised: a panic in one stops the process (the session
+    /// owns its event loop, so it cannot be restarted in place).
+    pub supervisor: Option<crate::supervise::Supervisor>,
 }
 
 impl SessionOptions {
@@ -87,6 +90,7 @@ impl SessionOptions {
             goodbye: None,
             subscriptions: Vec::new(),
             metrics: None,
+            supervisor: None,
         }
     }
 }
@@ -309,14 +313,21 @@ pub fn start(
         backlog: Arc::new(Backlog::new()),
         last_error: Arc::default(),
     };
-    tracker.spawn(run(
+    let supervisor = options.supervisor.clone();
+    let session = run(
         eventloop,
         handle.clone(),
         options,
         incoming_tx,
         connected_tx,
         shutdown,
-    ));
+    );
+    match supervisor {
+        Some(supervisor) => supervisor.spawn_once(tracker, "mqtt_session", session),
+        None => {
+            tracker.spawn(session);
+        }
+    }
     (handle, incoming_rx)
 }
 

@@ -98,7 +98,10 @@ impl PhoneKeys {
             let since = legacy_since(data_dir)?;
             keys.legacy = Some(Legacy {
                 token,
-                until: since + time::Duration::days(i64::from(grace_days)),
+                // Checked: a date past the calendar's end would panic.
+                until: since
+                    .checked_add(time::Duration::days(i64::from(grace_days)))
+                    .unwrap_or(since),
             });
         }
         Ok(keys)

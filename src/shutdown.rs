@@ -42,12 +42,19 @@ pub struct Lifecycle {
     pub sessions: CancellationToken,
     /// The MQTT session tasks.
     pub session_tracker: TaskTracker,
+    /// Restarts long-lived tasks that panic; its fatal token stops the process.
+    pub supervisor: crate::supervise::Supervisor,
 }
 
 impl Lifecycle {
     /// Ties the order to `shutdown`; every task ends up on `tracker`.
-    pub fn new(shutdown: &CancellationToken, tracker: &TaskTracker) -> Lifecycle {
+    pub fn new(
+        shutdown: &CancellationToken,
+        tracker: &TaskTracker,
+        supervisor: crate::supervise::Supervisor,
+    ) -> Lifecycle {
         let lifecycle = Lifecycle {
+            supervisor,
             work: shutdown.clone(),
             work_tracker: TaskTracker::new(),
             sessions: CancellationToken::new(),

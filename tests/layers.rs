@@ -25,6 +25,7 @@ const CORE: &[&str] = &[
 ];
 const RUNTIME: &[&str] = &[
     "shutdown",
+    "supervise",
     "logging",
     "datafile",
     "mqtt",

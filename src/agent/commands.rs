@@ -7,7 +7,10 @@
 //! to a group of 10,000 phones does not open 10,000 connections at once.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures_util::FutureExt;
 
 use tracing::{debug, info, warn};
 
@@ -55,6 +58,8 @@ struct Inner {
     runners: usize,
     /// Stopping: nothing is queued any more.
     closed: bool,
+    /// Jobs waiting over all phones (`queue_depth{queue="commands"}`).
+    queued: usize,
 }
 
 impl Queues {
@@ -78,26 +83,36 @@ impl Queues {
             return Err(Box::new((job, CommandError::QueueFull)));
         }
         queue.push_back(job);
+        let first = queue.len() == 1;
+        inner.queued += 1;
+        shared.metrics.queue_depth("commands", inner.queued);
         // A phone is ready once, however many commands wait for it; a running one comes back
         // in turn when its command is done.
-        if queue.len() == 1 && !inner.running.contains(id) {
+        if first && !inner.running.contains(id) {
             inner.ready.push_back(id.clone());
         }
         if !inner.ready.is_empty() && inner.runners < PHONES_AT_ONCE {
             inner.runners += 1;
-            shared.tracker.spawn(runner(shared.clone()));
+            let task = shared.clone();
+            shared
+                .supervisor
+                .spawn(&shared.tracker, "command_queue", move || {
+                    runner(task.clone())
+                });
         }
         Ok(())
     }
 
     /// The next command of the next ready phone; `None` when there is none (the runner ends)
     /// or the agent is stopping (the runner answers what is still queued, then ends).
-    fn next(&self, stopping: bool) -> Next {
+    fn next(&self, shared: &Shared) -> Next {
         let mut inner = self.lock();
-        if stopping {
+        if shared.shutdown.is_cancelled() {
             inner.closed = true;
             inner.runners -= 1;
             inner.ready.clear();
+            inner.queued = 0;
+            shared.metrics.queue_depth("commands", 0);
             let left = inner.waiting.drain().flat_map(|(_, jobs)| jobs).collect();
             return Next::Stop(left);
         }
@@ -113,6 +128,8 @@ impl Queues {
         if queue.is_empty() {
             inner.waiting.remove(&id);
         }
+        inner.queued = inner.queued.saturating_sub(1);
+        shared.metrics.queue_depth("commands", inner.queued);
         inner.running.insert(id.clone());
         Next::Run(id, job)
     }
@@ -137,9 +154,30 @@ enum Next {
 /// commands: the one in flight finishes or times out.
 async fn runner(shared: Arc<Shared>) {
     loop {
-        match shared.phones.queues.next(shared.shutdown.is_cancelled()) {
+        match shared.phones.queues.next(&shared) {
             Next::Run(id, job) => {
-                run_job(&shared, &id, job).await;
+                let (reply_to, name, transaction, internal) = (
+                    job.reply_to.clone(),
+                    job.command.kind.name(),
+                    job.transaction.clone(),
+                    job.internal,
+                );
+                // A panic in one command is that command's error; the phone's queue goes on.
+                let ran = AssertUnwindSafe(run_job(&shared, &id, job))
+                    .catch_unwind()
+                    .await;
+                if let Err(panic) = ran {
+                    shared.supervisor.caught("command_queue", &*panic);
+                    if !internal {
+                        let result = CommandResult::error(
+                            &reply_to,
+                            name,
+                            transaction,
+                            "internal error: the gateway failed on this command (logged)",
+                        );
+                        shared.publish_result(&reply_to, &result).await;
+                    }
+                }
                 shared.phones.queues.done(id);
             }
             Next::Done => return,

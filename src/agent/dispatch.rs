@@ -2,9 +2,10 @@
 //! ends in a result), directory imports and reminder cancellations. Reminders are scheduled and
 //! shown by `agent::scheduler`; `cmd/adopt` is `agent::adoption`.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use futures_util::FutureExt;
 use tracing::{debug, info, warn};
 
 use crate::agent::directory;
@@ -15,22 +16,65 @@ use crate::agent::{submit, submit_each};
 use crate::command::{self, CommandError};
 use crate::model::{Command, CommandArg, CommandKind, CommandResult, PhoneId};
 use crate::mqtt::Message;
+use crate::supervise::Relay;
 use crate::topics::Topic;
 
 pub use crate::agent::adoption::{adopt, ADOPT, CLEAR_PASSWORD};
 
 /// Handles incoming messages until the agent stops; what was received by then is still
 /// handled, so that a command that arrived while stopping is answered ("shutting down").
-pub async fn run(shared: Arc<Shared>, mut incoming: mpsc::UnboundedReceiver<Message>) {
+/// The channel is kept by `incoming`, so a restarted dispatcher goes on where this one ended.
+pub async fn run(shared: Arc<Shared>, incoming: Relay<Message>) {
+    let mut incoming = incoming.lock().await;
     loop {
         let message = tokio::select! {
             message = incoming.recv() => match message { Some(message) => message, None => return },
             () = shared.shutdown.cancelled() => break,
         };
-        handle(&shared, &message).await;
+        handle_caught(&shared, &message).await;
     }
     while let Ok(message) = incoming.try_recv() {
-        handle(&shared, &message).await;
+        handle_caught(&shared, &message).await;
+    }
+}
+
+/// Handles one message; a panic while doing so is logged and counted, the command that caused
+/// it gets an error result, and the dispatcher goes on with the next message.
+async fn handle_caught(shared: &Arc<Shared>, message: &Message) {
+    let Err(panic) = AssertUnwindSafe(handle(shared, message))
+        .catch_unwind()
+        .await
+    else {
+        return;
+    };
+    shared.supervisor.caught("dispatcher", &*panic);
+    let error =
+        "internal error: the gateway failed on this command (logged); it goes on with the next";
+    match shared.bus.topics.parse(&message.topic) {
+        Some(Topic::Command { phone, command }) => {
+            let result = CommandResult::error(phone, command, transaction_of(message), error);
+            shared.publish_result(phone, &result).await;
+        }
+        Some(Topic::GroupCommand { group, command }) => {
+            let result = CommandResult::error(
+                &format!("group/{group}"),
+                command,
+                transaction_of(message),
+                error,
+            );
+            shared.publish_group_result(group, &result).await;
+        }
+        _ => {}
+    }
+}
+
+/// The `transaction` of a JSON command payload, read without the command parser.
+fn transaction_of(message: &Message) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(&message.payload).ok()?;
+    match json.get("transaction")? {
+        serde_json::Value::String(t) => Some(t.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -63,6 +107,7 @@ fn refuse_retained(message: &Message) -> Option<CommandError> {
 
 async fn phone_command(shared: &Arc<Shared>, phone: &str, name: &str, message: &Message) {
     if name == ADOPT && !message.retained {
+        shared.metrics.command();
         let result = adopt(shared, phone, &message.payload).await;
         shared.publish_result(phone, &result).await;
         return;
@@ -88,6 +133,7 @@ async fn phone_command(shared: &Arc<Shared>, phone: &str, name: &str, message: &
             return;
         }
     };
+    shared.metrics.command();
     if let Some(due) = command.at {
         let result = schedule(shared, phone, &command, due, transaction).await;
         shared.publish_result(phone, &result).await;
@@ -108,15 +154,7 @@ async fn group_command(shared: &Arc<Shared>, group: &str, name: &str, message: &
         if shared.phones.answer_unknown_phones {
             let err =
                 CommandError::BadArgument(format!("no configured phone is in group `{group}`"));
-            shared
-                .bus
-                .mqtt
-                .publish_json(
-                    shared.bus.topics.group_result(group),
-                    &group_error(err),
-                    false,
-                )
-                .await;
+            shared.publish_group_result(group, &group_error(err)).await;
         }
         return;
     }
@@ -124,37 +162,22 @@ async fn group_command(shared: &Arc<Shared>, group: &str, name: &str, message: &
     let command = match refused.unwrap_or(parsed) {
         Ok(command) => command,
         Err(err) => {
-            shared
-                .bus
-                .mqtt
-                .publish_json(
-                    shared.bus.topics.group_result(group),
-                    &group_error(err),
-                    false,
-                )
-                .await;
+            shared.publish_group_result(group, &group_error(err)).await;
             return;
         }
     };
+    shared.metrics.command();
     if let Some(due) = command.at {
         let target = format!("group:{group}");
         let result = schedule(shared, &target, &command, due, transaction).await;
         let mut result = result;
         result.phone = format!("group/{group}");
-        shared
-            .bus
-            .mqtt
-            .publish_json(shared.bus.topics.group_result(group), &result, false)
-            .await;
+        shared.publish_group_result(group, &result).await;
         return;
     }
     if let CommandArg::Changes(changes) = &command.arg {
         let result = configure_group(shared, group, &members, changes, transaction).await;
-        shared
-            .bus
-            .mqtt
-            .publish_json(shared.bus.topics.group_result(group), &result, false)
-            .await;
+        shared.publish_group_result(group, &result).await;
         return;
     }
     info!(

@@ -9,7 +9,8 @@
 //!   queues and `reprovision`.
 //! - `provisioning`: the files phones fetch, merged with the site's; `reprovision`: the
 //!   commands the agent carries out itself (`configure`, `provision`, `logo`...).
-//! - `logo`: logos converted for a phone's screen and hosted.
+//! - `logo`: logos converted for a phone's screen and hosted; `download`: what the agent fetches
+//!   (logos, the site's upstream files), capped in bytes and time.
 //!
 //! MQTT side:
 //! - `dispatch`: the messages the agent subscribes to, each command ending in a result.
@@ -27,6 +28,7 @@ pub mod adoption;
 pub mod commands;
 pub mod directory;
 pub mod dispatch;
+pub mod download;
 pub mod exchange;
 pub mod identities;
 pub mod logo;
@@ -80,6 +82,10 @@ pub struct Shared {
     /// The agent's stop, and its tasks (each phone's queue runner among them).
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    /// Restarts the agent's tasks after a panic.
+    pub supervisor: crate::supervise::Supervisor,
+    /// Images decoded at once at most (`[limits] image_decodes`), uploads and downloads alike.
+    pub image_decodes: tokio::sync::Semaphore,
     /// `[limits]`, and the counters their refusals go to.
     pub limits: crate::config::LimitsConfig,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -247,6 +253,7 @@ impl Agent {
                 .chain(discovery.subscriptions())
                 .collect(),
                 metrics: Some(options.metrics.clone()),
+                supervisor: Some(lifecycle.supervisor.clone()),
                 ..broker_session.clone()
             },
             lifecycle.sessions.clone(),
@@ -300,6 +307,8 @@ impl Agent {
             homeassistant,
             shutdown: lifecycle.work.clone(),
             tracker: lifecycle.work_tracker.clone(),
+            supervisor: lifecycle.supervisor.clone(),
+            image_decodes: tokio::sync::Semaphore::new(config.limits.image_decodes),
             limits: config.limits.clone(),
             metrics: options.metrics,
         });
@@ -338,16 +347,30 @@ impl Agent {
                 .restore_identity(&id, told.model, told.firmware, told.ip);
         }
         let tracker = &lifecycle.work_tracker;
-        tracker.spawn(dispatch::run(shared.clone(), incoming));
-        tracker.spawn(scheduler::run_reminders(shared.clone()));
-        tracker.spawn(keep_phones(shared.clone()));
-        tracker.spawn(republish_on_connect(shared.clone()));
-        tracker.spawn(crate::ha::run_publisher(
-            shared.homeassistant.clone(),
-            shared.clone(),
-        ));
+        // Each task is restarted after a panic (`supervise`); the dispatcher's channel outlives it.
+        let supervisor = &lifecycle.supervisor;
+        let incoming = crate::supervise::Relay::new(incoming);
+        let task = shared.clone();
+        supervisor.spawn(tracker, "dispatcher", move || {
+            dispatch::run(task.clone(), incoming.clone())
+        });
+        let task = shared.clone();
+        supervisor.spawn(tracker, "reminders", move || {
+            scheduler::run_reminders(task.clone())
+        });
+        let task = shared.clone();
+        supervisor.spawn(tracker, "keep_phones", move || keep_phones(task.clone()));
+        let task = shared.clone();
+        supervisor.spawn(tracker, "republish_on_connect", move || {
+            republish_on_connect(task.clone())
+        });
+        let task = shared.clone();
+        supervisor.spawn(tracker, "homeassistant", move || {
+            crate::ha::run_publisher(task.homeassistant.clone(), task.clone())
+        });
         if !options.poll_interval.is_zero() {
-            tracker.spawn(poll_phones(shared.clone(), options.poll_interval));
+            let (task, every) = (shared.clone(), options.poll_interval);
+            supervisor.spawn(tracker, "poller", move || poll_phones(task.clone(), every));
         }
         Ok(Agent { shared })
     }
@@ -365,6 +388,16 @@ impl Agent {
         body: axum::body::Bytes,
     ) -> Result<(logo::Logo, String), logo::Refused> {
         logo::upload(&self.shared, id, body).await
+    }
+
+    /// The gateway's counters.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.shared.metrics
+    }
+
+    /// `[limits] image_bytes`: the upload route's body limit.
+    pub fn image_bytes(&self) -> usize {
+        self.shared.limits.image_bytes
     }
 
     pub fn mqtt(&self) -> &Mqtt {
@@ -436,10 +469,21 @@ impl Shared {
             .await;
     }
 
+    /// Every command's result, counted by status.
     pub async fn publish_result(&self, reply_to: &str, result: &CommandResult) {
+        self.metrics.result(result.status.name());
         self.bus
             .mqtt
             .publish_json(self.bus.topics.result(reply_to), result, false)
+            .await;
+    }
+
+    /// A group command's own result (what is wrong with it, a reminder, `configure`).
+    pub async fn publish_group_result(&self, group: &str, result: &CommandResult) {
+        self.metrics.result(result.status.name());
+        self.bus
+            .mqtt
+            .publish_json(self.bus.topics.group_result(group), result, false)
             .await;
     }
 

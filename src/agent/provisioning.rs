@@ -299,23 +299,6 @@ fn shown_url(url: &str) -> String {
     }
 }
 
-/// Why a request failed, down to its cause (`invalid peer certificate: UnknownIssuer`), without
-/// the URL reqwest puts in its message.
-fn error_chain(err: reqwest::Error) -> String {
-    let err = err.without_url();
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// The site's own file; `Ok(None)` when it has none for this phone (404).
 async fn fetch_upstream(
     shared: &Shared,
@@ -328,23 +311,12 @@ async fn fetch_upstream(
         request = request.header(header::USER_AGENT, user_agent);
     }
     let url = shown_url(url);
-    let response = tokio::time::timeout(UPSTREAM_TIMEOUT, request.send())
-        .await
-        .map_err(|_| {
-            format!(
-                "{url} did not answer within {} s",
-                UPSTREAM_TIMEOUT.as_secs()
-            )
-        })?
-        .map_err(|err| format!("{url}: {}", error_chain(err)))?;
-    match response.status().as_u16() {
-        200..=299 => response
-            .text()
-            .await
-            .map(Some)
-            .map_err(|err| format!("{url}: {}", error_chain(err))),
-        404 => Ok(None),
-        status => Err(format!("{url} answered {status}")),
+    // Phones wait for this: the upstream's own timeout, if shorter than a download's.
+    let mut cap = super::download::Cap::of(&shared.limits);
+    cap.deadline = cap.deadline.min(UPSTREAM_TIMEOUT);
+    match super::download::fetch(request, cap, true, &shared.metrics).await {
+        Ok(body) => Ok(body.map(|body| String::from_utf8_lossy(&body).into_owned())),
+        Err(err) => Err(format!("{url}: {err}")),
     }
 }
 

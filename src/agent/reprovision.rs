@@ -4,7 +4,6 @@
 //! by making the phone fetch its provisioning again.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use tracing::info;
@@ -13,14 +12,11 @@ use crate::agent::exchange::{send_command, send_request, target};
 use crate::agent::profiles::Scope;
 use crate::agent::provisioning::{self, Drift};
 use crate::agent::registry::Phone;
-use crate::agent::{logo, Shared};
+use crate::agent::{download, logo, Shared};
 use crate::command::CommandError;
 use crate::config::PhoneConfig;
 use crate::model::{Changes, Command, CommandArg, CommandKind, PhoneId};
 use crate::phone_vendors::ReplyOutcome;
-
-/// How long an image download may take.
-const LOGO_DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub async fn run(
     shared: &Arc<Shared>,
@@ -125,7 +121,8 @@ async fn set_logo(
         None => {
             let bytes = download(shared, url).await?;
             let size = (phone.vendor.programming.logo_size)(phone.info.model.as_deref());
-            logo::convert_and_store(&bytes, size, &shared.kept.data_dir)
+            logo::convert(shared, bytes, size)
+                .await
                 .map_err(|err| CommandError::BadArgument(format!("{url}: {err}")))?
         }
     };
@@ -149,31 +146,14 @@ async fn set_logo(
 }
 
 async fn download(shared: &Shared, url: &str) -> Result<Vec<u8>, CommandError> {
-    let fail =
-        |text: String| CommandError::BadArgument(format!("cannot fetch the image {url}: {text}"));
-    let response = tokio::time::timeout(LOGO_DOWNLOAD_TIMEOUT, shared.phones.http.get(url).send())
-        .await
-        .map_err(|_| {
-            fail(format!(
-                "no answer within {} s",
-                LOGO_DOWNLOAD_TIMEOUT.as_secs()
-            ))
-        })?
-        .map_err(|err| fail(err.to_string()))?;
-    if !response.status().is_success() {
-        return Err(fail(format!("the server answered {}", response.status())));
+    let request = shared.phones.http.get(url);
+    let cap = download::Cap::of(&shared.limits);
+    match download::fetch(request, cap, false, &shared.metrics).await {
+        Ok(body) => Ok(body.unwrap_or_default()),
+        Err(err) => Err(CommandError::BadArgument(format!(
+            "cannot fetch the image {url}: {err}"
+        ))),
     }
-    if response
-        .content_length()
-        .is_some_and(|len| len as usize > logo::MAX_IMAGE_BYTES)
-    {
-        return Err(fail("the image is larger than 10 MiB".into()));
-    }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|err| fail(err.to_string()))?;
-    Ok(bytes.to_vec())
 }
 
 async fn verify(

@@ -153,6 +153,7 @@ impl Session {
                 goodbye: None,
                 subscriptions: vec![topics.all_filter()],
                 metrics: None,
+                supervisor: None,
             },
             stop.clone(),
             &tracker,

@@ -47,8 +47,8 @@ pub fn payload(args: &SendArgs, transaction: &str) -> anyhow::Result<Map<String,
 
 /// `phone2mqtt send <target> <command> [value]`.
 pub async fn send(args: SendArgs) -> anyhow::Result<()> {
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        bail!("--timeout must be a positive number of seconds");
+    if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 86_400.0) {
+        bail!("--timeout must be a positive number of seconds, at most 86400");
     }
     // Check the command and its value here, as the agent will, before anything is sent.
     let check = payload(&args, "check")?;

@@ -154,6 +154,12 @@ impl Config {
                 ));
             }
         }
+        if self.http.action_token_grace_days > 3650 {
+            return Err(fail(
+                "http.action_token_grace_days".into(),
+                "must be at most 3650 days".into(),
+            ));
+        }
         if !(self.agent.command_timeout > 0.0 && self.agent.command_timeout <= 300.0) {
             return Err(fail(
                 "agent.command_timeout".into(),

@@ -68,7 +68,9 @@ async fn send_command(
             generated
         }
     };
-    let wait = Duration::from_secs_f64(query.timeout.unwrap_or(10.0).clamp(0.1, 120.0));
+    // `?timeout=NaN` parses as a float, and would panic in `from_secs_f64`.
+    let wait = query.timeout.filter(|t| t.is_finite()).unwrap_or(10.0);
+    let wait = Duration::from_secs_f64(wait.clamp(0.1, 120.0));
     let result_topic = state.topics.result(&phone);
     // Listen before publishing, so the result cannot slip past.
     let mut live = state.live.subscribe();

@@ -2,22 +2,25 @@
 //! converted for the phone's screen and hosted by the agent; the answer's `url` is then given
 //! to the `logo` command.
 
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 
-use crate::agent::logo::{Refused, MAX_IMAGE_BYTES};
+use crate::agent::logo::Refused;
 use crate::agent::Agent;
 use crate::auth::http::Caller;
 use crate::auth::Role;
 use crate::http_error::ApiError;
+use crate::metrics::Limit;
 
 /// The upload route, to be served behind the people's authentication guard.
 pub fn router(agent: Agent) -> Router {
+    let limit = agent.image_bytes();
     Router::new()
         .route(
             "/api/phones/{id}/logo",
-            axum::routing::post(upload_logo).layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES)),
+            axum::routing::post(upload_logo).layer(DefaultBodyLimit::max(limit)),
         )
         .with_state(agent)
 }
@@ -26,9 +29,20 @@ async fn upload_logo(
     State(agent): State<Agent>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin, "uploading a logo")?;
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            agent.metrics().refused(Limit::image_bytes);
+            return Err(ApiError::LogoTooLarge(format!(
+                "the image is over {} bytes ([limits] image_bytes)",
+                agent.image_bytes()
+            )));
+        }
+        Err(rejection) => return Err(ApiError::UnusableLogo(rejection.body_text())),
+    };
     match agent.upload_logo(&id, body).await {
         Ok((logo, url)) => Ok(Json(json!({
             "url": url,
@@ -37,6 +51,8 @@ async fn upload_logo(
         }))),
         Err(Refused::UnknownPhone) => Err(ApiError::UnknownPhone(id)),
         Err(Refused::Unusable(err)) => Err(ApiError::UnusableLogo(err)),
+        Err(Refused::TooLarge(err)) => Err(ApiError::LogoTooLarge(err)),
+        Err(Refused::TooManyPixels(err)) => Err(ApiError::LogoTooManyPixels(err)),
         Err(Refused::Failed(err)) => Err(ApiError::LogoFailed(err)),
     }
 }

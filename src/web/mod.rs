@@ -84,6 +84,7 @@ pub fn start(
     let session = mqtt::SessionOptions {
         subscriptions: vec![topics.all_filter()],
         metrics: Some(serving.metrics.clone()),
+        supervisor: Some(lifecycle.supervisor.clone()),
         ..session
     };
     let (mqtt, incoming) = mqtt::start(
@@ -100,9 +101,18 @@ pub fn start(
         auth,
         serving,
     };
+    // Restarted after a panic; the session's channel outlives each run.
+    let (task, incoming, stop) = (
+        state.clone(),
+        crate::supervise::Relay::new(incoming),
+        lifecycle.work.clone(),
+    );
     lifecycle
-        .work_tracker
-        .spawn(mirror(state.clone(), incoming, lifecycle.work.clone()));
+        .supervisor
+        .spawn(&lifecycle.work_tracker, "web_mirror", move || {
+            let (state, incoming, stop) = (task.clone(), incoming.clone(), stop.clone());
+            async move { incoming.run(|rx| mirror(state, rx, stop)).await }
+        });
     state
 }
 

@@ -1,0 +1,86 @@
+//! No task dies alone: a command whose arithmetic once panicked the dispatcher (`in: 10000y`,
+//! past the calendar's end) is now an error result, and the gateway goes on answering commands
+//! through the REST API; the counters on `/metrics` say what happened.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+const MAC: &str = "00:15:65:4a:a9:41";
+const ID: &str = "0015654aa941";
+
+async fn metrics(gw: &TestGateway) -> String {
+    let answer = gw
+        .api()
+        .get(format!("{}/metrics", gw.http()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    answer.text().await.unwrap()
+}
+
+/// The value of one sample line of `/metrics`, 0 when absent.
+fn sample(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_past_the_calendar_is_an_error_and_the_next_command_is_answered() {
+    let (gw, _phone) = gateway_with_phone("yealink", MAC).await;
+    let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
+
+    for (transaction, payload) in [
+        ("t-years", json!({"text": "x", "in": "10000y"})),
+        (
+            "t-seconds",
+            json!({"text": "x", "in": 18446744073709551615u64}),
+        ),
+        ("t-at", json!({"text": "x", "at": "9999-12-31T23:59:59Z"})),
+    ] {
+        let mut payload = payload;
+        payload["transaction"] = json!(transaction);
+        let result = command(&mut probe, ID, "message", payload).await;
+        assert_eq!(result["status"], "error", "{result}");
+        assert!(
+            result["error"].as_str().unwrap().contains("366 days"),
+            "{result}"
+        );
+    }
+
+    // The dispatcher is alive: the next command, through the REST API, is answered.
+    let answer = gw
+        .api()
+        .post(format!("{}/api/phones/{ID}/cmd/dnd", gw.http()))
+        .body("on")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    // And a reminder within the year is still taken.
+    let result = command(
+        &mut probe,
+        ID,
+        "message",
+        json!({"text": "x", "in": "364days", "transaction": "t-ok"}),
+    )
+    .await;
+    assert_eq!(result["status"], "ok", "{result}");
+
+    let text = metrics(&gw).await;
+    assert!(
+        sample(&text, "phone2mqtt_results_total{status=\"error\"}") >= 3,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "phone2mqtt_results_total{status=\"ok\"}") >= 2,
+        "{text}"
+    );
+    // Accepted: dnd and the reminder; the three refused ones are not.
+    assert_eq!(sample(&text, "phone2mqtt_commands_total"), 2, "{text}");
+    assert!(!text.contains("task=\"dispatcher\""), "{text}");
+    gw.stop().await;
+}
