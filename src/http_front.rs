@@ -50,7 +50,7 @@ const MAX_CALLBACK_ANSWER: usize = 16 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Refusals being answered at once at most; past that a refused connection is just closed,
 /// so that a flood costs no more than this many tasks.
-const REFUSALS_IN_FLIGHT: usize = 64;
+const REFUSALS_IN_FLIGHT: usize = 256;
 /// How long a refused client has to send its head before it is answered anyway.
 const REFUSAL_READ: Duration = Duration::from_secs(1);
 /// What a client over a budget is told to wait before trying again.
