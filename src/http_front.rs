@@ -13,11 +13,19 @@
 //! The same front serves plain TCP and TLS (`[http] tls_listen`): a TLS connection is
 //! handshaken first, then read, repaired and answered the same way, and each of its requests
 //! carries [`ViaTls`].
+//!
+//! `[limits]` are enforced here, each refusal answered and counted ([`Limit`]): connections in
+//! all (`connections`, 503) and from one address (`connections_per_address`, 429), checked as
+//! a connection is accepted; the people's routes (anything but [`is_phone_path`]) hold at most
+//! `people_connections` of them (503), so a flood of browsers or scripts leaves the rest to
+//! phones; a connection silent for `http_idle_secs` before a head (408) or between requests is
+//! closed; a head over `http_head_bytes` gets a 431.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -27,19 +35,26 @@ use bytes::{Buf, Bytes, BytesMut};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
-/// The largest request head accepted; phones' Action URLs are at most ~512 bytes.
-const MAX_HEAD: usize = 16 * 1024;
-/// How long a client may take to send its first head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::metrics::{Limit, Metrics};
+
+/// The largest answer to a callback this front writes itself (they are a line of text).
+const MAX_CALLBACK_ANSWER: usize = 16 * 1024;
 /// How long a client may take to complete its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Refusals being answered at once at most; past that a refused connection is just closed,
+/// so that a flood costs no more than this many tasks.
+const REFUSALS_IN_FLIGHT: usize = 256;
+/// How long a refused client has to send its head before it is answered anyway.
+const REFUSAL_READ: Duration = Duration::from_secs(1);
+/// What a client over a budget is told to wait before trying again.
+const RETRY_AFTER_SECS: u32 = 5;
 
 /// The request extension of every request that arrived over TLS (`[http] tls_listen`); the
 /// session cookie is then `Secure`.
@@ -61,6 +76,138 @@ pub struct Listener {
     pub router: Router,
 }
 
+/// Whether `path` is one of the phones' routes (`crate::agent::receiver`): Action URL
+/// callbacks, logos and provisioning files (`/<file>`). Everything else (the Manager, the REST
+/// API, `/ws`, `/metrics`, login) is the people's side and counts against their budget.
+pub fn is_phone_path(path: &str) -> bool {
+    /// The people's routes of one segment, which `/<file>` would otherwise take for a file.
+    const PEOPLE: [&str; 4] = ["/ws", "/metrics", "/login", "/logout"];
+    if path.starts_with("/action/") || path.starts_with("/logos/") {
+        return true;
+    }
+    path.len() > 1 && !path[1..].contains('/') && !PEOPLE.contains(&path)
+}
+
+/// The connection budgets every listener draws from.
+struct Budgets {
+    all: Arc<Semaphore>,
+    people: Arc<Semaphore>,
+    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    refusals: Arc<Semaphore>,
+    limits: crate::config::LimitsConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl Budgets {
+    /// A slot for a new connection from `ip`, or the limit it is over.
+    fn admit(&self, ip: IpAddr) -> Result<Admission, Limit> {
+        let ip = ip.to_canonical();
+        let address = {
+            let mut counts = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+            let count = counts.entry(ip).or_insert(0);
+            if *count >= self.limits.connections_per_address {
+                return Err(Limit::connections_per_address);
+            }
+            *count += 1;
+            AddressSlot {
+                ip,
+                counts: self.per_address.clone(),
+            }
+        };
+        let all = self
+            .all
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Limit::connections)?;
+        Ok(Admission {
+            _all: all,
+            _address: address,
+            people: Arc::new(Mutex::new(None)),
+            budget: self.people.clone(),
+        })
+    }
+}
+
+/// One connection from an address, given back when dropped.
+struct AddressSlot {
+    ip: IpAddr,
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What an admitted connection holds until its stream is dropped (an upgraded websocket's
+/// too): its place in the budgets, and once it asked for a people's route, a people's one.
+struct Admission {
+    _all: OwnedSemaphorePermit,
+    _address: AddressSlot,
+    people: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+    budget: Arc<Semaphore>,
+}
+
+impl Admission {
+    /// Whether this connection may serve a request for `path`: phones' routes always, the
+    /// people's if it holds (or can take) a people's slot.
+    fn allows(&self, path: &str) -> bool {
+        people_allowed(&self.people, &self.budget, path)
+    }
+}
+
+fn people_allowed(
+    held: &Mutex<Option<OwnedSemaphorePermit>>,
+    budget: &Arc<Semaphore>,
+    path: &str,
+) -> bool {
+    if is_phone_path(path) {
+        return true;
+    }
+    let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+    if held.is_none() {
+        *held = budget.clone().try_acquire_owned().ok();
+    }
+    held.is_some()
+}
+
+/// The answer to a refusal by `limit`: status, reason phrase and text.
+fn refusal(limit: Limit, limits: &crate::config::LimitsConfig) -> (u16, &'static str, String) {
+    match limit {
+        Limit::connections_per_address => (
+            429,
+            "Too Many Requests",
+            format!(
+                "too many connections from this address (at most {}, [limits] connections_per_address); try again shortly",
+                limits.connections_per_address
+            ),
+        ),
+        Limit::people_connections => (
+            503,
+            "Service Unavailable",
+            format!(
+                "the Manager and the API are at their connection limit ({}, [limits] people_connections); phones are still served; try again shortly",
+                limits.people_connections
+            ),
+        ),
+        _ => (
+            503,
+            "Service Unavailable",
+            format!(
+                "the gateway is at its connection limit ({}, [limits] connections); try again shortly",
+                limits.connections
+            ),
+        ),
+    }
+}
+
 /// Serves every listener until `shutdown` is cancelled; their connections count against one
 /// limit, so a flood on one port cannot take more than the front holds altogether.
 pub async fn serve_all(
@@ -69,10 +216,17 @@ pub async fn serve_all(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let permits = Arc::new(Semaphore::new(front.limits.connections));
+    let budgets = Arc::new(Budgets {
+        all: Arc::new(Semaphore::new(front.limits.connections)),
+        people: Arc::new(Semaphore::new(front.limits.people_connections)),
+        per_address: Arc::default(),
+        refusals: Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT)),
+        limits: front.limits,
+        metrics: front.metrics,
+    });
     futures_util::future::join_all(
         listeners.into_iter().map(|listener| {
-            accept_loop(listener, permits.clone(), shutdown.clone(), tracker.clone())
+            accept_loop(listener, budgets.clone(), shutdown.clone(), tracker.clone())
         }),
     )
     .await;
@@ -84,16 +238,12 @@ async fn accept_loop(
         tls,
         router,
     }: Listener,
-    permits: Arc<Semaphore>,
+    budgets: Arc<Budgets>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
     let mut backoff = Duration::from_millis(10);
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.expect("never closed"),
-            () = shutdown.cancelled() => return,
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => return,
@@ -101,12 +251,25 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(10);
+                let admission = match budgets.admit(peer.ip()) {
+                    Ok(admission) => admission,
+                    Err(limit) => {
+                        budgets.metrics.refused(limit);
+                        debug!(%peer, ?limit, "Connection refused.");
+                        refuse_early(stream, tls.is_some(), limit, &budgets, &tracker);
+                        continue;
+                    }
+                };
                 let router = router.clone();
                 let shutdown = shutdown.clone();
                 let tls = tls.clone();
+                let budgets = budgets.clone();
                 tracker.spawn(async move {
                     let result = match tls {
-                        None => connection(stream, peer, router, shutdown, None).await,
+                        None => {
+                            connection(stream, peer, router, shutdown, None, admission, &budgets)
+                                .await
+                        }
                         Some(acceptor) => {
                             let handshake = tokio::select! {
                                 handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, stream)) => handshake,
@@ -114,7 +277,16 @@ async fn accept_loop(
                             };
                             match handshake {
                                 Ok(Ok(Some(stream))) => {
-                                    connection(stream, peer, router, shutdown, Some(ViaTls)).await
+                                    connection(
+                                        stream,
+                                        peer,
+                                        router,
+                                        shutdown,
+                                        Some(ViaTls),
+                                        admission,
+                                        &budgets,
+                                    )
+                                    .await
                                 }
                                 Ok(Ok(None)) => Ok(()),
                                 // Scanners and clients that do not trust the certificate end
@@ -133,7 +305,6 @@ async fn accept_loop(
                     if let Err(err) = result {
                         debug!(%peer, cause = %err, "Connection ended with an error.");
                     }
-                    drop(permit);
                 });
             }
             Err(err) => {
@@ -144,6 +315,31 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// Answers a connection refused before its head was read. Its head is read first (briefly),
+/// so that the client sees the answer rather than a reset; past [`REFUSALS_IN_FLIGHT`], or on
+/// the TLS port (an answer would need a handshake), it is only closed.
+fn refuse_early(
+    mut stream: TcpStream,
+    tls: bool,
+    limit: Limit,
+    budgets: &Budgets,
+    tracker: &TaskTracker,
+) {
+    if tls {
+        return;
+    }
+    let Ok(slot) = budgets.refusals.clone().try_acquire_owned() else {
+        return;
+    };
+    let (status, reason, text) = refusal(limit, &budgets.limits);
+    let head_bytes = budgets.limits.http_head_bytes;
+    tracker.spawn(async move {
+        let _ = tokio::time::timeout(REFUSAL_READ, read_head(&mut stream, head_bytes)).await;
+        let _ = respond_retry(&mut stream, status, reason, &text, Some(RETRY_AFTER_SECS)).await;
+        drop(slot);
+    });
 }
 
 /// The TLS handshake; `Ok(None)` when the client spoke plain HTTP and was told to use HTTPS.
@@ -176,36 +372,56 @@ trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
 
+/// The path of a repaired head's request line (`GET /path?query HTTP/1.1`).
+fn head_path(head: &[u8]) -> &str {
+    let target = head.split(|&b| b == b' ').nth(1).unwrap_or_default();
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    std::str::from_utf8(path).unwrap_or("/")
+}
+
 async fn connection<S: Stream>(
     mut stream: S,
     peer: SocketAddr,
     router: Router,
     shutdown: CancellationToken,
     via_tls: Option<ViaTls>,
+    admission: Admission,
+    budgets: &Budgets,
 ) -> io::Result<()> {
+    let limits = &budgets.limits;
+    let metrics = &budgets.metrics;
+    let idle = Duration::from_secs(limits.http_idle_secs);
     let head = tokio::select! {
-        head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)) => head,
+        head = tokio::time::timeout(idle, read_head(&mut stream, limits.http_head_bytes)) => head,
         () = shutdown.cancelled() => return Ok(()),
     };
     let buffered = match head {
         Err(_) => {
+            metrics.refused(Limit::http_idle);
             return respond(
                 &mut stream,
                 408,
                 "Request Timeout",
-                "the request head did not arrive in time",
+                &format!(
+                    "the request head did not arrive within {} s ([limits] http_idle_secs)",
+                    limits.http_idle_secs
+                ),
             )
-            .await
+            .await;
         }
         Ok(Err(HeadError::Closed)) => return Ok(()),
         Ok(Err(HeadError::TooLarge)) => {
+            metrics.refused(Limit::http_head);
             return respond(
                 &mut stream,
                 431,
                 "Request Header Fields Too Large",
-                "the request head is larger than 16 KiB",
+                &format!(
+                    "the request head is larger than {} bytes ([limits] http_head_bytes)",
+                    limits.http_head_bytes
+                ),
             )
-            .await
+            .await;
         }
         Ok(Err(HeadError::Io(err))) => return Err(err),
         Ok(Ok(buffered)) => buffered,
@@ -217,37 +433,100 @@ async fn connection<S: Stream>(
             return respond(&mut stream, 400, "Bad Request", reason).await;
         }
     };
+    if !admission.allows(head_path(&prefix)) {
+        metrics.refused(Limit::people_connections);
+        let (status, reason, text) = refusal(Limit::people_connections, limits);
+        return respond_retry(&mut stream, status, reason, &text, Some(RETRY_AFTER_SECS)).await;
+    }
     if let Some(mut request) = callback_request(&prefix, peer) {
         if let Some(marker) = via_tls {
             request.extensions_mut().insert(marker);
         }
         return answer_callback(&mut stream, request, router).await;
     }
+    let people = admission.people.clone();
+    let people_budget = admission.budget.clone();
+    let refused_people = people_refusal(limits);
+    let counter = metrics.clone();
     let io = TokioIo::new(Prefixed {
         prefix,
         inner: stream,
+        _admission: admission,
     });
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            // A kept-alive connection that began with a phone's route asks for a people's one.
+            let allowed = people_allowed(&people, &people_budget, request.uri().path());
+            if !allowed {
+                counter.refused(Limit::people_connections);
+            }
             request.extensions_mut().insert(ConnectInfo(peer));
             if let Some(marker) = via_tls {
                 request.extensions_mut().insert(marker);
             }
-            router.clone().oneshot(request.map(axum::body::Body::new))
+            let router = router.clone();
+            let refused = refused_people.clone();
+            async move {
+                if allowed {
+                    router.oneshot(request.map(axum::body::Body::new)).await
+                } else {
+                    Ok(refused.into_response())
+                }
+            }
         });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        // Covers the wait for each next request on a kept-alive connection too.
+        .header_read_timeout(idle)
+        .max_buf_size(limits.http_head_bytes.max(8192))
         .serve_connection(io, service)
         .with_upgrades();
     tokio::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => result.map_err(io::Error::other),
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
         () = shutdown.cancelled() => {
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
+            return Ok(());
+        }
+    };
+    match result {
+        Err(err) if err.is_timeout() => {
+            metrics.refused(Limit::http_idle);
             Ok(())
         }
+        Err(err) if err.is_parse_too_large() => {
+            metrics.refused(Limit::http_head);
+            Ok(())
+        }
+        result => result.map_err(io::Error::other),
+    }
+}
+
+/// The 503 a people's request gets on a connection that could not take a people's slot.
+#[derive(Clone)]
+struct PeopleRefusal(String);
+
+fn people_refusal(limits: &crate::config::LimitsConfig) -> PeopleRefusal {
+    PeopleRefusal(refusal(Limit::people_connections, limits).2)
+}
+
+impl PeopleRefusal {
+    fn into_response(self) -> axum::response::Response {
+        use axum::http::{header, StatusCode};
+        use axum::response::IntoResponse;
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8".to_string(),
+                ),
+                (header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()),
+            ],
+            self.0 + "\n",
+        )
+            .into_response()
     }
 }
 
@@ -257,18 +536,19 @@ enum HeadError {
     Io(io::Error),
 }
 
-/// Reads until the end of the first request head; returns everything read so far.
-async fn read_head(stream: &mut impl Stream) -> Result<BytesMut, HeadError> {
+/// Reads until the end of the first request head, at most `max` bytes of it; returns
+/// everything read so far.
+async fn read_head(stream: &mut impl Stream, max: usize) -> Result<BytesMut, HeadError> {
     let mut buffer = BytesMut::with_capacity(1024);
     loop {
         if let Some(end) = find_head_end(&buffer) {
-            return if end > MAX_HEAD {
+            return if end > max {
                 Err(HeadError::TooLarge)
             } else {
                 Ok(buffer)
             };
         }
-        if buffer.len() > MAX_HEAD {
+        if buffer.len() > max {
             return Err(HeadError::TooLarge);
         }
         let read = stream.read_buf(&mut buffer).await.map_err(HeadError::Io)?;
@@ -464,7 +744,7 @@ async fn answer_callback(
         Err(never) => match never {},
     };
     let (parts, body) = response.into_parts();
-    let body = axum::body::to_bytes(body, MAX_HEAD)
+    let body = axum::body::to_bytes(body, MAX_CALLBACK_ANSWER)
         .await
         .map_err(io::Error::other)?;
     let mut out = Vec::with_capacity(256 + body.len());
@@ -509,18 +789,34 @@ async fn respond(
     reason: &str,
     body: &str,
 ) -> io::Result<()> {
+    respond_retry(stream, status, reason, body, None).await
+}
+
+/// Answers and closes; with `retry_after`, says when to try again.
+async fn respond_retry(
+    stream: &mut impl Stream,
+    status: u16,
+    reason: &str,
+    body: &str,
+    retry_after: Option<u32>,
+) -> io::Result<()> {
+    let retry_after = retry_after
+        .map(|secs| format!("Retry-After: {secs}\r\n"))
+        .unwrap_or_default();
     let response = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{retry_after}Connection: close\r\n\r\n{body}\n",
         body.len() + 1
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
 }
 
-/// A stream with some bytes already read from it put back in front.
+/// A stream with some bytes already read from it put back in front, holding its connection's
+/// place in the budgets as long as it lives (an upgraded websocket's too).
 struct Prefixed<S> {
     prefix: Bytes,
     inner: S,
+    _admission: Admission,
 }
 
 impl<S: Stream> AsyncRead for Prefixed<S> {

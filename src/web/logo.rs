@@ -14,15 +14,45 @@ use crate::auth::Role;
 use crate::http_error::ApiError;
 use crate::metrics::Limit;
 
-/// The upload route, to be served behind the people's authentication guard.
-pub fn router(agent: Agent) -> Router {
-    let limit = agent.image_bytes();
+/// The upload route, to be served behind the people's authentication guard; its body may be
+/// `[limits] image_bytes`, a larger one is refused (413) and counted as `image_bytes`.
+pub fn router(agent: Agent, serving: &crate::web::Serving) -> Router {
     Router::new()
         .route(
             "/api/phones/{id}/logo",
-            axum::routing::post(upload_logo).layer(DefaultBodyLimit::max(limit)),
+            axum::routing::post(upload_logo)
+                .layer(DefaultBodyLimit::max(serving.limits.image_bytes))
+                .layer(axum::middleware::from_fn_with_state(
+                    serving.clone(),
+                    image_refusals,
+                )),
         )
         .with_state(agent)
+}
+
+async fn image_refusals(
+    State(serving): State<crate::web::Serving>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let response = next.run(request).await;
+    if response.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    serving.metrics.refused(crate::metrics::Limit::image_bytes);
+    let mut response = (
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the image is larger than {} bytes ([limits] image_bytes)\n",
+            serving.limits.image_bytes
+        ),
+    )
+        .into_response();
+    response
+        .extensions_mut()
+        .insert(crate::web::BodyRefusalCounted);
+    response
 }
 
 async fn upload_logo(

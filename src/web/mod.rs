@@ -63,6 +63,8 @@ pub struct WebState {
     pub auth: Auth,
     /// `[limits]` and the counters.
     pub serving: Serving,
+    /// The websocket clients connected now, counted against `[limits]`.
+    pub clients: Arc<ws::Clients>,
 }
 
 /// The web side's limits and where its refusals are counted.
@@ -100,6 +102,7 @@ pub fn start(
         live,
         auth,
         serving,
+        clients: Arc::default(),
     };
     // Restarted after a panic; the session's channel outlives each run.
     let (task, incoming, stop) = (
@@ -180,9 +183,12 @@ fn without_secrets(topics: &Topics, message: Message) -> Message {
 }
 
 /// The Manager page, `/ws`, the REST API, the logo upload (handed to `agent`) and the login
-/// routes. Everything but `/login` is behind the authentication guard.
+/// routes. Everything but `/login` is behind the authentication guard. Request bodies are
+/// limited to `[limits] http_body_bytes` (a logo upload to `image_bytes`), each refusal a 413
+/// that says so, counted.
 pub fn router(state: WebState, agent: Agent) -> Router {
     let auth = state.auth.clone();
+    let serving = state.serving.clone();
     Router::new()
         .merge(manager::routes())
         .route("/ws", get(ws::upgrade))
@@ -190,12 +196,45 @@ pub fn router(state: WebState, agent: Agent) -> Router {
         .merge(api::router())
         .with_state(state)
         .merge(crate::auth::http::guarded_routes(auth.clone()))
-        .merge(logo::router(agent))
+        .merge(logo::router(agent, &serving))
         .layer(axum::middleware::from_fn_with_state(
             auth.clone(),
             crate::auth::http::guard,
         ))
         .merge(crate::auth::http::login_routes(auth))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            serving.limits.http_body_bytes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(serving, body_refusals))
+}
+
+/// Marks a 413 already counted under its own limit (a logo's `image_bytes`).
+#[derive(Clone, Copy)]
+pub(crate) struct BodyRefusalCounted;
+
+/// Counts a body over `[limits] http_body_bytes` and says so, instead of axum's bare
+/// "length limit exceeded".
+async fn body_refusals(
+    axum::extract::State(serving): axum::extract::State<Serving>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let response = next.run(request).await;
+    if response.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE
+        || response.extensions().get::<BodyRefusalCounted>().is_some()
+    {
+        return response;
+    }
+    serving.metrics.refused(crate::metrics::Limit::http_body);
+    (
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the request body is larger than {} bytes ([limits] http_body_bytes)\n",
+            serving.limits.http_body_bytes
+        ),
+    )
+        .into_response()
 }
 
 /// `/metrics`: the Prometheus text exposition, for anyone signed in (a viewer's API token is

@@ -10,10 +10,19 @@
 //! an operator's `adopt`, gets `{"error": ..., "topic": ...}` and nothing is published. The
 //! credential is checked again before each command and every half minute: a revoked token or an
 //! ended session closes the socket.
+//!
+//! `[limits]`: at most `websocket_clients` clients in all and `websocket_clients_per_address`
+//! from one address, refused before the upgrade (503 / 429); a message over
+//! `websocket_message_bytes` closes the socket (close code 1009). Each refusal is counted.
 
-use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures_util::SinkExt;
 use serde_json::{json, Value};
@@ -22,6 +31,7 @@ use tracing::{debug, warn};
 
 use crate::auth::http::Caller;
 use crate::auth::peer_text;
+use crate::metrics::{Limit, Metrics};
 use crate::web::WebState;
 
 /// Frames sent in one write, at most.
@@ -32,16 +42,117 @@ const WRITE_BUFFER: usize = 16 * 1024;
 /// How often a connected client's credential is checked again when it sends nothing.
 const RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The websocket clients connected now, in all and by address.
+#[derive(Debug, Default)]
+pub struct Clients {
+    by_address: Mutex<HashMap<Option<IpAddr>, usize>>,
+}
+
+/// A connected client's place in [`Clients`] and in the gauge, given back when dropped: on
+/// close, on error, and if the upgrade never happens or the session panics.
+pub struct Admitted {
+    clients: Arc<Clients>,
+    address: Option<IpAddr>,
+    metrics: Arc<Metrics>,
+}
+
+impl Clients {
+    /// A place for a client from `address`, or the limit it is over.
+    pub fn admit(
+        self: &Arc<Self>,
+        address: Option<IpAddr>,
+        limits: &crate::config::LimitsConfig,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Admitted, Limit> {
+        let address = address.map(|ip| ip.to_canonical());
+        let mut counts = self.by_address.lock().unwrap_or_else(|p| p.into_inner());
+        let total: usize = counts.values().sum();
+        if total >= limits.websocket_clients {
+            return Err(Limit::websocket_clients);
+        }
+        let count = counts.entry(address).or_insert(0);
+        if *count >= limits.websocket_clients_per_address {
+            return Err(Limit::websocket_clients_per_address);
+        }
+        *count += 1;
+        metrics.websocket_clients().inc();
+        Ok(Admitted {
+            clients: self.clone(),
+            address,
+            metrics: metrics.clone(),
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut counts = self
+            .clients
+            .by_address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+        self.metrics.websocket_clients().dec();
+    }
+}
+
 pub async fn upgrade(
     State(state): State<WebState>,
     Extension(caller): Extension<Caller>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let limits = &state.serving.limits;
+    let admitted = match state.clients.admit(
+        caller.peer.map(|peer| peer.ip()),
+        limits,
+        &state.serving.metrics,
+    ) {
+        Ok(admitted) => admitted,
+        Err(limit) => {
+            state.serving.metrics.refused(limit);
+            let (status, text) = if limit == Limit::websocket_clients_per_address {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "too many websockets from this address (at most {}, [limits] websocket_clients_per_address)",
+                        limits.websocket_clients_per_address
+                    ),
+                )
+            } else {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "too many websocket clients (at most {}, [limits] websocket_clients); try again shortly",
+                        limits.websocket_clients
+                    ),
+                )
+            };
+            warn!(peer = %peer_text(caller.peer), user = %caller.principal.name, reason = %text, "Websocket refused.");
+            return (
+                status,
+                [
+                    (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                    (header::RETRY_AFTER, "5"),
+                ],
+                text + "\n",
+            )
+                .into_response();
+        }
+    };
     // Frames collect in a client's write buffer until this much is there; with the default
     // (128 KiB), a thousand clients taking their snapshots at once hold 128 MB.
+    // A frame's announced length is checked before its payload is read, so an oversized
+    // message costs nothing.
     upgrade
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| session(state, caller, socket))
+        .max_message_size(limits.websocket_message_bytes)
+        .max_frame_size(limits.websocket_message_bytes)
+        .on_upgrade(move |socket| session(state, caller, socket, admitted))
 }
 
 /// The error frame a client gets before the socket closes because its credential went.
@@ -49,7 +160,8 @@ fn ended() -> Value {
     json!({"error": "the session ended or the token was revoked; log in again"})
 }
 
-async fn session(state: WebState, caller: Caller, mut socket: WebSocket) {
+async fn session(state: WebState, caller: Caller, mut socket: WebSocket, admitted: Admitted) {
+    let _admitted = admitted;
     // Subscribe before taking the snapshot, so nothing falls between the two.
     let mut live = state.live.subscribe();
     let snapshot: Vec<Utf8Bytes> = {
@@ -128,7 +240,15 @@ async fn session(state: WebState, caller: Caller, mut socket: WebSocket) {
                 Some(Ok(WsMessage::Close(_))) | None => return,
                 Some(Ok(_)) => {}
                 Some(Err(err)) => {
-                    debug!(cause = %err, "Websocket closed with an error.");
+                    // The only way to tell a message over the limit from the error alone.
+                    if err.to_string().contains("Message too long") {
+                        state.serving.metrics.refused(Limit::websocket_message);
+                        warn!(peer = %peer_text(caller.peer), user = %caller.principal.name, cause = %err, "Websocket message over [limits] websocket_message_bytes; closing.");
+                        let reason = format!("a message may be at most {} bytes", state.serving.limits.websocket_message_bytes);
+                        let _ = socket.send(WsMessage::Close(Some(CloseFrame { code: 1009, reason: reason.into() }))).await;
+                    } else {
+                        debug!(cause = %err, "Websocket closed with an error.");
+                    }
                     return;
                 }
             },
