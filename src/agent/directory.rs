@@ -25,7 +25,7 @@ impl std::fmt::Display for DirectoryError {
         match self {
             DirectoryError::TooManyRows { limit } => write!(
                 f,
-                "the directory has more than {limit} subscribers ([limits] directory_rows); the current directory is kept"
+                "the directory has more than {limit} subscribers ([limits] directory_rows)"
             ),
             DirectoryError::Invalid(err) => f.write_str(err),
         }

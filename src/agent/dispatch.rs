@@ -313,7 +313,13 @@ async fn directory_set(shared: &Arc<Shared>, message: &Message) {
                 shared.metrics.refused(Limit::directory_rows);
                 warn!(cause = %err, "Subscriber directory refused.");
             }
-            serde_json::json!({"command": "import", "transaction": transaction, "status": "error", "error": err.to_string()})
+            let error = match err {
+                directory::DirectoryError::TooManyRows { .. } => {
+                    format!("{err}; the current directory is kept")
+                }
+                _ => err.to_string(),
+            };
+            serde_json::json!({"command": "import", "transaction": transaction, "status": "error", "error": error})
         }
     };
     shared
