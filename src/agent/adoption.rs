@@ -198,6 +198,14 @@ fn adoption(
             .collect(),
         Some(_) => return Err(bad("groups: must be a list of strings".into())),
     };
+    if let Err(err) = shared
+        .phones
+        .registry
+        .admit_groups(&groups, shared.limits.groups)
+    {
+        shared.metrics.refused(crate::metrics::Limit::groups);
+        return Err(bad(format!("groups: {err}")));
+    }
     let stored = crate::agent::store::StoredPhone {
         mac,
         vendor,

@@ -14,6 +14,7 @@ use crate::agent::scheduler::{cancel_reminder, schedule};
 use crate::agent::Shared;
 use crate::agent::{submit, submit_each};
 use crate::command::{self, CommandError};
+use crate::metrics::Limit;
 use crate::model::{Command, CommandArg, CommandKind, CommandResult, PhoneId};
 use crate::mqtt::Message;
 use crate::supervise::Relay;
@@ -79,7 +80,14 @@ fn transaction_of(message: &Message) -> Option<String> {
 }
 
 async fn handle(shared: &Arc<Shared>, message: &Message) {
-    match shared.bus.topics.parse(&message.topic) {
+    let topic = shared.bus.topics.parse(&message.topic);
+    if let Some(refusal) = oversized(shared, topic.as_ref(), message.payload.len()) {
+        shared.metrics.refused(Limit::mqtt_payload);
+        warn!(topic = %message.topic, bytes = message.payload.len(), "{refusal}");
+        refuse_oversized(shared, topic.as_ref(), message, refusal).await;
+        return;
+    }
+    match topic {
         Some(Topic::Command { phone, command }) => {
             phone_command(shared, phone, command, message).await
         }
@@ -93,6 +101,65 @@ async fn handle(shared: &Arc<Shared>, message: &Message) {
         None => crate::ha::handle_message(&shared.homeassistant, &**shared, message).await,
         _ => {}
     }
+}
+
+/// `[limits] command_payload_bytes` and `directory_payload_bytes`: checked before parsing.
+fn oversized(shared: &Shared, topic: Option<&Topic<'_>>, bytes: usize) -> Option<String> {
+    let (limit, key) = match topic? {
+        Topic::Command { .. } | Topic::GroupCommand { .. } | Topic::RemindersCancel(_) => {
+            (shared.limits.command_payload_bytes, "command_payload_bytes")
+        }
+        Topic::DirectorySet => (
+            shared.limits.directory_payload_bytes,
+            "directory_payload_bytes",
+        ),
+        _ => return None,
+    };
+    (bytes > limit).then(|| format!("the payload has {bytes} bytes, over {limit} ([limits] {key})"))
+}
+
+/// The error result an oversized message is due, on the topic its kind answers on. Its
+/// transaction is not read: the payload is not parsed.
+async fn refuse_oversized(
+    shared: &Shared,
+    topic: Option<&Topic<'_>>,
+    message: &Message,
+    refusal: String,
+) {
+    let (topic, result) = match topic {
+        Some(Topic::Command { phone, command }) if !message.retained => {
+            if shared.phones.registry.resolve(phone).is_none()
+                && !shared.phones.answer_unknown_phones
+            {
+                return;
+            }
+            let result =
+                CommandResult::error(phone, command, None, CommandError::BadPayload(refusal));
+            (
+                shared.bus.topics.result(phone),
+                serde_json::to_value(result).unwrap_or_default(),
+            )
+        }
+        Some(Topic::GroupCommand { group, command }) if !message.retained => {
+            let reply_to = format!("group/{group}");
+            let result =
+                CommandResult::error(&reply_to, command, None, CommandError::BadPayload(refusal));
+            (
+                shared.bus.topics.group_result(group),
+                serde_json::to_value(result).unwrap_or_default(),
+            )
+        }
+        Some(Topic::DirectorySet) if !message.retained => (
+            shared.bus.topics.directory_result(),
+            serde_json::json!({"command": "import", "transaction": null, "status": "error", "error": refusal}),
+        ),
+        Some(Topic::RemindersCancel(agent)) if *agent == shared.name && !message.retained => (
+            shared.bus.topics.reminders_result(&shared.name),
+            serde_json::json!({"command": "cancel", "id": null, "transaction": null, "status": "error", "error": refusal}),
+        ),
+        _ => return,
+    };
+    shared.bus.mqtt.publish_json(topic, &result, false).await;
 }
 
 /// A retained command would replay on every reconnect: it is refused, with a result.
@@ -245,7 +312,7 @@ async fn directory_set(shared: &Arc<Shared>, message: &Message) {
         ),
         _ => (text, None),
     };
-    let result = match directory::parse(&body) {
+    let result = match directory::parse_at_most(&body, shared.limits.directory_rows) {
         Ok(subscribers) => {
             let count = subscribers.len();
             let kept = shared.kept.data_dir.join(super::DIRECTORY_FILE);
@@ -257,11 +324,7 @@ async fn directory_set(shared: &Arc<Shared>, message: &Message) {
             }
             shared.publish_directory().await;
             let report = shared.phones.registry.directory_report();
-            let matched = report["subscribers"].as_array().map_or(0, |list| {
-                list.iter()
-                    .filter(|s| s["phones"].as_array().is_some_and(|p| !p.is_empty()))
-                    .count()
-            });
+            let matched = directory::matched(&report);
             info!(
                 subscribers = count,
                 matched, "Subscriber directory imported."
@@ -269,7 +332,17 @@ async fn directory_set(shared: &Arc<Shared>, message: &Message) {
             serde_json::json!({"command": "import", "transaction": transaction, "status": "ok", "subscribers": count, "matched": matched})
         }
         Err(err) => {
-            serde_json::json!({"command": "import", "transaction": transaction, "status": "error", "error": err})
+            if matches!(err, directory::DirectoryError::TooManyRows { .. }) {
+                shared.metrics.refused(Limit::directory_rows);
+                warn!(cause = %err, "Subscriber directory refused.");
+            }
+            let error = match err {
+                directory::DirectoryError::TooManyRows { .. } => {
+                    format!("{err}; the current directory is kept")
+                }
+                _ => err.to_string(),
+            };
+            serde_json::json!({"command": "import", "transaction": transaction, "status": "error", "error": error})
         }
     };
     shared

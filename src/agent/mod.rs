@@ -217,17 +217,26 @@ impl Agent {
         let reminders = Reminders::load(data_dir.join(REMINDERS_FILE))
             .map_err(|err| anyhow::anyhow!("agent.data_dir: reminders: {err}"))?;
         // The directory: the configured file wins at start; otherwise the last import.
-        let directory = match &config.directory.file {
-            Some(file) => Some(
-                directory::load(file).map_err(|err| anyhow::anyhow!("directory.file: {err}"))?,
-            ),
+        let (file, setting) = match &config.directory.file {
+            Some(file) => (Some(file.clone()), "directory.file"),
             None => {
                 let kept = data_dir.join(DIRECTORY_FILE);
-                kept.exists()
-                    .then(|| directory::load(&kept))
-                    .transpose()
-                    .map_err(|err| anyhow::anyhow!("agent.data_dir: {err}"))?
+                (kept.exists().then_some(kept), "agent.data_dir")
             }
+        };
+        let directory = match file.map(|file| directory::load(&file, config.limits.directory_rows))
+        {
+            None => None,
+            Some(Ok(directory)) => Some(directory),
+            // Over the limit: refused, and the agent serves without a directory rather than not at all.
+            Some(Err((directory::DirectoryError::TooManyRows { .. }, err))) => {
+                options
+                    .metrics
+                    .refused(crate::metrics::Limit::directory_rows);
+                tracing::error!(cause = %err, "The subscriber directory is not loaded; the agent starts without one.");
+                None
+            }
+            Some(Err((_, err))) => anyhow::bail!("{setting}: {err}"),
         };
         let topics = Topics::new(&config.mqtt.base_topic);
         let bridge = topics.bridge_state(&options.name);
@@ -319,7 +328,8 @@ impl Agent {
             );
             shared.phones.registry.set_directory(subscribers);
         }
-        for found in &kept.discovered {
+        // Within [limits] discovered_phones, even if the file holds more (kept as it is).
+        for found in kept.discovered.iter().take(shared.limits.discovered_phones) {
             let id = crate::model::PhoneId::parse(&found.mac);
             let vendor = crate::phone_vendors::find(&found.vendor);
             if let (Some(id), Some(vendor)) = (id, vendor) {
@@ -463,6 +473,7 @@ impl Shared {
     }
 
     pub async fn publish_event(&self, event: &Event) {
+        self.metrics.event();
         self.bus
             .mqtt
             .publish_json(self.bus.topics.event(&event.phone), event, false)
@@ -571,7 +582,7 @@ impl Shared {
 
     /// This agent's scheduled messages, retained.
     pub async fn publish_reminders(&self) {
-        let list = self.kept.reminders.list();
+        let list = self.kept.reminders.listed(directory::REPORT_BYTES);
         self.bus
             .mqtt
             .publish_json(self.bus.topics.reminders(&self.name), &list, true)

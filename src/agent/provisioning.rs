@@ -16,6 +16,7 @@ use crate::agent::profiles::Profiles;
 use crate::agent::Shared;
 use crate::config::{Config, PhoneConfig};
 use crate::hash::md5_hex;
+use crate::metrics::Limit;
 use crate::model::{now_rfc3339, PhoneId};
 use crate::phone_auth::PhoneKeys;
 use crate::phone_vendors::{self, ProvisionCtx, VendorSpec};
@@ -338,7 +339,9 @@ pub async fn serve(
     let (spec, mac) = phone_vendors::provision_lookup(file, user_agent, configured)?;
     info!(peer = ?peer_ip, vendor = spec.id, file, mac = ?mac.as_ref().map(|m| m.to_string()), "Provisioning file requested.");
     if let Some(id) = &mac {
-        discover(shared, spec, id, user_agent, peer_ip).await;
+        if let Err(refused) = discover(shared, spec, id, user_agent, peer_ip).await {
+            return Some(refused);
+        }
     }
     let config = &shared.serving.provisioning;
     // `yealink_boot` names the one vendor with a boot file today; the spec says which have one.
@@ -409,14 +412,20 @@ fn text(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
-/// A phone asking for its file is discovered, with what its User-Agent tells.
+/// A phone asking for its file is discovered, with what its User-Agent tells. Past `[limits]
+/// discovered_per_minute` or `discovered_phones` the request is refused (429 or 503: the phone
+/// asks again later), nothing is kept and nothing published.
 async fn discover(
     shared: &Arc<Shared>,
     spec: &'static VendorSpec,
     id: &PhoneId,
     user_agent: Option<&str>,
     ip: Option<std::net::IpAddr>,
-) {
+) -> Result<(), Response> {
+    if let Err(limit) = admit_discovery(shared, id) {
+        warn!(phone = %id, peer = ?ip, ?limit, "Provisioning request of an unknown phone refused: discovery limit.");
+        return Err(discovery_refused(shared, limit));
+    }
     let identity = user_agent.and_then(spec.recognise).unwrap_or_default();
     let came_from = ip.map(|ip| ip.to_canonical());
     let inserted = shared.phones.registry.insert_discovered(
@@ -440,6 +449,41 @@ async fn discover(
         };
         shared.publish_update(update).await;
         shared.record_discovery(&info, ip).await;
+    }
+    Ok(())
+}
+
+/// `Registry::admit_discovery` with the agent's limits; a refusal is counted.
+pub(crate) fn admit_discovery(shared: &Shared, id: &PhoneId) -> Result<(), Limit> {
+    let limits = &shared.limits;
+    shared
+        .phones
+        .registry
+        .admit_discovery(id, limits.discovered_per_minute, limits.discovered_phones)
+        .inspect_err(|limit| shared.metrics.refused(*limit))
+}
+
+/// What a phone the gateway will not discover now is answered: 429 with `Retry-After` past the
+/// rate, 503 past the total (until phones are adopted or the limit raised).
+pub(crate) fn discovery_refused(shared: &Shared, limit: Limit) -> Response {
+    let limits = &shared.limits;
+    match limit {
+        Limit::discovery_rate => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "60")],
+            format!(
+                "more than {} new phones this minute ([limits] discovered_per_minute); try again later",
+                limits.discovered_per_minute
+            ),
+        )
+            .into_response(),
+        _ => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the gateway knows {} unconfigured phones already ([limits] discovered_phones); adopt some or raise the limit",
+                limits.discovered_phones
+            ),
+        ),
     }
 }
 

@@ -88,6 +88,7 @@ async fn action_url(
         if let Some(refused) = check_token(&shared, &phone, &target, &peer) {
             return refused;
         }
+        shared.metrics.callback();
         return key_press(&shared, vendor, phone, vars, &peer).await;
     }
     let callback = Callback {
@@ -128,6 +129,13 @@ async fn action_url(
         forward: parsed.forward,
         vars: callback.vars,
     };
+    // A phone not known yet is discovered by its callback: within the same limits as by its
+    // provisioning request (a valid token is needed already).
+    if let Err(limit) = crate::agent::provisioning::admit_discovery(&shared, &event.phone) {
+        warn!(phone = %event.phone, %peer, ?limit, "Callback of an unknown phone refused: discovery limit.");
+        return crate::agent::provisioning::discovery_refused(&shared, limit);
+    }
+    shared.metrics.callback();
     let update = shared.phones.registry.apply_event(vendor, &parsed, &event);
     if let Some(ip) = peer_addr {
         shared.phones.registry.note_callback(&event.phone, ip);

@@ -3,12 +3,14 @@
 //! The lock is a std `Mutex` held only for short, non-async updates; what must be published
 //! is copied out and published after the lock is released.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::agent::state;
 use crate::config::PhoneConfig;
+use crate::metrics::Limit;
 use crate::model::{Event, PhoneId, PhoneInfo, PhoneState, Subscriber};
 use crate::phone_vendors::{ParsedEvent, Refreshed, VendorSpec};
 
@@ -67,6 +69,8 @@ pub struct Registry {
     names: Mutex<HashMap<String, PhoneId>>,
     /// The PBX subscribers, matched to phones by the extension they register.
     directory: Mutex<Vec<Subscriber>>,
+    /// When each phone discovered in the last minute was ([limits] discovered_per_minute).
+    discoveries: Mutex<VecDeque<Instant>>,
 }
 
 impl Registry {
@@ -113,7 +117,65 @@ impl Registry {
             phones: Mutex::new(phones),
             names: Mutex::new(names),
             directory: Mutex::default(),
+            discoveries: Mutex::default(),
         }
+    }
+
+    /// Whether a phone not known yet may be discovered now: at most `total` unconfigured
+    /// phones in all, and `per_minute` discovered in the last minute. A known phone always may.
+    pub fn admit_discovery(
+        &self,
+        id: &PhoneId,
+        per_minute: usize,
+        total: usize,
+    ) -> Result<(), Limit> {
+        let phones = self.lock();
+        if phones.contains_key(id) {
+            return Ok(());
+        }
+        if phones.values().filter(|p| p.config.is_none()).count() >= total {
+            return Err(Limit::discovery_total);
+        }
+        drop(phones);
+        let mut window = self.discoveries.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        while window
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(60))
+        {
+            window.pop_front();
+        }
+        if window.len() >= per_minute {
+            return Err(Limit::discovery_rate);
+        }
+        window.push_back(now);
+        Ok(())
+    }
+
+    /// Whether `groups` may be given to a phone: the distinct groups of all phones, with these,
+    /// stay within `limit`. The error names the groups that would be new.
+    pub fn admit_groups(&self, groups: &[String], limit: usize) -> Result<(), String> {
+        let phones = self.lock();
+        let mut known: HashSet<String> = phones
+            .values()
+            .filter_map(|p| p.config.as_ref())
+            .flat_map(|c| c.groups.iter().map(|g| g.to_lowercase()))
+            .collect();
+        let before = known.len();
+        let new: Vec<&str> = groups
+            .iter()
+            .filter(|g| known.insert(g.to_lowercase()))
+            .map(String::as_str)
+            .collect();
+        if known.len() > limit && known.len() > before {
+            return Err(format!(
+                "{} new group(s) ({}) would make {} groups, over {limit} ([limits] groups)",
+                new.len(),
+                new.iter().take(5).copied().collect::<Vec<_>>().join(", "),
+                known.len()
+            ));
+        }
+        Ok(())
     }
 
     /// The configured phones of a group; `all` is every configured phone.
@@ -184,40 +246,41 @@ impl Registry {
         })
     }
 
-    /// Each subscriber with the phones that register its extension, and the phones without one.
+    /// Each subscriber with the phones that register its extension, and the phones without one;
+    /// summarised when it would not fit in a retained message (`directory::bounded_report`).
     pub fn directory_report(&self) -> serde_json::Value {
         let directory = self.directory();
         let phones = self.all();
+        // By extension, so that a long directory is matched in linear time.
+        let mut matched: HashMap<&str, Vec<(&Subscriber, &str)>> = HashMap::new();
+        let mut without = Vec::new();
+        for phone in &phones {
+            match &phone.info.subscriber {
+                Some(s) => matched
+                    .entry(s.extension.as_str())
+                    .or_default()
+                    .push((s, phone.info.id.as_str())),
+                None => without.push(phone.info.id.to_string()),
+            }
+        }
+        let mut without_phone = Vec::new();
         let subscribers: Vec<serde_json::Value> = directory
             .iter()
             .map(|s| {
-                let matched: Vec<&str> = phones
-                    .iter()
-                    .filter(|p| p.info.subscriber.as_ref() == Some(s))
-                    .map(|p| p.info.id.as_str())
+                let on: Vec<&str> = matched
+                    .get(s.extension.as_str())
+                    .into_iter()
+                    .flatten()
+                    .filter(|(sub, _)| *sub == s)
+                    .map(|(_, id)| *id)
                     .collect();
-                serde_json::json!({"extension": s.extension, "name": s.name, "department": s.department, "phones": matched})
+                if on.is_empty() {
+                    without_phone.push(s.extension.clone());
+                }
+                serde_json::json!({"extension": s.extension, "name": s.name, "department": s.department, "phones": on})
             })
             .collect();
-        let without: Vec<&str> = phones
-            .iter()
-            .filter(|p| p.info.subscriber.is_none())
-            .map(|p| p.info.id.as_str())
-            .collect();
-        let without_phone: Vec<&str> = directory
-            .iter()
-            .filter(|s| {
-                !phones
-                    .iter()
-                    .any(|p| p.info.subscriber.as_ref() == Some(*s))
-            })
-            .map(|s| s.extension.as_str())
-            .collect();
-        serde_json::json!({
-            "subscribers": subscribers,
-            "phones_without_subscriber": without,
-            "subscribers_without_phone": without_phone,
-        })
+        crate::agent::directory::bounded_report(subscribers, without, without_phone)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PhoneId, Box<Phone>>> {

@@ -52,6 +52,30 @@ impl Reminders {
         items
     }
 
+    /// The soonest reminders whose list fits in `bytes` of JSON: what is retained, bounded
+    /// whatever the texts (the others are kept and shown all the same).
+    pub fn listed(&self, bytes: usize) -> Vec<Reminder> {
+        let mut room = bytes.saturating_sub(2);
+        let mut listed = Vec::new();
+        for reminder in self.list() {
+            let len = crate::agent::directory::json_len(&reminder) + 1;
+            if len > room {
+                break;
+            }
+            room -= len;
+            listed.push(reminder);
+        }
+        listed
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     pub fn add(
         &self,
         target: &str,
@@ -118,6 +142,28 @@ impl Reminders {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_retained_list_is_bounded() {
+        let dir = std::env::temp_dir().join(format!("p2m-reminders-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let reminders = Reminders::load(dir.join("bounded.json")).unwrap();
+        let now = OffsetDateTime::now_utc();
+        for i in 0..50 {
+            let due = now + time::Duration::minutes(50 - i);
+            reminders
+                .add("Reception", &"x".repeat(1000), due, None)
+                .unwrap();
+        }
+        let listed = reminders.listed(10_000);
+        assert!(serde_json::to_vec(&listed).unwrap().len() <= 10_000);
+        // As many as fit: one more would not.
+        let one_more = &reminders.list()[..listed.len() + 1];
+        assert!(serde_json::to_vec(one_more).unwrap().len() > 10_000);
+        assert_eq!(listed[0], reminders.list()[0], "soonest first");
+        assert_eq!(reminders.len(), 50);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn reminders_survive_a_reload_and_come_due_in_order() {

@@ -23,6 +23,23 @@ pub(crate) async fn schedule(
     let CommandArg::Text(text) = &command.arg else {
         unreachable!("only messages carry a time");
     };
+    let limit = shared.limits.reminders;
+    if shared.kept.reminders.len() >= limit {
+        shared.metrics.refused(crate::metrics::Limit::reminders);
+        tracing::warn!(
+            target,
+            limit,
+            "Reminder refused: [limits] reminders reached."
+        );
+        return CommandResult::error(
+            target,
+            "message",
+            transaction,
+            CommandError::BadArgument(format!(
+                "{limit} reminders are pending already ([limits] reminders); cancel one first"
+            )),
+        );
+    }
     match shared
         .kept
         .reminders

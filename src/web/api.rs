@@ -117,6 +117,39 @@ async fn info(State(state): State<WebState>) -> Json<Value> {
     }))
 }
 
+/// The most a phone's retained `info`, `state` or provisioning status may take (the gateway's
+/// are a few KB); the directory and reminders lists have `agent::directory::REPORT_BYTES`.
+pub const PHONE_RETAINED_BYTES: usize = 64 * 1024;
+
+/// Whether a retained message on a phone2mqtt topic is what its kind carries: a phone's `info`,
+/// `state` and provisioning status a JSON object of bounded size under a MAC, availability
+/// `online`/`offline`, the directory an object and the reminders a list within their bounds. An
+/// empty payload (a removal) always is. Anything else is foreign: not mirrored, never served.
+pub fn admissible(topic: &Topic<'_>, payload: &[u8]) -> bool {
+    if payload.is_empty() {
+        return true;
+    }
+    let report = crate::agent::directory::REPORT_BYTES;
+    let is_phone = |id: &str| PhoneId::parse(id).is_some();
+    let json = |max: usize| {
+        (payload.len() <= max)
+            .then(|| serde_json::from_slice::<Value>(payload).ok())
+            .flatten()
+    };
+    let object = |max: usize| json(max).is_some_and(|v| v.is_object());
+    match topic {
+        Topic::Info(id) | Topic::State(id) | Topic::Provisioning(id) => {
+            is_phone(id) && object(PHONE_RETAINED_BYTES)
+        }
+        Topic::Availability(id) => is_phone(id) && matches!(payload, b"online" | b"offline"),
+        Topic::BridgeState(_) => matches!(payload, b"online" | b"offline"),
+        Topic::BridgeProvisioning(_) => object(PHONE_RETAINED_BYTES),
+        Topic::Directory => object(report),
+        Topic::Reminders(_) => json(report).is_some_and(|v| v.is_array()),
+        _ => true,
+    }
+}
+
 /// Every phone with its `info`, `state` and `availability`, keyed by id.
 fn fleet(state: &WebState) -> BTreeMap<String, Map<String, Value>> {
     let mirror = state.retained.read().unwrap_or_else(|p| p.into_inner());

@@ -131,6 +131,21 @@ async fn mirror(
             () = stop.cancelled() => return,
         };
         let retained = state.topics.is_retained(&message.topic);
+        // Retained by anyone who may publish there: what does not parse as its kind is dropped.
+        if retained {
+            let admissible = state
+                .topics
+                .parse(&message.topic)
+                .is_some_and(|topic| api::admissible(&topic, &message.payload));
+            if !admissible {
+                state
+                    .serving
+                    .metrics
+                    .refused(crate::metrics::Limit::foreign_retained);
+                tracing::warn!(topic = %message.topic, bytes = message.payload.len(), "A retained message that is not what its topic carries was ignored.");
+                continue;
+            }
+        }
         // Live traffic nobody watches is not even serialised.
         if !retained && state.live.receiver_count() == 0 {
             continue;
