@@ -137,6 +137,7 @@ impl Supervisor {
                 self.fatal.cancel();
                 return;
             }
+            tracing::warn!(task, after_ms = backoff.as_millis(), "Restarting the task.");
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
                 () = self.fatal.cancelled() => return,
@@ -145,10 +146,11 @@ impl Supervisor {
         }
     }
 
-    /// Logs and counts a panic caught in `task`.
+    /// Logs and counts a panic caught in `task` (by the supervisor, or by a task that goes on
+    /// itself, as the dispatcher does after a message).
     pub fn caught(&self, task: &str, panic: &(dyn Any + Send)) {
         let cause = panic_message(panic);
-        error!(task, cause = %cause, "A task panicked; it is restarted.");
+        error!(task, cause = %cause, "A task panicked.");
         self.metrics.panicked(task);
     }
 }

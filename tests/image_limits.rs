@@ -30,6 +30,48 @@ fn png(width: u32, height: u32) -> Vec<u8> {
     bytes
 }
 
+/// A PNG of a few hundred bytes whose header says 12,500 x 12,500 (the 2 GB upload):
+/// an IHDR, an IDAT of a few zero rows, an IEND.
+fn png_bomb() -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = Vec::new();
+    header.extend_from_slice(&12_500u32.to_be_bytes());
+    header.extend_from_slice(&12_500u32.to_be_bytes());
+    header.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grey
+    chunk(&mut png, b"IHDR", &header);
+    // A zlib stream (stored block) of zeros: enough for the decoder to start.
+    let zeros = [0u8; 64];
+    let mut idat = vec![0x78, 0x01, 0x01];
+    idat.extend_from_slice(&(zeros.len() as u16).to_le_bytes());
+    idat.extend_from_slice(&(!(zeros.len() as u16)).to_le_bytes());
+    idat.extend_from_slice(&zeros);
+    chunk(&mut png, b"IDAT", &idat);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
 async fn metrics(gw: &TestGateway) -> String {
     let answer = gw
         .api()
@@ -162,13 +204,24 @@ async fn uploads_over_the_image_limits_are_refused_and_counted() {
         "{text}"
     );
 
+    // The attack: four parallel uploads of a small file that decodes to 12,500 x 12,500
+    // pixels. Each is refused from its header.
+    let bomb = png_bomb();
+    let uploads = (0..4).map(|_| admin.post(&url).body(bomb.clone()).send());
+    for answer in futures_util::future::join_all(uploads).await {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let text = answer.text().await.unwrap();
+        assert!(text.contains("12500 x 12500"), "{text}");
+    }
+
     // Within both: hosted.
     let hosted = admin.post(&url).body(png(200, 100)).send().await.unwrap();
     assert_eq!(hosted.status(), StatusCode::OK);
 
     let text = metrics(&gw).await;
     assert_eq!(refusals(&text, "image_bytes"), 1, "{text}");
-    assert_eq!(refusals(&text, "image_dimensions"), 1, "{text}");
+    assert_eq!(refusals(&text, "image_dimensions"), 5, "{text}");
     power.cancel();
     gw.stop().await;
 }
