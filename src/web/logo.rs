@@ -5,7 +5,7 @@
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::{Extension, Json, Router};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::agent::logo::Refused;
 use crate::agent::Agent;
@@ -13,6 +13,7 @@ use crate::auth::http::Caller;
 use crate::auth::Role;
 use crate::http_error::ApiError;
 use crate::metrics::Limit;
+use axum::response::IntoResponse;
 
 /// The upload route, to be served behind the people's authentication guard; its body may be
 /// `[limits] image_bytes`, a larger one is refused (413) and counted as `image_bytes`.
@@ -21,38 +22,9 @@ pub fn router(agent: Agent, serving: &crate::web::Serving) -> Router {
         .route(
             "/api/phones/{id}/logo",
             axum::routing::post(upload_logo)
-                .layer(DefaultBodyLimit::max(serving.limits.image_bytes))
-                .layer(axum::middleware::from_fn_with_state(
-                    serving.clone(),
-                    image_refusals,
-                )),
+                .layer(DefaultBodyLimit::max(serving.limits.image_bytes)),
         )
         .with_state(agent)
-}
-
-async fn image_refusals(
-    State(serving): State<crate::web::Serving>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let response = next.run(request).await;
-    if response.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        return response;
-    }
-    serving.metrics.refused(crate::metrics::Limit::image_bytes);
-    let mut response = (
-        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-        format!(
-            "the image is larger than {} bytes ([limits] image_bytes)\n",
-            serving.limits.image_bytes
-        ),
-    )
-        .into_response();
-    response
-        .extensions_mut()
-        .insert(crate::web::BodyRefusalCounted);
-    response
 }
 
 async fn upload_logo(
@@ -60,16 +32,22 @@ async fn upload_logo(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<axum::body::Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     caller.require(Role::Admin, "uploading a logo")?;
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
             agent.metrics().refused(Limit::image_bytes);
-            return Err(ApiError::LogoTooLarge(format!(
+            let mut refused = ApiError::LogoTooLarge(format!(
                 "the image is over {} bytes ([limits] image_bytes)",
                 agent.image_bytes()
-            )));
+            ))
+            .into_response();
+            // Counted here, under its own limit, not again as `http_body`.
+            refused
+                .extensions_mut()
+                .insert(crate::web::BodyRefusalCounted);
+            return Ok(refused);
         }
         Err(rejection) => return Err(ApiError::UnusableLogo(rejection.body_text())),
     };
@@ -78,7 +56,8 @@ async fn upload_logo(
             "url": url,
             "width": logo.width,
             "height": logo.height,
-        }))),
+        }))
+        .into_response()),
         Err(Refused::UnknownPhone) => Err(ApiError::UnknownPhone(id)),
         Err(Refused::Unusable(err)) => Err(ApiError::UnusableLogo(err)),
         Err(Refused::TooLarge(err)) => Err(ApiError::LogoTooLarge(err)),
