@@ -86,6 +86,9 @@ pub struct Shared {
     pub supervisor: crate::supervise::Supervisor,
     /// Images decoded at once at most (`[limits] image_decodes`), uploads and downloads alike.
     pub image_decodes: tokio::sync::Semaphore,
+    /// A reminders list is due on MQTT: set by the first change, cleared by the one publish
+    /// that follows the changes of the next moments.
+    reminders_due: std::sync::atomic::AtomicBool,
     /// `[limits]`, and the counters their refusals go to.
     pub limits: crate::config::LimitsConfig,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -178,6 +181,9 @@ pub struct AgentOptions {
     /// The gateway's counters (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
 }
+
+/// How long changes to the reminders are gathered before their list is published.
+const REMINDERS_COALESCE: Duration = Duration::from_millis(200);
 
 /// The subscriber directory and reminders kept in the data directory.
 const DIRECTORY_FILE: &str = "directory.csv";
@@ -318,6 +324,7 @@ impl Agent {
             tracker: lifecycle.work_tracker.clone(),
             supervisor: lifecycle.supervisor.clone(),
             image_decodes: tokio::sync::Semaphore::new(config.limits.image_decodes),
+            reminders_due: std::sync::atomic::AtomicBool::new(false),
             limits: config.limits.clone(),
             metrics: options.metrics,
         });
@@ -581,12 +588,24 @@ impl Shared {
     }
 
     /// This agent's scheduled messages, retained.
-    pub async fn publish_reminders(&self) {
-        let list = self.kept.reminders.listed(directory::REPORT_BYTES);
-        self.bus
-            .mqtt
-            .publish_json(self.bus.topics.reminders(&self.name), &list, true)
-            .await;
+    /// Publishes the retained reminders list soon, once for all the changes made meanwhile:
+    /// a burst of 1,000 reminders is a few lists of up to 512 KiB on MQTT, not 1,000.
+    pub async fn publish_reminders(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.reminders_due.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let shared = self.clone();
+        self.tracker.spawn(async move {
+            tokio::time::sleep(REMINDERS_COALESCE).await;
+            shared.reminders_due.store(false, Ordering::Release);
+            let list = shared.kept.reminders.listed(directory::REPORT_BYTES);
+            shared
+                .bus
+                .mqtt
+                .publish_json(shared.bus.topics.reminders(&shared.name), &list, true)
+                .await;
+        });
     }
 }
 

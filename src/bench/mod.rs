@@ -229,10 +229,15 @@ pub fn gateway_config(dir: &Path, homeassistant: Discovery, phones: &str) -> Str
         Discovery::Off => "enabled = false",
     };
     format!(
-        "[broker]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[agent]\nname = \"bench\"\ndata_dir = \"{}\"\n\n[homeassistant]\n{discovery}\n\n{phones}",
+        "[broker]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[agent]\nname = \"bench\"\ndata_dir = \"{}\"\n\n[homeassistant]\n{discovery}\n\n{BENCH_LIMITS}\n{phones}",
         dir.join("data").display()
     )
 }
+
+/// Every client of a bench comes from 127.0.0.1 and it opens 1,000 websockets at once: the
+/// per-address and websocket limits are raised so that the bench measures the gateway, not its
+/// refusals (README, Limits).
+const BENCH_LIMITS: &str = "[limits]\nconnections = 16384\npeople_connections = 4096\nconnections_per_address = 16384\nwebsocket_clients = 4096\nwebsocket_clients_per_address = 4096\ndiscovered_per_minute = 100000\ndiscovered_phones = 100000\n";
 
 /// Home Assistant discovery in the gateway under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
