@@ -306,7 +306,11 @@ impl Body {
                 })?;
                 let duration = time::Duration::try_from(duration)
                     .map_err(|_| CommandError::BadArgument("`in` is too long".into()))?;
-                Ok(Some(time::OffsetDateTime::now_utc() + duration))
+                // Checked: `+` panics past the calendar's end (`10000y`).
+                time::OffsetDateTime::now_utc()
+                    .checked_add(duration)
+                    .map(Some)
+                    .ok_or_else(|| CommandError::BadArgument("`in` is too long".into()))
             }
             (None, None) => Ok(None),
         }
