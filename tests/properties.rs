@@ -308,7 +308,7 @@ proptest! {
 /// JSON objects with the fields commands read, in the types they take and the ones they do not.
 fn json_payload() -> impl Strategy<Value = String> {
     let value = prop_oneof![
-        "\\PC{0,12}".prop_map(|s| serde_json::Value::String(s)),
+        "\\PC{0,12}".prop_map(serde_json::Value::String),
         any::<i64>().prop_map(serde_json::Value::from),
         any::<f64>().prop_map(serde_json::Value::from),
         any::<bool>().prop_map(serde_json::Value::from),
