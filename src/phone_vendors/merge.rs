@@ -22,46 +22,56 @@ fn text_key(line: &str) -> Option<&str> {
     line.split_once('=').map(|(key, _)| key.trim())
 }
 
+/// Lines without their `\n` or `\r\n`, and without the `\r`s that end them (written back
+/// with `\n`, they would read as a different line).
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(|line| line.trim_end_matches('\r'))
+}
+
 /// Merges `key = value` files: the site's lines stay in order, a key phone2mqtt sets replaces
 /// the site's line for it, and the rest of phone2mqtt's lines follow. `header` (e.g.
 /// `#!version:1.0.0.1`) stays the first line, as the phone requires.
 pub fn merge_text(site: &str, ours: &str, header: &str) -> String {
-    let mut ours_by_key: Vec<(&str, &str, bool)> = ours
-        .lines()
+    let mut ours_by_key: Vec<(&str, &str, bool)> = lines(ours)
         .filter_map(|line| text_key(line).map(|key| (key, line, false)))
         .collect();
     let mut out = String::with_capacity(site.len() + ours.len());
     out.push_str(header);
     out.push('\n');
-    for line in site.lines() {
+    for line in lines(site) {
         if line.trim() == header {
             continue;
         }
-        match text_key(line).and_then(|key| ours_by_key.iter_mut().find(|(k, _, _)| *k == key)) {
-            Some((_, replacement, used)) => {
-                if !*used {
-                    out.push_str(replacement);
-                    out.push('\n');
-                    *used = true;
-                }
-            }
-            None => {
-                out.push_str(line);
-                out.push('\n');
-            }
+        let Some(key) = text_key(line).filter(|key| ours_by_key.iter().any(|(k, _, _)| k == key))
+        else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        // Our lines for the key take the site's places in turn; its further lines go. So a file
+        // that is already merged comes out as it went in, even where we set a key twice.
+        if let Some((_, replacement, used)) = ours_by_key
+            .iter_mut()
+            .find(|(k, _, used)| *k == key && !*used)
+        {
+            out.push_str(replacement);
+            out.push('\n');
+            *used = true;
         }
     }
     let mut wrote_banner = false;
-    for line in ours.lines() {
+    for line in lines(ours) {
         if line.trim() == header {
             continue;
         }
         let pending = match text_key(line) {
             Some(key) => ours_by_key
-                .iter()
-                .any(|(k, l, used)| *k == key && *l == line && !*used),
-            // Our comments come along with our settings.
-            None => !line.trim().is_empty(),
+                .iter_mut()
+                .find(|(k, l, used)| *k == key && *l == line && !*used)
+                .map(|(_, _, used)| *used = true)
+                .is_some(),
+            // Our comments come along with our settings, once.
+            None => !line.trim().is_empty() && !lines(site).any(|l| l == line),
         };
         if pending {
             if !wrote_banner {
@@ -176,15 +186,25 @@ fn parse(text: &str, which: &str) -> Result<Document, MergeError> {
 /// Puts every setting of `ours` into `site`: the same element (by tag and `name`/`idx`) is
 /// replaced where it stands, sections present in both are merged, the rest is appended.
 fn merge_element(site: &mut Element, ours: Element) {
+    let mut taken = vec![false; site.children.len()];
     for node in ours.children {
         let Node::Element(ours_child) = node else {
             continue;
         };
         let identity = ours_child.identity();
-        let existing = site.children.iter_mut().find_map(|node| match node {
-            Node::Element(child) if child.identity() == identity => Some(child),
-            _ => None,
-        });
+        // A repeated element of ours takes the next site element of its identity, not one
+        // already taken or appended: merging a merged file changes nothing.
+        let existing = site
+            .children
+            .iter_mut()
+            .zip(taken.iter_mut())
+            .find_map(|(node, taken)| match node {
+                Node::Element(child) if !*taken && child.identity() == identity => {
+                    *taken = true;
+                    Some(child)
+                }
+                _ => None,
+            });
         match existing {
             Some(child) if child.has_child_elements() && ours_child.has_child_elements() => {
                 merge_element(child, ours_child)
@@ -236,8 +256,12 @@ pub fn merge_xml(site: &str, ours: &str) -> Result<String, MergeError> {
         Ok(())
     };
     write(&mut writer).map_err(|err| MergeError(format!("cannot write the merged file: {err}")))?;
-    String::from_utf8(writer.into_inner())
-        .map_err(|_| MergeError("the merged file is not UTF-8".into()))
+    let merged = String::from_utf8(writer.into_inner())
+        .map_err(|_| MergeError("the merged file is not UTF-8".into()))?;
+    // The reader forgives some broken XML that, written back, no longer reads (found by
+    // fuzzing): refused here rather than served to a phone.
+    parse(&merged, "the merged")?;
+    Ok(merged)
 }
 
 #[cfg(test)]

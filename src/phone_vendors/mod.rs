@@ -525,7 +525,8 @@ pub fn parse_plain_user_agent(user_agent: &str, vendor_word: &str) -> Identity {
         if first.eq_ignore_ascii_case(vendor_word) {
             start = 1;
         } else if first.len() > vendor_word.len()
-            && first[..vendor_word.len()].eq_ignore_ascii_case(vendor_word)
+            // Bytes, not `str` slices: the cut may fall inside a character.
+            && first.as_bytes()[..vendor_word.len()].eq_ignore_ascii_case(vendor_word.as_bytes())
             && first.as_bytes()[vendor_word.len()] == b'-'
         {
             first_model = Some(first[vendor_word.len() + 1..].to_string());

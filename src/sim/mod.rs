@@ -55,3 +55,4 @@ pub use phone::{SimOptions, SimPhone};
 pub use provisioning::agent_and_credentials;
 pub use query::{decode, form_decode, query_pairs, split_target};
 pub use start::spawn_many;
+pub use xml::{xml_leaves, Attrs, Leaf};
