@@ -19,23 +19,6 @@ fn limited(adjust: impl FnOnce(&mut phone2mqtt::config::LimitsConfig)) -> Config
     config
 }
 
-/// `phone2mqtt_refusals_total{limit="<limit>"}` as `/metrics` serves it.
-async fn refusals(gw: &TestGateway, limit: &str) -> u64 {
-    let text = gw
-        .api()
-        .get(format!("{}/metrics", gw.http()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let wanted = format!("phone2mqtt_refusals_total{{limit=\"{limit}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&wanted))
-        .map_or(0, |n| n.trim().parse().unwrap())
-}
-
 /// The gateway still serves the phone: a callback is published and a command answered.
 async fn still_serves(gw: &TestGateway, probe: &mut MqttProbe, tx: &str) {
     let path = format!(
@@ -104,7 +87,7 @@ async fn a_directory_over_its_rows_is_refused_and_the_old_one_kept() {
             .contains("directory_rows"),
         "{refused}"
     );
-    assert_eq!(refusals(&gw, "directory_rows").await, 1);
+    assert_eq!(gw.refusals("directory_rows").await, 1);
     // The kept file and the retained report are the three rows of before.
     let kept = std::fs::read_to_string(gw.data_dir.0.join("directory.csv")).unwrap();
     assert_eq!(kept.lines().count(), 4, "{kept}");
@@ -130,7 +113,7 @@ async fn a_kept_directory_over_the_limit_does_not_stop_the_start() {
         .push(phone_entry("yealink", MAC, addr, "Reception"));
     let gw = start_gateway_in(config, data).await;
     let _phone = start_phone(&gw, "yealink", MAC, addr).await;
-    assert_eq!(refusals(&gw, "directory_rows").await, 1);
+    assert_eq!(gw.refusals("directory_rows").await, 1);
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
     still_serves(&gw, &mut probe, "after-start").await;
     // The file is not lost: a higher limit takes it at the next start.
@@ -202,7 +185,7 @@ async fn reminders_past_the_limit_are_refused() {
         refused.to_string().contains("[limits] reminders"),
         "{refused}"
     );
-    assert_eq!(refusals(&gw, "reminders").await, 1);
+    assert_eq!(gw.refusals("reminders").await, 1);
     let mut late = MqttProbe::connect(gw.mqtt_port()).await;
     let list = late
         .expect("phone2mqtt/bridge/test/reminders", |_| true)
@@ -223,7 +206,7 @@ async fn an_adoption_past_the_groups_limit_is_refused() {
     let refused = command(&mut probe, other, "adopt", adopt(json!(["a", "b"]), "g1")).await;
     assert_eq!(refused["status"], "error", "{refused}");
     assert!(refused.to_string().contains("[limits] groups"), "{refused}");
-    assert_eq!(refusals(&gw, "groups").await, 1);
+    assert_eq!(gw.refusals("groups").await, 1);
     let ok = command(
         &mut probe,
         other,
@@ -249,7 +232,7 @@ async fn discovery_is_limited_per_minute_and_in_total() {
     assert!(refused.contains("discovered_per_minute"), "{refused}");
     // A phone known already is served all the same.
     assert_eq!(status_of(&fetch(&gw, "001565000001").await), 200);
-    assert_eq!(refusals(&gw, "discovery_rate").await, 1);
+    assert_eq!(gw.refusals("discovery_rate").await, 1);
     still_serves(&gw, &mut probe, "after-rate").await;
     let data = gw.stop_keeping_data().await;
     let kept = std::fs::read_to_string(data.0.join("phones.toml")).unwrap_or_default();
@@ -270,7 +253,7 @@ async fn discovery_is_limited_per_minute_and_in_total() {
     );
     let answer = phone_fetch(gw.gateway.http_addr, &path, UA).await;
     assert_eq!(status_of(&answer), 503, "{answer}");
-    assert_eq!(refusals(&gw, "discovery_total").await, 2);
+    assert_eq!(gw.refusals("discovery_total").await, 2);
     still_serves(&gw, &mut probe, "after-total").await;
     let phones: Value = gw
         .api()
@@ -336,7 +319,7 @@ async fn payloads_over_their_topic_kind_limit_are_refused() {
         refused.to_string().contains("directory_payload_bytes"),
         "{refused}"
     );
-    assert_eq!(refusals(&gw, "mqtt_payload").await, 2);
+    assert_eq!(gw.refusals("mqtt_payload").await, 2);
     let mut late = MqttProbe::connect(gw.mqtt_port()).await;
     let report = late.expect("phone2mqtt/directory", |_| true).await;
     assert_eq!(
@@ -404,7 +387,7 @@ async fn foreign_retained_messages_are_not_mirrored() {
         .find(|p| p["id"] == ID)
         .unwrap();
     assert_eq!(own["info"]["id"], ID, "{own}");
-    assert_eq!(refusals(&gw, "foreign_retained").await, 4);
+    assert_eq!(gw.refusals("foreign_retained").await, 4);
     still_serves(&gw, &mut probe, "after-foreign").await;
     probe
         .publish_retained(&format!("phone2mqtt/{ID}/info"), "")

@@ -105,23 +105,6 @@ fn api_request(gw: &TestGateway, path: &str) -> String {
     )
 }
 
-/// `phone2mqtt_refusals_total{limit="<limit>"}` on `/metrics`.
-async fn refusals(gw: &TestGateway, limit: &str) -> u64 {
-    let text = gw
-        .api()
-        .get(format!("{}/metrics", gw.http()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let wanted = format!("phone2mqtt_refusals_total{{limit=\"{limit}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&wanted))
-        .map_or(0, |n| n.trim().parse().unwrap())
-}
-
 /// A callback of the phone (an incoming call from `caller`) is answered and its event
 /// published, and a REST command gets its result.
 async fn phones_still_served(gw: &TestGateway, probe: &mut MqttProbe, caller: &str) {
@@ -168,8 +151,8 @@ async fn the_people_budget_leaves_connections_to_phones_and_idle_ones_are_closed
     // Before the flood: one callback, so that the probe knows the phone's retained state.
     phones_still_served(&gw, &mut probe, "1001").await;
     // Read now: `/metrics` is a people's route, refused while they are flooded.
-    let people_before = refusals(&gw, "people_connections").await;
-    let idle_before = refusals(&gw, "http_idle").await;
+    let people_before = gw.refusals("people_connections").await;
+    let idle_before = gw.refusals("http_idle").await;
 
     // Kept-alive API connections take the whole people's budget...
     let mut held = Vec::new();
@@ -212,8 +195,8 @@ async fn the_people_budget_leaves_connections_to_phones_and_idle_ones_are_closed
     for stream in &mut held {
         closed_by_gateway(stream).await;
     }
-    assert!(refusals(&gw, "http_idle").await >= idle_before + 6);
-    assert!(refusals(&gw, "people_connections").await >= people_before + 3);
+    assert!(gw.refusals("http_idle").await >= idle_before + 6);
+    assert!(gw.refusals("people_connections").await >= people_before + 3);
     // The people's budget is free again.
     phones_still_served(&gw, &mut probe, "1003").await;
     gw.stop().await;
@@ -264,9 +247,9 @@ async fn connections_over_the_limits_are_refused_and_silent_ones_timed_out() {
         }
     }
     assert!(timed_out >= 11, "{timed_out} of 12 timed out");
-    assert!(refusals(&gw, "http_idle").await >= timed_out);
-    assert!(refusals(&gw, "connections").await >= 1);
-    assert!(refusals(&gw, "connections_per_address").await >= 1);
+    assert!(gw.refusals("http_idle").await >= timed_out);
+    assert!(gw.refusals("connections").await >= 1);
+    assert!(gw.refusals("connections_per_address").await >= 1);
     phones_still_served(&gw, &mut probe, "1003").await;
     gw.stop().await;
 }
@@ -289,7 +272,7 @@ async fn oversized_heads_and_bodies_get_431_and_413() {
     .await;
     assert_eq!(status_of(&answer), 431, "{answer}");
     assert!(answer.contains("http_head_bytes"), "{answer}");
-    assert!(refusals(&gw, "http_head").await >= 1);
+    assert!(gw.refusals("http_head").await >= 1);
 
     // A body over the limit: refused once the limit is reached.
     let answer = one_answer(
@@ -304,7 +287,7 @@ async fn oversized_heads_and_bodies_get_431_and_413() {
     .await;
     assert_eq!(status_of(&answer), 413, "{answer}");
     assert!(answer.contains("http_body_bytes"), "{answer}");
-    assert_eq!(refusals(&gw, "http_body").await, 1);
+    assert_eq!(gw.refusals("http_body").await, 1);
     // A logo has its own limit and counter.
     let answer = one_answer(
         &gw,
@@ -318,8 +301,8 @@ async fn oversized_heads_and_bodies_get_431_and_413() {
     .await;
     assert_eq!(status_of(&answer), 413, "{answer}");
     assert!(answer.contains("image_bytes"), "{answer}");
-    assert_eq!(refusals(&gw, "http_body").await, 1);
-    assert!(refusals(&gw, "image_bytes").await >= 1);
+    assert_eq!(gw.refusals("http_body").await, 1);
+    assert!(gw.refusals("image_bytes").await >= 1);
     // A body within the limit is taken.
     phones_still_served(&gw, &mut probe, "1003").await;
     gw.stop().await;

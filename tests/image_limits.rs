@@ -72,24 +72,6 @@ fn png_bomb() -> Vec<u8> {
     png
 }
 
-async fn metrics(gw: &TestGateway) -> String {
-    let answer = gw
-        .api()
-        .get(format!("{}/metrics", gw.http()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
-    answer.text().await.unwrap()
-}
-
-fn refusals(text: &str, limit: &str) -> u64 {
-    let name = format!("phone2mqtt_refusals_total{{limit=\"{limit}\"}}");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&name)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn limited_config() -> phone2mqtt::config::Config {
     let mut config = test_config();
     config.limits.image_bytes = 64 * 1024;
@@ -219,9 +201,9 @@ async fn uploads_over_the_image_limits_are_refused_and_counted() {
     let hosted = admin.post(&url).body(png(200, 100)).send().await.unwrap();
     assert_eq!(hosted.status(), StatusCode::OK);
 
-    let text = metrics(&gw).await;
-    assert_eq!(refusals(&text, "image_bytes"), 1, "{text}");
-    assert_eq!(refusals(&text, "image_dimensions"), 5, "{text}");
+    let text = gw.metrics().await;
+    assert_eq!(refusals_in(&text, "image_bytes"), 1, "{text}");
+    assert_eq!(refusals_in(&text, "image_dimensions"), 5, "{text}");
     power.cancel();
     gw.stop().await;
 }
@@ -265,10 +247,10 @@ async fn logo_downloads_are_capped_in_bytes_and_time_and_counted() {
     .await;
     assert_eq!(result["status"], "ok", "{result}");
 
-    let text = metrics(&gw).await;
-    assert_eq!(refusals(&text, "download_bytes"), 2, "{text}");
-    assert_eq!(refusals(&text, "download_time"), 1, "{text}");
-    assert_eq!(refusals(&text, "image_dimensions"), 1, "{text}");
+    let text = gw.metrics().await;
+    assert_eq!(refusals_in(&text, "download_bytes"), 2, "{text}");
+    assert_eq!(refusals_in(&text, "download_time"), 1, "{text}");
+    assert_eq!(refusals_in(&text, "image_dimensions"), 1, "{text}");
     gw.stop().await;
 }
 
@@ -284,7 +266,7 @@ async fn an_endless_upstream_provisioning_file_is_refused_and_counted() {
     assert_eq!(answer.status(), StatusCode::BAD_GATEWAY);
     let text = answer.text().await.unwrap();
     assert!(text.contains("download_bytes"), "{text}");
-    let text = metrics(&gw).await;
-    assert_eq!(refusals(&text, "download_bytes"), 1, "{text}");
+    let text = gw.metrics().await;
+    assert_eq!(refusals_in(&text, "download_bytes"), 1, "{text}");
     gw.stop().await;
 }

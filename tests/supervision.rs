@@ -10,24 +10,6 @@ use serde_json::json;
 const MAC: &str = "00:15:65:4a:a9:41";
 const ID: &str = "0015654aa941";
 
-async fn metrics(gw: &TestGateway) -> String {
-    let answer = gw
-        .api()
-        .get(format!("{}/metrics", gw.http()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
-    answer.text().await.unwrap()
-}
-
-/// The value of one sample line of `/metrics`, 0 when absent.
-fn sample(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_past_the_calendar_is_an_error_and_the_next_command_is_answered() {
     let (gw, _phone) = gateway_with_phone("yealink", MAC).await;
@@ -70,7 +52,7 @@ async fn a_schedule_past_the_calendar_is_an_error_and_the_next_command_is_answer
     .await;
     assert_eq!(result["status"], "ok", "{result}");
 
-    let text = metrics(&gw).await;
+    let text = gw.metrics().await;
     assert!(
         sample(&text, "phone2mqtt_results_total{status=\"error\"}") >= 3,
         "{text}"

@@ -46,35 +46,11 @@ fn refused_status(result: Result<RawWs, tungstenite::Error>) -> (u16, String) {
     }
 }
 
-/// The line of `/metrics` that starts with `name`, its value.
-async fn metric(gw: &TestGateway, name: &str) -> i64 {
-    let text = gw
-        .api()
-        .get(format!("{}/metrics", gw.http()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .map_or(0, |n| n.trim().parse().unwrap())
-}
-
-async fn refusals(gw: &TestGateway, limit: &str) -> i64 {
-    metric(
-        gw,
-        &format!("phone2mqtt_refusals_total{{limit=\"{limit}\"}}"),
-    )
-    .await
-}
-
 /// Waits until the `websocket_clients` gauge reads `wanted`.
 async fn clients_become(gw: &TestGateway, wanted: i64) {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
-        let now = metric(gw, "phone2mqtt_websocket_clients").await;
+        let now = gw.metric("phone2mqtt_websocket_clients").await;
         if now == wanted {
             return;
         }
@@ -122,8 +98,8 @@ async fn websocket_clients_are_limited_in_all_and_per_address() {
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("[limits] websocket_clients"), "{text}");
     clients_become(&gw, 3).await;
-    assert_eq!(refusals(&gw, "websocket_clients_per_address").await, 1);
-    assert_eq!(refusals(&gw, "websocket_clients").await, 1);
+    assert_eq!(gw.refusals("websocket_clients_per_address").await, 1);
+    assert_eq!(gw.refusals("websocket_clients").await, 1);
     phones_still_served(&gw, &mut probe, "dnd_on").await;
 
     // A client that goes frees its place.
@@ -171,7 +147,7 @@ async fn an_oversized_message_closes_its_socket_and_is_counted() {
     }
     let close = close.expect("a close frame with a reason");
     assert_eq!(u16::from(close.code), 1009, "{close:?}");
-    assert_eq!(refusals(&gw, "websocket_message").await, 1);
+    assert_eq!(gw.refusals("websocket_message").await, 1);
     clients_become(&gw, 0).await;
     phones_still_served(&gw, &mut probe, "dnd_on").await;
     gw.stop().await;

@@ -154,3 +154,42 @@ pub fn bearer_client(token: &str) -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+impl TestGateway {
+    /// `/metrics` as a scraper reads it (with the admin token).
+    pub async fn metrics(&self) -> String {
+        let answer = self
+            .api()
+            .get(format!("{}/metrics", self.http()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.text().await.unwrap()
+    }
+
+    /// The value of the `/metrics` sample `series` (its name and labels), 0 when absent.
+    pub async fn metric(&self, series: &str) -> i64 {
+        sample(&self.metrics().await, series)
+    }
+
+    /// `phone2mqtt_refusals_total{limit="<limit>"}`: the refusals of one limit so far.
+    pub async fn refusals(&self, limit: &str) -> i64 {
+        refusals_in(&self.metrics().await, limit)
+    }
+}
+
+/// The value of the sample `series` (name and labels) in a `/metrics` text, 0 when absent.
+pub fn sample(text: &str, series: &str) -> i64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// The refusals of `limit` in a `/metrics` text.
+pub fn refusals_in(text: &str, limit: &str) -> i64 {
+    sample(
+        text,
+        &format!("phone2mqtt_refusals_total{{limit=\"{limit}\"}}"),
+    )
+}
