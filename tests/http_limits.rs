@@ -109,19 +109,7 @@ fn api_request(gw: &TestGateway, path: &str) -> String {
 /// published, and a REST command gets its result.
 async fn phones_still_served(gw: &TestGateway, probe: &mut MqttProbe, caller: &str) {
     callback_answered(gw, probe, caller).await;
-    let answer = gw
-        .api()
-        .post(format!("{}/api/phones/{ID}/cmd/dnd", gw.http()))
-        .body("on")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        answer.status(),
-        200,
-        "{caller}: {}",
-        answer.text().await.unwrap()
-    );
+    gw.rest_command_answered(ID).await;
 }
 
 async fn callback_answered(gw: &TestGateway, probe: &mut MqttProbe, caller: &str) {

@@ -34,14 +34,7 @@ async fn a_schedule_past_the_calendar_is_an_error_and_the_next_command_is_answer
     }
 
     // The dispatcher is alive: the next command, through the REST API, is answered.
-    let answer = gw
-        .api()
-        .post(format!("{}/api/phones/{ID}/cmd/dnd", gw.http()))
-        .body("on")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    gw.rest_command_answered(ID).await;
     // And a reminder within the year is still taken.
     let result = command(
         &mut probe,

@@ -66,14 +66,7 @@ async fn phones_still_served(gw: &TestGateway, probe: &mut MqttProbe, event: &st
     let path = format!("/action/{}/yealink/{event}?mac={ID}", gw.token(MAC));
     let got = callback_event(gw, probe, ID, &path, "Yealink SIP-T46G 66.86.0.15").await;
     assert_eq!(got["event"], event);
-    let answer = gw
-        .api()
-        .post(format!("{}/api/phones/{ID}/cmd/dnd", gw.http()))
-        .body("on")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    gw.rest_command_answered(ID).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

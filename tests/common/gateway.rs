@@ -193,3 +193,19 @@ pub fn refusals_in(text: &str, limit: &str) -> i64 {
         &format!("phone2mqtt_refusals_total{{limit=\"{limit}\"}}"),
     )
 }
+
+impl TestGateway {
+    /// A REST command to `phone` (`dnd` on) is answered by the phone: the gateway still drives
+    /// phones.
+    pub async fn rest_command_answered(&self, phone: &str) {
+        let answer = self
+            .api()
+            .post(format!("{}/api/phones/{phone}/cmd/dnd", self.http()))
+            .body("on")
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        assert_eq!(status, 200, "{}", answer.text().await.unwrap());
+    }
+}
