@@ -21,10 +21,11 @@
 //! phones; a connection silent for `http_idle_secs` before a head (408) or between requests is
 //! closed; a head over `http_head_bytes` gets a 431.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -53,6 +54,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const REFUSALS_IN_FLIGHT: usize = 256;
 /// How long a refused client has to send its head before it is answered anyway.
 const REFUSAL_READ: Duration = Duration::from_secs(1);
+/// How long a new connection waits for the room a closed silent one leaves.
+const EVICTION_WAIT: Duration = Duration::from_millis(200);
 /// What a client over a budget is told to wait before trying again.
 const RETRY_AFTER_SECS: u32 = 5;
 
@@ -94,13 +97,19 @@ struct Budgets {
     people: Arc<Semaphore>,
     per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
     refusals: Arc<Semaphore>,
+    /// Connections that have not sent their first head yet, oldest first: at the connection
+    /// limit the one silent longest makes room, so that idle sockets from many addresses cannot
+    /// keep phones out.
+    silent: Arc<Mutex<BTreeMap<u64, CancellationToken>>>,
+    next_silent: AtomicU64,
     limits: crate::config::LimitsConfig,
     metrics: Arc<Metrics>,
 }
 
 impl Budgets {
-    /// A slot for a new connection from `ip`, or the limit it is over.
-    fn admit(&self, ip: IpAddr) -> Result<Admission, Limit> {
+    /// A slot for a new connection from `ip`, or the limit it is over. At the connection limit,
+    /// the connection silent longest is closed to make room.
+    async fn admit(&self, ip: IpAddr) -> Result<Admission, Limit> {
         let ip = ip.to_canonical();
         let address = {
             let mut counts = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
@@ -114,17 +123,62 @@ impl Budgets {
                 counts: self.per_address.clone(),
             }
         };
-        let all = self
-            .all
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Limit::connections)?;
+        let all = match self.all.clone().try_acquire_owned() {
+            Ok(all) => all,
+            Err(_) => {
+                if !self.evict_silent() {
+                    return Err(Limit::connections);
+                }
+                tokio::time::timeout(EVICTION_WAIT, self.all.clone().acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .ok_or(Limit::connections)?
+            }
+        };
+        let seq = self.next_silent.fetch_add(1, Ordering::Relaxed);
+        let token = CancellationToken::new();
+        lock(&self.silent).insert(seq, token.clone());
         Ok(Admission {
             _all: all,
             _address: address,
             people: Arc::new(Mutex::new(None)),
             budget: self.people.clone(),
+            silent: Some(SilentSlot {
+                seq,
+                token,
+                silent: self.silent.clone(),
+            }),
         })
+    }
+
+    /// Closes the connection that has waited longest without sending its head; whether there
+    /// was one. Counted under `connections`: the budget it defends.
+    fn evict_silent(&self) -> bool {
+        let Some((_, token)) = lock(&self.silent).pop_first() else {
+            return false;
+        };
+        token.cancel();
+        self.metrics.refused(Limit::connections);
+        true
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A connection's place among those not heard from yet; left when its head arrives.
+struct SilentSlot {
+    seq: u64,
+    /// Cancelled when the connection is closed to make room.
+    token: CancellationToken,
+    silent: Arc<Mutex<BTreeMap<u64, CancellationToken>>>,
+}
+
+impl Drop for SilentSlot {
+    fn drop(&mut self) {
+        lock(&self.silent).remove(&self.seq);
     }
 }
 
@@ -153,9 +207,19 @@ struct Admission {
     _address: AddressSlot,
     people: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
     budget: Arc<Semaphore>,
+    /// Until its first head arrives.
+    silent: Option<SilentSlot>,
 }
 
 impl Admission {
+    /// Cancelled when this connection, still silent, is closed to make room.
+    fn evicted(&self) -> CancellationToken {
+        self.silent
+            .as_ref()
+            .map(|slot| slot.token.clone())
+            .unwrap_or_default()
+    }
+
     /// Whether this connection may serve a request for `path`: phones' routes always, the
     /// people's if it holds (or can take) a people's slot.
     fn allows(&self, path: &str) -> bool {
@@ -221,6 +285,8 @@ pub async fn serve_all(
         people: Arc::new(Semaphore::new(front.limits.people_connections)),
         per_address: Arc::default(),
         refusals: Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT)),
+        silent: Arc::default(),
+        next_silent: AtomicU64::new(0),
         limits: front.limits,
         metrics: front.metrics,
     });
@@ -251,7 +317,7 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(10);
-                let admission = match budgets.admit(peer.ip()) {
+                let admission = match budgets.admit(peer.ip()).await {
                     Ok(admission) => admission,
                     Err(limit) => {
                         budgets.metrics.refused(limit);
@@ -271,9 +337,11 @@ async fn accept_loop(
                                 .await
                         }
                         Some(acceptor) => {
+                            let evicted = admission.evicted();
                             let handshake = tokio::select! {
                                 handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, stream)) => handshake,
                                 () = shutdown.cancelled() => return,
+                                () = evicted.cancelled() => return,
                             };
                             match handshake {
                                 Ok(Ok(Some(stream))) => {
@@ -385,16 +453,21 @@ async fn connection<S: Stream>(
     router: Router,
     shutdown: CancellationToken,
     via_tls: Option<ViaTls>,
-    admission: Admission,
+    mut admission: Admission,
     budgets: &Budgets,
 ) -> io::Result<()> {
     let limits = &budgets.limits;
     let metrics = &budgets.metrics;
     let idle = Duration::from_secs(limits.http_idle_secs);
+    let evicted = admission.evicted();
     let head = tokio::select! {
         head = tokio::time::timeout(idle, read_head(&mut stream, limits.http_head_bytes)) => head,
         () = shutdown.cancelled() => return Ok(()),
+        // Silent while the gateway was full: closed to make room (counted by the evictor).
+        () = evicted.cancelled() => return Ok(()),
     };
+    // Heard from: no longer among those closed to make room.
+    admission.silent = None;
     let buffered = match head {
         Err(_) => {
             metrics.refused(Limit::http_idle);

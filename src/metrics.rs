@@ -57,6 +57,8 @@ pub enum Limit {
     download_time,
     /// A retained message on a phone2mqtt topic that does not parse: ignored, not mirrored.
     foreign_retained,
+    /// A command for a phone that has 64 commands waiting already.
+    command_queue,
 }
 
 impl Limit {
@@ -82,6 +84,7 @@ impl Limit {
         Limit::download_bytes,
         Limit::download_time,
         Limit::foreign_retained,
+        Limit::command_queue,
     ];
 }
 

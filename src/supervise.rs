@@ -84,6 +84,8 @@ impl Supervisor {
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        // Shown on `/metrics` at 0 from the start, for a scraper to read.
+        let _ = self.metrics.panics(task);
         tracker.spawn(self.clone().run(task, start));
     }
 
@@ -93,6 +95,7 @@ impl Supervisor {
     where
         Fut: Future<Output = ()> + Send + 'static,
     {
+        let _ = self.metrics.panics(task);
         let supervisor = self.clone();
         tracker.spawn(async move {
             if let Err(panic) = AssertUnwindSafe(future).catch_unwind().await {

@@ -34,6 +34,7 @@ async fn metrics_are_served_to_a_token_and_refused_without_one() {
         "phone2mqtt_refusals_total",
         "phone2mqtt_mqtt_reconnects_total",
         "phone2mqtt_websocket_clients",
+        "phone2mqtt_task_panics_total{task=\"dispatcher\"}",
     ] {
         assert!(
             text.contains(&format!("\n{name}")),

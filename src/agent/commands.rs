@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::agent::Shared;
 use crate::command::CommandError;
+use crate::metrics::Limit;
 use crate::model::{Command, CommandResult, PhoneId};
 use crate::phone_vendors::ReplyOutcome;
 
@@ -80,6 +81,7 @@ impl Queues {
         }
         let queue = inner.waiting.entry(id.clone()).or_default();
         if queue.len() >= QUEUE_DEPTH {
+            shared.metrics.refused(Limit::command_queue);
             return Err(Box::new((job, CommandError::QueueFull)));
         }
         queue.push_back(job);
