@@ -421,6 +421,21 @@ fn carriage_returns_merge_the_same_twice() {
     assert_eq!(merge_text(&once, ours, header), once);
 }
 
+/// Found by `fuzz/merge_text` (second run): our repeated lines (`= ` twice, key ``) were
+/// matched by their text, so the one appended first on one merge came second on the next.
+#[test]
+fn repeated_lines_of_ours_merge_the_same_twice() {
+    let header = "#!version:1.0.0.1";
+    let site = "=$ =$ \n1=\x0f\x00\n\x00\x00\x00\x00\x00\x00\x00\x10\nXB\x0b\n=X\n\n\nXB";
+    let ours = "\x0b\n=\\\n= \n== \n= ";
+    let once = merge_text(site, ours, header);
+    assert_eq!(merge_text(&once, ours, header), once);
+    // The same with ordinary keys: two lines for one key, the site holding one of them.
+    let (site, ours) = ("a = 1\nb = 2\n", "a = x\na = y\nb = z\na = x\n");
+    let once = merge_text(site, ours, header);
+    assert_eq!(merge_text(&once, ours, header), once);
+}
+
 /// Found by `fuzz/merge_xml`: broken XML the reader forgave was written back as a file that no
 /// longer reads; the merge refuses it instead.
 #[test]

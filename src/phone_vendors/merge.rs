@@ -60,16 +60,16 @@ pub fn merge_text(site: &str, ours: &str, header: &str) -> String {
         }
     }
     let mut wrote_banner = false;
+    // Our keyed lines in order are `ours_by_key` in order: the n-th is pending if the site's
+    // lines did not take it (matching by text instead would pair a repeated line with the
+    // wrong entry, and a second merge would reorder them).
+    let mut entries = ours_by_key.iter();
     for line in lines(ours) {
         if line.trim() == header {
             continue;
         }
         let pending = match text_key(line) {
-            Some(key) => ours_by_key
-                .iter_mut()
-                .find(|(k, l, used)| *k == key && *l == line && !*used)
-                .map(|(_, _, used)| *used = true)
-                .is_some(),
+            Some(_) => entries.next().is_some_and(|(_, _, used)| !*used),
             // Our comments come along with our settings, once.
             None => !line.trim().is_empty() && !lines(site).any(|l| l == line),
         };
