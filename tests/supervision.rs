@@ -56,7 +56,11 @@ async fn a_schedule_past_the_calendar_is_an_error_and_the_next_command_is_answer
     );
     // Accepted: dnd and the reminder; the three refused ones are not.
     assert_eq!(sample(&text, "phone2mqtt_commands_total"), 2, "{text}");
-    assert!(!text.contains("task=\"dispatcher\""), "{text}");
+    assert_eq!(
+        sample(&text, "phone2mqtt_task_panics_total{task=\"dispatcher\"}"),
+        0,
+        "{text}"
+    );
     // The per-phone queues are empty again once the command is done.
     assert!(
         text.contains("phone2mqtt_queue_depth{queue=\"commands\"} 0"),
