@@ -22,6 +22,9 @@ struct Sub {
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
 }
 
+/// A topic and what its message must hold.
+type Wanted<'a> = (&'a str, &'a dyn Fn(&Value) -> bool);
+
 impl Sub {
     async fn start(port: u16, filter: &str) -> Sub {
         let mut child = Command::new(tool("mosquitto_sub"))
@@ -67,22 +70,38 @@ impl Sub {
     }
 
     async fn expect(&mut self, topic: &str, check: impl Fn(&Value) -> bool) -> Value {
+        self.expect_each(&[(topic, &check)]).await.remove(0)
+    }
+
+    /// Waits until each `(topic, check)` has matched a message, in whatever order they come
+    /// (a phone's event can come before the result of the command that caused it).
+    async fn expect_each(&mut self, wanted: &[Wanted<'_>]) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + TIMEOUT;
-        loop {
+        let mut seen: Vec<Option<Value>> = vec![None; wanted.len()];
+        while seen.iter().any(Option::is_none) {
             let line = tokio::time::timeout_at(deadline, self.lines.next_line())
                 .await
-                .unwrap_or_else(|_| panic!("mosquitto_sub saw nothing on {topic} in time"))
+                .unwrap_or_else(|_| {
+                    let missing: Vec<_> = wanted
+                        .iter()
+                        .zip(&seen)
+                        .filter(|(_, seen)| seen.is_none())
+                        .map(|((topic, _), _)| *topic)
+                        .collect();
+                    panic!("mosquitto_sub saw nothing on {missing:?} in time")
+                })
                 .unwrap()
                 .expect("mosquitto_sub keeps running");
             let (got, payload) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-            if got == topic {
-                let value =
-                    serde_json::from_str(payload).unwrap_or(Value::String(payload.to_string()));
-                if check(&value) {
-                    return value;
+            let value = serde_json::from_str(payload).unwrap_or(Value::String(payload.to_string()));
+            for ((topic, check), seen) in wanted.iter().zip(seen.iter_mut()) {
+                if seen.is_none() && got == *topic && check(&value) {
+                    *seen = Some(value.clone());
+                    break;
                 }
             }
         }
+        seen.into_iter().map(Option::unwrap).collect()
     }
 }
 
@@ -142,23 +161,23 @@ async fn terminal_walkthrough(gw: &TestGateway, phone: &phone2mqtt::sim::SimPhon
     phone_got(phone, "GET /servlet?key=CALLEND").await;
 
     mosquitto_pub(port, &format!("phone2mqtt/{ID}/cmd/dial"), "+49 30 1234").await;
-    let result = sub
-        .expect(&format!("phone2mqtt/{ID}/result"), |r| {
-            r["command"] == "dial"
-        })
+    let (result_topic, event_topic) = (
+        format!("phone2mqtt/{ID}/result"),
+        format!("phone2mqtt/{ID}/event"),
+    );
+    let seen = sub
+        .expect_each(&[
+            (&result_topic, &|r: &Value| r["command"] == "dial"),
+            (&event_topic, &|e: &Value| e["event"] == "outgoing_call"),
+        ])
         .await;
-    assert_eq!(result["status"], "ok");
+    assert_eq!(seen[0]["status"], "ok");
     phone_got(
         phone,
         "GET /servlet?key=number=%2B49301234&outgoing_uri=1001@pbx.example.com",
     )
     .await;
-    let event = sub
-        .expect(&format!("phone2mqtt/{ID}/event"), |e| {
-            e["event"] == "outgoing_call"
-        })
-        .await;
-    assert_eq!(event["remote"], "+49301234");
+    assert_eq!(seen[1]["remote"], "+49301234");
     let _ = gw;
     drop(sub.child);
 }
