@@ -19,6 +19,13 @@ fn limited(adjust: impl FnOnce(&mut phone2mqtt::config::LimitsConfig)) -> Config
     config
 }
 
+/// The subscribers of the retained directory report, as a newcomer reads it.
+async fn retained_directory_rows(gw: &TestGateway) -> usize {
+    let mut late = MqttProbe::connect(gw.mqtt_port()).await;
+    let report = late.expect("phone2mqtt/directory", |_| true).await;
+    report["subscribers"].as_array().unwrap().len()
+}
+
 /// The gateway still serves the phone: a callback is published and a command answered.
 async fn still_serves(gw: &TestGateway, probe: &mut MqttProbe, tx: &str) {
     let path = format!(
@@ -91,13 +98,7 @@ async fn a_directory_over_its_rows_is_refused_and_the_old_one_kept() {
     // The kept file and the retained report are the three rows of before.
     let kept = std::fs::read_to_string(gw.data_dir.0.join("directory.csv")).unwrap();
     assert_eq!(kept.lines().count(), 4, "{kept}");
-    let mut late = MqttProbe::connect(gw.mqtt_port()).await;
-    let report = late.expect("phone2mqtt/directory", |_| true).await;
-    assert_eq!(
-        report["subscribers"].as_array().unwrap().len(),
-        3,
-        "{report}"
-    );
+    assert_eq!(retained_directory_rows(&gw).await, 3);
     still_serves(&gw, &mut probe, "after-directory").await;
     gw.stop().await;
 }
@@ -320,13 +321,7 @@ async fn payloads_over_their_topic_kind_limit_are_refused() {
         "{refused}"
     );
     assert_eq!(gw.refusals("mqtt_payload").await, 2);
-    let mut late = MqttProbe::connect(gw.mqtt_port()).await;
-    let report = late.expect("phone2mqtt/directory", |_| true).await;
-    assert_eq!(
-        report["subscribers"].as_array().unwrap().len(),
-        2,
-        "{report}"
-    );
+    assert_eq!(retained_directory_rows(&gw).await, 2);
     still_serves(&gw, &mut probe, "after-payload").await;
     gw.stop().await;
 }
