@@ -441,11 +441,11 @@ async fn run_gateway(
     info!("Shutting down.");
     stop.cancel();
     tracker.close();
-    if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+    if tokio::time::timeout(shutdown::STOP_DEADLINE, tracker.wait())
         .await
         .is_err()
     {
-        error!("Some tasks did not stop within 5 s.");
+        error!(deadline = ?shutdown::STOP_DEADLINE, "Some tasks did not stop in time.");
     }
     if fatal {
         return Err(phone2mqtt::supervise::Fatal.into());

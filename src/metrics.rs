@@ -104,6 +104,14 @@ struct TaskLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabel {
+    class: &'static str,
+}
+
+/// The classes of the MQTT outbox's drop policy, in the order they are dropped.
+pub const OUTBOX_CLASSES: [&str; 3] = ["event", "message", "state"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabel {
     queue: String,
 }
@@ -121,6 +129,10 @@ pub struct Metrics {
     mqtt_reconnects: Counter,
     websocket_clients: Gauge<i64, AtomicI64>,
     queue_depth: Family<QueueLabel, Gauge<i64, AtomicI64>>,
+    outbox_messages: Gauge<i64, AtomicI64>,
+    outbox_bytes: Gauge<i64, AtomicI64>,
+    outbox_dropped: Family<ClassLabel, Counter>,
+    mqtt_connected: Gauge<i64, AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -141,6 +153,33 @@ impl Metrics {
         let mqtt_reconnects = Counter::<u64, AtomicU64>::default();
         let websocket_clients = Gauge::<i64, AtomicI64>::default();
         let queue_depth = Family::<QueueLabel, Gauge<i64, AtomicI64>>::default();
+        let outbox_messages = Gauge::<i64, AtomicI64>::default();
+        let outbox_bytes = Gauge::<i64, AtomicI64>::default();
+        let outbox_dropped = Family::<ClassLabel, Counter>::default();
+        let mqtt_connected = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "outbox_messages",
+            "Messages in the agent's MQTT outbox, not yet acknowledged by the broker",
+            outbox_messages.clone(),
+        );
+        registry.register(
+            "outbox_bytes",
+            "Bytes (payloads and topics) in the agent's MQTT outbox",
+            outbox_bytes.clone(),
+        );
+        registry.register(
+            "outbox_dropped",
+            "Messages dropped from the agent's full MQTT outbox, by class (event first, then message, then state, which is republished)",
+            outbox_dropped.clone(),
+        );
+        registry.register(
+            "mqtt_connected",
+            "1 while the agent's MQTT session is connected",
+            mqtt_connected.clone(),
+        );
+        for class in OUTBOX_CLASSES {
+            let _ = outbox_dropped.get_or_create(&ClassLabel { class });
+        }
         registry.register(
             "callbacks",
             "Action URL callbacks accepted from phones",
@@ -196,6 +235,10 @@ impl Metrics {
             mqtt_reconnects,
             websocket_clients,
             queue_depth,
+            outbox_messages,
+            outbox_bytes,
+            outbox_dropped,
+            mqtt_connected,
         }
     }
 
@@ -274,6 +317,32 @@ impl Metrics {
     /// The websocket clients gauge; `inc` on connect, `dec` on close.
     pub fn websocket_clients(&self) -> &Gauge<i64, AtomicI64> {
         &self.websocket_clients
+    }
+
+    /// The outbox's content now.
+    pub fn outbox_level(&self, messages: usize, bytes: usize) {
+        self.outbox_messages
+            .set(i64::try_from(messages).unwrap_or(i64::MAX));
+        self.outbox_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// A message dropped from the full outbox; `class` is one of [`OUTBOX_CLASSES`].
+    pub fn outbox_dropped(&self, class: &'static str) {
+        self.outbox_dropped
+            .get_or_create(&ClassLabel { class })
+            .inc();
+    }
+
+    /// Messages of `class` dropped so far.
+    pub fn outbox_drops(&self, class: &'static str) -> u64 {
+        self.outbox_dropped
+            .get_or_create(&ClassLabel { class })
+            .get()
+    }
+
+    pub fn mqtt_connected(&self, connected: bool) {
+        self.mqtt_connected.set(i64::from(connected));
     }
 
     /// Sets queue `queue`'s depth now.

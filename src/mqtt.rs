@@ -1,22 +1,35 @@
 //! The one MQTT session of a component (agent, web adapter, terminal client).
 //!
-//! A single task owns the rumqttc `EventLoop` and does nothing but poll it: it resubscribes on
-//! every ConnAck (rumqttc does not restore subscriptions), tells the owner to republish its
-//! retained state (the embedded broker keeps nothing across restarts), backs off between
-//! reconnects, and forwards incoming publishes. Everyone else publishes through the cloneable
-//! [`Mqtt`] handle, never from the polling task, so the two can't deadlock.
+//! Publishers never wait for the broker: [`Mqtt::publish`] puts the message in the session's
+//! bounded [`outbox`] and returns. A single task owns the rumqttc `EventLoop` and the messages
+//! on their way ([`flight`]): it hands rumqttc a window of messages at a time and keeps each
+//! until the broker acknowledges it, so nothing is lost when rumqttc drops its own list on a
+//! reconnect without a session. It takes a broker that stops acknowledging (hung, half-open)
+//! for dead, reconnects with capped backoff and jitter, resubscribes on every ConnAck (rumqttc
+//! does not restore subscriptions), tells the owner to republish its retained state, forwards
+//! incoming publishes, and at shutdown sends what the outbox holds before its goodbye.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+pub mod flight;
+pub mod kept;
+pub mod outbox;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS,
+    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
     SubscribeFilter, Transport,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+use self::flight::Flight;
+use self::outbox::{Class, Entry, Outbox};
+pub use crate::config::SessionTuning;
 
 /// The largest MQTT packet sent or accepted. The retained directory report lists every phone
 /// without a subscriber: 10,000 phones make 150 KB. The embedded broker takes the same
@@ -75,6 +88,16 @@ pub struct SessionOptions {
     /// The gateway's sessions are supervised: a panic in one stops the process (the session
     /// owns its event loop, so it cannot be restarted in place).
     pub supervisor: Option<crate::supervise::Supervisor>,
+    /// The outbox's bounds, keepalive, acknowledgement timeout and backoff (`[mqtt]`).
+    pub tuning: SessionTuning,
+    /// Ask the broker to keep the session (clean session off) so that what was in flight when
+    /// the connection broke is delivered, and QoS 1 commands wait for the agent. Only the
+    /// agent's session with an external broker: the embedded one stops with the agent.
+    pub persistent: bool,
+    /// Where the outbox is kept at the end of the session (`[mqtt] outbox_on_disk`).
+    pub keep_outbox: Option<std::path::PathBuf>,
+    /// Messages to send first: what the last session kept ([`kept::load`]).
+    pub preload: Vec<Entry>,
 }
 
 impl SessionOptions {
@@ -91,6 +114,10 @@ impl SessionOptions {
             subscriptions: Vec::new(),
             metrics: None,
             supervisor: None,
+            tuning: config.session_tuning(),
+            persistent: false,
+            keep_outbox: None,
+            preload: Vec::new(),
         }
     }
 }
@@ -104,6 +131,8 @@ impl std::fmt::Debug for SessionOptions {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("subscriptions", &self.subscriptions)
+            .field("tuning", &self.tuning)
+            .field("persistent", &self.persistent)
             .finish_non_exhaustive()
     }
 }
@@ -116,51 +145,110 @@ pub struct Message {
     pub retained: bool,
 }
 
-/// Publishes queued for the session task at most. Callbacks publish from thousands of tasks
-/// at once in a registration storm; waiting on rumqttc's own full queue costs every waiter a
-/// scan of its waiter list on each wake (an eighth of the gateway's CPU in a storm), so they
-/// wait here, on a semaphore, and rumqttc's queue never fills.
-const ROOM: usize = 1_024;
-/// rumqttc's queue: the publishers' room, and room besides for subscriptions.
-const QUEUE: usize = ROOM * 4;
-/// Bulk publishers (every phone's state on connect, Home Assistant discovery) wait until this
-/// much room is free, leaving the rest to the phones' callbacks.
-const BULK_ROOM: usize = ROOM / 2;
-/// The longest a bulk publisher waits for it.
-const BULK_WAIT: Duration = Duration::from_secs(5);
+/// How long the session goes on sending what its outbox holds once it is told to stop, before
+/// its goodbye: the last results of a shutdown reach the broker within it.
+pub const DRAIN: Duration = Duration::from_secs(5);
 
-/// The publishes queued and not yet written by the session task.
+/// What the publishers and the session task share.
 #[derive(Debug)]
-struct Backlog {
-    room: tokio::sync::Semaphore,
-    queued: AtomicUsize,
+struct Shared {
+    outbox: Mutex<Outbox>,
+    /// Something was put in the outbox.
+    ready: Notify,
+    /// The outbox went below half full, or the session's connection changed.
+    room: Notify,
+    /// Connected now.
+    online: AtomicBool,
+    /// The session task has ended: a publish now is dropped (and counted).
+    ended: AtomicBool,
+    /// Drops by class, for sessions without `/metrics` too.
+    dropped: [AtomicU64; 3],
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
-impl Backlog {
-    fn new() -> Backlog {
-        Backlog {
-            room: tokio::sync::Semaphore::new(ROOM),
-            queued: AtomicUsize::new(0),
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, entry: Entry) {
+        if self.ended.load(Ordering::Acquire) {
+            debug!(topic = %entry.topic, "Publish after the session ended, dropped.");
+            self.count_dropped(&[entry.class]);
+            return;
+        }
+        let pushed = {
+            let mut outbox = self.lock();
+            let pushed = outbox.push(entry);
+            self.level(&outbox);
+            pushed
+        };
+        self.count_dropped(&pushed.dropped);
+        self.ready.notify_one();
+    }
+
+    fn pop(&self) -> Option<(u64, Entry)> {
+        let mut outbox = self.lock();
+        let next = outbox.pop();
+        self.level(&outbox);
+        if outbox.len() < outbox.bounds().messages / 2 {
+            self.room.notify_waiters();
+        }
+        next
+    }
+
+    fn put_back(&self, entries: Vec<(u64, Entry)>) {
+        if entries.is_empty() {
+            return;
+        }
+        let pushed = {
+            let mut outbox = self.lock();
+            let pushed = outbox.put_back(entries);
+            self.level(&outbox);
+            pushed
+        };
+        self.count_dropped(&pushed.dropped);
+    }
+
+    fn level(&self, outbox: &Outbox) {
+        if let Some(metrics) = &self.metrics {
+            metrics.outbox_level(outbox.len(), outbox.bytes());
         }
     }
 
-    async fn take(&self) {
-        if let Ok(permit) = self.room.acquire().await {
-            permit.forget();
+    fn count_dropped(&self, classes: &[Class]) {
+        for &class in classes {
+            let index = Class::ALL.iter().position(|c| *c == class).unwrap_or(0);
+            self.dropped[index].fetch_add(1, Ordering::Relaxed);
+            if let Some(metrics) = &self.metrics {
+                metrics.outbox_dropped(class.name());
+            }
         }
-        self.queued.fetch_add(1, Ordering::Relaxed);
+        if !classes.is_empty() {
+            debug!(dropped = classes.len(), "Outbox full: dropped the oldest.");
+        }
     }
 
-    fn written(&self) {
-        // After a reconnect rumqttc writes unacknowledged publishes again: those were counted.
-        let counted = self
-            .queued
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok();
-        if counted {
-            self.room.add_permits(1);
+    fn set_online(&self, online: bool) {
+        self.online.store(online, Ordering::Release);
+        if let Some(metrics) = &self.metrics {
+            metrics.mqtt_connected(online);
         }
+        self.room.notify_waiters();
     }
+}
+
+/// What the outbox holds and has dropped, for the bridge's report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxStatus {
+    pub connected: bool,
+    pub queued: usize,
+    pub bytes: usize,
+    pub limit_messages: usize,
+    pub limit_bytes: usize,
+    pub dropped_events: u64,
+    pub dropped_messages: u64,
+    pub dropped_state: u64,
 }
 
 /// The publishing handle. Cloneable; every publish is QoS 1.
@@ -168,38 +256,56 @@ impl Backlog {
 pub struct Mqtt {
     client: AsyncClient,
     connected: watch::Receiver<u64>,
-    backlog: Arc<Backlog>,
+    shared: Arc<Shared>,
     /// Why the last connection attempt failed, for a client that gives up.
-    last_error: Arc<std::sync::Mutex<Option<String>>>,
+    last_error: Arc<Mutex<Option<String>>>,
 }
 
 impl Mqtt {
+    /// Puts a message in the outbox; it never waits for the broker. A retained message replaces
+    /// the one queued for its topic.
     pub async fn publish(&self, topic: String, payload: impl Into<Vec<u8>>, retain: bool) {
-        self.backlog.take().await;
-        if let Err(err) = self
-            .client
-            .publish(topic.clone(), QoS::AtLeastOnce, retain, payload.into())
-            .await
-        {
-            self.backlog.written();
-            warn!(%topic, cause = %err, "Publish could not be queued.");
+        self.put(topic, payload.into(), retain, Class::Message);
+    }
+
+    /// An event: the first thing dropped when the outbox is full.
+    pub async fn publish_event(&self, topic: String, value: &impl serde::Serialize) {
+        match serde_json::to_vec(value) {
+            Ok(payload) => self.put(topic, payload, false, Class::Event),
+            Err(err) => warn!(%topic, cause = %err, "Payload could not be serialised."),
         }
     }
 
-    /// Waits until the queue has [`BULK_ROOM`] free (at most [`BULK_WAIT`]): bulk publishers
-    /// call it before each message.
-    pub async fn wait_for_room(&self) {
-        let deadline = tokio::time::Instant::now() + BULK_WAIT;
-        while self.backlog.room.available_permits() < BULK_ROOM
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    fn put(&self, topic: String, payload: Vec<u8>, retain: bool, class: Class) {
+        self.shared
+            .push(Entry::new(topic, Bytes::from(payload), retain, class));
+    }
+
+    /// Bulk publishers (every phone's state on connect, Home Assistant discovery) call it
+    /// before each message: it waits while the outbox is half full or more, leaving the rest
+    /// to the phones' callbacks. `false`: the session is not connected (the next connection
+    /// asks for everything again anyway).
+    pub async fn wait_for_room(&self) -> bool {
+        loop {
+            let room = self.shared.room.notified();
+            if !self.shared.online.load(Ordering::Acquire) {
+                return false;
+            }
+            {
+                let outbox = self.shared.lock();
+                if outbox.len() < outbox.bounds().messages / 2 {
+                    return true;
+                }
+            }
+            // Woken when the outbox empties below half or the connection changes; the timeout
+            // only guards against a missed wake-up.
+            let _ = tokio::time::timeout(Duration::from_millis(500), room).await;
         }
     }
 
     pub async fn publish_json(&self, topic: String, value: &impl serde::Serialize, retain: bool) {
         match serde_json::to_vec(value) {
-            Ok(payload) => self.publish(topic, payload, retain).await,
+            Ok(payload) => self.put(topic, payload, retain, Class::Message),
             Err(err) => warn!(%topic, cause = %err, "Payload could not be serialised."),
         }
     }
@@ -214,8 +320,8 @@ impl Mqtt {
         }
     }
 
-    /// Changes every time the session (re)connects and has subscribed: owners republish their
-    /// retained state.
+    /// Changes every time the session (re)connects and has subscribed, and when the outbox
+    /// had to drop retained state: owners republish their retained state.
     pub fn connections(&self) -> watch::Receiver<u64> {
         self.connected.clone()
     }
@@ -236,10 +342,28 @@ impl Mqtt {
             .await
             .is_ok_and(|r| r.is_ok())
     }
+
+    /// What the outbox holds and has dropped so far.
+    pub fn outbox_status(&self) -> OutboxStatus {
+        let shared = &self.shared;
+        let (queued, bytes, bounds) = {
+            let outbox = shared.lock();
+            (outbox.len(), outbox.bytes(), outbox.bounds())
+        };
+        let dropped = |i: usize| shared.dropped[i].load(Ordering::Relaxed);
+        OutboxStatus {
+            connected: shared.online.load(Ordering::Acquire),
+            queued,
+            bytes,
+            limit_messages: bounds.messages,
+            limit_bytes: bounds.bytes,
+            dropped_events: dropped(0),
+            dropped_messages: dropped(1),
+            dropped_state: dropped(2),
+        }
+    }
 }
 
-/// Starts the session task. Incoming publishes arrive on the returned receiver (unbounded, so
-/// the polling task never waits on a slow consumer).
 /// rumqttc's TLS takes rustls' process-wide crypto provider, and two of them are compiled in
 /// (through different dependencies), so none is chosen by itself: choose one, once.
 pub fn install_crypto_provider() {
@@ -249,8 +373,10 @@ pub fn install_crypto_provider() {
     });
 }
 
+/// Starts the session task. Incoming publishes arrive on the returned receiver (unbounded, so
+/// the polling task never waits on a slow consumer).
 pub fn start(
-    options: SessionOptions,
+    mut options: SessionOptions,
     shutdown: CancellationToken,
     tracker: &tokio_util::task::TaskTracker,
 ) -> (Mqtt, mpsc::UnboundedReceiver<Message>) {
@@ -263,9 +389,9 @@ pub fn start(
         },
         options.broker.port,
     );
-    mqtt_options.set_keep_alive(Duration::from_secs(30));
+    mqtt_options.set_keep_alive(options.tuning.keepalive);
     mqtt_options.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
-    mqtt_options.set_clean_session(true);
+    mqtt_options.set_clean_session(!options.persistent);
     // A CA file that cannot be read was reported at start (gateway, terminal client); one
     // that went away since leaves the session without TLS roots, and its error in the log.
     let tls = || match tls_config(options.ca_file.as_deref()) {
@@ -304,24 +430,42 @@ pub fn start(
             true,
         ));
     }
-    let (client, eventloop) = AsyncClient::new(mqtt_options, QUEUE);
+    // rumqttc's queue holds the window of publishes, the subscriptions and the goodbye.
+    let (client, eventloop) = AsyncClient::new(mqtt_options, flight::WINDOW * 2);
     let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
     let (connected_tx, connected_rx) = watch::channel(0u64);
+    let mut outbox = Outbox::new(outbox::Bounds {
+        messages: options.tuning.outbox_messages,
+        bytes: options.tuning.outbox_bytes,
+    });
+    for entry in std::mem::take(&mut options.preload) {
+        outbox.push(entry);
+    }
+    let shared = Arc::new(Shared {
+        outbox: Mutex::new(outbox),
+        ready: Notify::new(),
+        room: Notify::new(),
+        online: AtomicBool::new(false),
+        ended: AtomicBool::new(false),
+        dropped: Default::default(),
+        metrics: options.metrics.clone(),
+    });
     let handle = Mqtt {
         client,
         connected: connected_rx,
-        backlog: Arc::new(Backlog::new()),
+        shared,
         last_error: Arc::default(),
     };
     let supervisor = options.supervisor.clone();
-    let session = run(
+    let session = Session {
         eventloop,
-        handle.clone(),
+        handle: handle.clone(),
         options,
-        incoming_tx,
-        connected_tx,
-        shutdown,
-    );
+        incoming: incoming_tx,
+        connected: connected_tx,
+        flight: Flight::default(),
+    }
+    .run(shutdown);
     match supervisor {
         Some(supervisor) => supervisor.spawn_once(tracker, "mqtt_session", session),
         None => {
@@ -331,101 +475,289 @@ pub fn start(
     (handle, incoming_rx)
 }
 
-async fn run(
-    mut eventloop: EventLoop,
+/// Capped exponential backoff with jitter between connection attempts: many agents that lost
+/// the same broker do not come back in step.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(250);
+
+    fn new(max: Duration) -> Backoff {
+        Backoff {
+            next: Backoff::FIRST.min(max),
+            max,
+        }
+    }
+
+    /// The next wait: the current step, give or take a quarter.
+    fn next(&mut self) -> Duration {
+        use rand::Rng;
+        let step = self.next;
+        self.next = (self.next * 2).min(self.max);
+        step.mul_f64(rand::thread_rng().gen_range(0.75..=1.25))
+    }
+
+    fn reset(&mut self) {
+        self.next = Backoff::FIRST.min(self.max);
+    }
+}
+
+/// What woke the session task.
+enum Step {
+    Event(Result<Event, ConnectionError>),
+    /// The broker owes an answer for longer than `ack_timeout`.
+    Unanswered,
+    Stop,
+    Deadline,
+}
+
+struct Session {
+    eventloop: EventLoop,
     handle: Mqtt,
     options: SessionOptions,
     incoming: mpsc::UnboundedSender<Message>,
     connected: watch::Sender<u64>,
-    shutdown: CancellationToken,
-) {
-    let Mqtt {
-        client,
-        backlog,
-        last_error,
-        ..
-    } = handle;
-    let broker = format!("{}:{}", options.broker.host, options.broker.port);
-    let mut backoff = Duration::from_millis(250);
-    let mut awaiting_suback = false;
-    let mut connected_before = false;
-    loop {
-        let event = tokio::select! {
-            event = eventloop.poll() => event,
-            () = shutdown.cancelled() => break,
-        };
-        match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                info!(client_id = %options.client_id, %broker, "Connected to the MQTT broker.");
-                if std::mem::replace(&mut connected_before, true) {
-                    if let Some(metrics) = &options.metrics {
-                        metrics.mqtt_reconnected();
-                    }
-                }
-                backoff = Duration::from_millis(250);
-                if !options.subscriptions.is_empty() {
-                    // Publishers hold at most `ROOM` of the `QUEUE` slots, so there is room.
-                    let filters = options.subscriptions.iter().map(|filter| {
-                        SubscribeFilter::new(filter.clone(), subscription_qos(filter))
-                    });
-                    if let Err(err) = client.try_subscribe_many(filters) {
-                        warn!(cause = %err, "Subscribe could not be queued.");
-                    }
-                    awaiting_suback = true;
-                } else {
-                    connected.send_modify(|n| *n += 1);
-                }
-            }
-            // Connected means subscribed: a command published right after `wait_connected`
-            // (a test, the CLI's own session) must find the subscription in place.
-            Ok(Event::Incoming(Packet::SubAck(_))) if awaiting_suback => {
-                awaiting_suback = false;
-                connected.send_modify(|n| *n += 1);
-            }
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
-                let _ = incoming.send(Message {
-                    topic: publish.topic,
-                    payload: publish.payload,
-                    retained: publish.retain,
-                });
-            }
-            Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => backlog.written(),
-            Ok(_) => {}
-            Err(err) => {
-                let cause = describe(&err);
-                warn!(client_id = %options.client_id, %broker, %cause, retry_in = ?backoff, "MQTT connection lost.");
-                if let Ok(mut last) = last_error.lock() {
-                    *last = Some(cause);
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = shutdown.cancelled() => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
-    // A clean goodbye: the retained offline state first (the will covers only crashes).
-    if let Some((topic, payload)) = options.goodbye {
-        let _ = client.try_publish(topic, QoS::AtLeastOnce, true, payload);
-    }
-    let _ = client.try_disconnect();
-    let drain = async {
+    flight: Flight,
+}
+
+impl Session {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let broker = format!("{}:{}", self.options.broker.host, self.options.broker.port);
+        let tuning = self.options.tuning;
+        let mut backoff = Backoff::new(tuning.reconnect_max);
+        let mut awaiting_suback = false;
+        let mut connected_before = false;
+        let mut online = false;
+        let mut deadline: Option<Instant> = None;
+        let shared = self.handle.shared.clone();
         loop {
-            match eventloop.poll().await {
-                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
-                Ok(_) => {}
+            if online {
+                feed_into(&self.handle.client, &shared, &mut self.flight);
+                if shared.lock().take_lost_state() {
+                    // Retained state was dropped from a full outbox: the owner sends it all again.
+                    self.connected.send_modify(|n| *n += 1);
+                }
+            }
+            if deadline.is_some() && self.flight.is_empty() && shared.lock().is_empty() {
+                break;
+            }
+            let unanswered_at = self.flight.owed_since().map(|at| at + tuning.ack_timeout);
+            let step = {
+                let poll = self.eventloop.poll();
+                tokio::pin!(poll);
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = shutdown.cancelled(), if deadline.is_none() => break Step::Stop,
+                        () = sleep_until(deadline) => break Step::Deadline,
+                        event = &mut poll => break Step::Event(event),
+                        () = sleep_until(unanswered_at) => break Step::Unanswered,
+                        () = shared.ready.notified(), if online && self.flight.has_room() => {
+                            // Feeding needs no event loop: rumqttc picks the messages up in
+                            // the poll in progress.
+                            feed_into(&self.handle.client, &shared, &mut self.flight);
+                        }
+                    }
+                }
+            };
+            match step {
+                Step::Stop => {
+                    deadline = Some(Instant::now() + DRAIN);
+                }
+                Step::Deadline => break,
+                Step::Unanswered => {
+                    warn!(client_id = %self.options.client_id, %broker, timeout = ?tuning.ack_timeout, "The MQTT broker stopped answering; reconnecting.");
+                    if let Ok(mut last) = self.handle.last_error.lock() {
+                        *last = Some("the broker stopped answering".into());
+                    }
+                    // Dropping the connection: rumqttc keeps what it wrote for a kept session.
+                    self.eventloop.clean();
+                    online = false;
+                    shared.set_online(false);
+                    self.flight.connection_lost();
+                }
+                Step::Event(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
+                    info!(client_id = %self.options.client_id, %broker, session_present = ack.session_present, "Connected to the MQTT broker.");
+                    if std::mem::replace(&mut connected_before, true) {
+                        if let Some(metrics) = &self.options.metrics {
+                            metrics.mqtt_reconnected();
+                        }
+                    }
+                    backoff.reset();
+                    if !ack.session_present {
+                        // rumqttc dropped what it held: it goes out again from the outbox.
+                        shared.put_back(self.flight.take_all());
+                    }
+                    online = true;
+                    shared.set_online(true);
+                    if !self.options.subscriptions.is_empty() {
+                        // The window leaves room in rumqttc's queue.
+                        let filters = self.options.subscriptions.iter().map(|filter| {
+                            SubscribeFilter::new(filter.clone(), subscription_qos(filter))
+                        });
+                        if let Err(err) = self.handle.client.try_subscribe_many(filters) {
+                            warn!(cause = %err, "Subscribe could not be queued.");
+                        }
+                        awaiting_suback = true;
+                    } else {
+                        self.connected.send_modify(|n| *n += 1);
+                    }
+                }
+                // Connected means subscribed: a command published right after `wait_connected`
+                // (a test, the CLI's own session) must find the subscription in place.
+                Step::Event(Ok(Event::Incoming(Packet::SubAck(_)))) if awaiting_suback => {
+                    awaiting_suback = false;
+                    self.connected.send_modify(|n| *n += 1);
+                }
+                Step::Event(Ok(Event::Incoming(Packet::Publish(publish)))) => {
+                    let _ = self.incoming.send(Message {
+                        topic: publish.topic,
+                        payload: publish.payload,
+                        retained: publish.retain,
+                    });
+                }
+                Step::Event(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
+                    if !self.flight.written(pkid, Instant::now()) {
+                        debug!(
+                            pkid,
+                            "A publish written that the session did not hand over."
+                        );
+                    }
+                }
+                Step::Event(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
+                    self.flight.acknowledged(ack.pkid);
+                }
+                Step::Event(Ok(Event::Outgoing(Outgoing::PingReq))) => {
+                    self.flight.ping_sent(Instant::now());
+                }
+                Step::Event(Ok(Event::Incoming(Packet::PingResp))) => self.flight.pong(),
+                Step::Event(Ok(_)) => {}
+                Step::Event(Err(err)) => {
+                    let cause = describe(&err);
+                    let wait = backoff.next();
+                    warn!(client_id = %self.options.client_id, %broker, %cause, retry_in = ?wait, "MQTT connection lost.");
+                    if let Ok(mut last) = self.handle.last_error.lock() {
+                        *last = Some(cause);
+                    }
+                    if online {
+                        online = false;
+                        shared.set_online(false);
+                    }
+                    self.flight.connection_lost();
+                    awaiting_suback = false;
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = shutdown.cancelled(), if deadline.is_none() => {
+                            deadline = Some(Instant::now() + DRAIN);
+                        }
+                        () = sleep_until(deadline) => break,
+                    }
+                }
             }
         }
-    };
-    if tokio::time::timeout(Duration::from_secs(2), drain)
-        .await
-        .is_err()
-    {
-        debug!(client_id = %options.client_id, "MQTT session did not close in time.");
+        self.close(online).await;
     }
-    // Nothing will be written any more: publishers waiting for room go on (and are refused).
-    backlog.room.close();
+
+    /// The goodbye: the retained offline state (the will covers only crashes), a clean
+    /// disconnect, and what could not be sent kept on disk or counted as dropped.
+    async fn close(mut self, online: bool) {
+        let shared = self.handle.shared.clone();
+        shared.ended.store(true, Ordering::Release);
+        if online {
+            if let Some((topic, payload)) = self.options.goodbye.take() {
+                let _ = self
+                    .handle
+                    .client
+                    .try_publish(topic, QoS::AtLeastOnce, true, payload);
+            }
+            let _ = self.handle.client.try_disconnect();
+            let drain = async {
+                loop {
+                    match self.eventloop.poll().await {
+                        Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            };
+            if tokio::time::timeout(Duration::from_secs(2), drain)
+                .await
+                .is_err()
+            {
+                debug!(client_id = %self.options.client_id, "MQTT session did not close in time.");
+            }
+        }
+        shared.set_online(false);
+        let mut left = self.flight.take_all();
+        left.extend(shared.lock().drain());
+        shared.level(&shared.lock());
+        if left.is_empty() {
+            if let Some(path) = &self.options.keep_outbox {
+                if let Err(err) = kept::save(path, &[]) {
+                    warn!(cause = %err, "The kept outbox could not be removed.");
+                }
+            }
+            return;
+        }
+        let entries: Vec<Entry> = left.into_iter().map(|(_, entry)| entry).collect();
+        match &self.options.keep_outbox {
+            Some(path) => match kept::save(path, &entries) {
+                Ok(()) => {
+                    info!(messages = entries.len(), file = %path.display(), "Kept the messages not delivered; they are sent after the next start.")
+                }
+                Err(err) => {
+                    warn!(messages = entries.len(), cause = %err, "Messages not delivered could not be kept; they are lost.");
+                    shared.count_dropped(&entries.iter().map(|e| e.class).collect::<Vec<_>>());
+                }
+            },
+            None => {
+                warn!(client_id = %self.options.client_id, messages = entries.len(), "Messages not delivered before the session ended; dropped.");
+                shared.count_dropped(&entries.iter().map(|e| e.class).collect::<Vec<_>>());
+            }
+        }
+    }
+}
+
+/// Hands rumqttc the next messages of the outbox, up to the window.
+fn feed_into(client: &AsyncClient, shared: &Shared, flight: &mut Flight) {
+    while flight.has_room() {
+        let Some((number, entry)) = shared.pop() else {
+            break;
+        };
+        match client.try_publish(
+            entry.topic.clone(),
+            QoS::AtLeastOnce,
+            entry.retain,
+            entry.payload.to_vec(),
+        ) {
+            Ok(()) => flight.handed((number, entry)),
+            Err(_) if !valid_topic(&entry.topic) => {
+                warn!(topic = %entry.topic, "Not a valid topic to publish to; dropped.");
+                shared.count_dropped(&[entry.class]);
+            }
+            Err(err) => {
+                debug!(cause = %err, "rumqttc's queue is full; waiting.");
+                shared.put_back(vec![(number, entry)]);
+                break;
+            }
+        }
+    }
+}
+
+/// A topic rumqttc publishes to: no wildcards, not empty.
+fn valid_topic(topic: &str) -> bool {
+    !topic.is_empty() && !topic.contains(['+', '#'])
+}
+
+/// Sleeps until `at`; never, without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The QoS a filter is subscribed with. rumqttd hands a new QoS 1 subscription at most 100

@@ -28,10 +28,19 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// The order things stop in: first the work (listeners stop accepting, command queues stop
-/// between commands, the command in flight finishes or times out), then, once the work is done
-/// or 5 s have passed, the MQTT sessions, so that the last results and the bridge's `offline`
-/// still reach the broker.
+/// How long the work has to stop: queued commands are answered at once, the ones in flight
+/// finish, time out or are cut short within it.
+pub const WORK_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long stopping takes at most: the work, then the MQTT sessions sending what their
+/// outboxes hold (`mqtt::DRAIN`), then their goodbye (2 s).
+pub const STOP_DEADLINE: Duration =
+    Duration::from_secs(WORK_DEADLINE.as_secs() + crate::mqtt::DRAIN.as_secs() + 3);
+
+/// The order things stop in: first the work (listeners stop accepting, queued commands are
+/// answered, the commands in flight finish or are cut short), then, once the work is done or
+/// [`WORK_DEADLINE`] has passed, the MQTT sessions, which send what their outboxes still hold
+/// (the last results) before the bridge's `offline`.
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
     /// Cancelled when stopping starts.
@@ -64,11 +73,11 @@ impl Lifecycle {
         tracker.spawn(async move {
             order.work.cancelled().await;
             order.work_tracker.close();
-            if tokio::time::timeout(Duration::from_secs(5), order.work_tracker.wait())
+            if tokio::time::timeout(WORK_DEADLINE, order.work_tracker.wait())
                 .await
                 .is_err()
             {
-                tracing::warn!("Some work did not stop within 5 s.");
+                tracing::warn!(deadline = ?WORK_DEADLINE, "Some work did not stop in time.");
             }
             order.sessions.cancel();
         });

@@ -29,6 +29,8 @@ pub enum Topic<'a> {
     GroupResult(&'a str),
     BridgeState(&'a str),
     BridgeEvent(&'a str),
+    /// What an agent's MQTT outbox holds and has dropped, retained.
+    BridgeOutbox(&'a str),
     /// The PBX subscriber directory, retained.
     Directory,
     /// A new directory to import (CSV or JSON).
@@ -96,6 +98,11 @@ impl Topics {
 
     pub fn bridge_state(&self, agent: &str) -> String {
         format!("{}/{BRIDGE}/{agent}/state", self.base)
+    }
+
+    /// What an agent's MQTT outbox holds and has dropped, retained.
+    pub fn bridge_outbox(&self, agent: &str) -> String {
+        format!("{}/{BRIDGE}/{agent}/outbox", self.base)
     }
 
     /// Gateway-wide events of an agent (`phone_discovered`), not retained.
@@ -173,6 +180,7 @@ impl Topics {
         match parts.as_slice() {
             [BRIDGE, agent, "state"] => Some(Topic::BridgeState(agent)),
             [BRIDGE, agent, "event"] => Some(Topic::BridgeEvent(agent)),
+            [BRIDGE, agent, "outbox"] => Some(Topic::BridgeOutbox(agent)),
             [BRIDGE, agent, "reminders"] => Some(Topic::Reminders(agent)),
             [BRIDGE, agent, "reminders", "cancel"] => Some(Topic::RemindersCancel(agent)),
             [BRIDGE, agent, "reminders", "result"] => Some(Topic::RemindersResult(agent)),
@@ -207,6 +215,7 @@ impl Topics {
                     | Topic::Info(_)
                     | Topic::Availability(_)
                     | Topic::BridgeState(_)
+                    | Topic::BridgeOutbox(_)
                     | Topic::Directory
                     | Topic::Reminders(_)
                     | Topic::Provisioning(_)

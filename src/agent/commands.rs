@@ -30,6 +30,10 @@ const QUEUE_DEPTH: usize = 64;
 /// by default); with 256, phones answering in 50 ms take 2 s for 10,000.
 pub const PHONES_AT_ONCE: usize = 256;
 
+/// How long a command in flight may go on once the agent is stopping: within the work's
+/// deadline (`shutdown::WORK_DEADLINE`), so that its result is out before the sessions close.
+const IN_FLIGHT_AT_STOP: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// A command on its way to a phone.
 #[derive(Debug)]
 pub struct Job {
@@ -105,6 +109,17 @@ impl Queues {
         Ok(())
     }
 
+    /// Stops taking commands and hands back every one still waiting (a stopping agent answers
+    /// them at once, not after the commands in flight).
+    fn close(&self, shared: &Shared) -> Vec<Job> {
+        let mut inner = self.lock();
+        inner.closed = true;
+        inner.ready.clear();
+        inner.queued = 0;
+        shared.metrics.queue_depth("commands", 0);
+        inner.waiting.drain().flat_map(|(_, jobs)| jobs).collect()
+    }
+
     /// The next command of the next ready phone; `None` when there is none (the runner ends)
     /// or the agent is stopping (the runner answers what is still queued, then ends).
     fn next(&self, shared: &Shared) -> Next {
@@ -165,9 +180,27 @@ async fn runner(shared: Arc<Shared>) {
                     job.internal,
                 );
                 // A panic in one command is that command's error; the phone's queue goes on.
-                let ran = AssertUnwindSafe(run_job(&shared, &id, job))
-                    .catch_unwind()
-                    .await;
+                let run = AssertUnwindSafe(run_job(&shared, &id, job)).catch_unwind();
+                let stopped = async {
+                    shared.shutdown.cancelled().await;
+                    tokio::time::sleep(IN_FLIGHT_AT_STOP).await;
+                };
+                let ran = tokio::select! {
+                    ran = run => ran,
+                    () = stopped => {
+                        if !internal {
+                            let result = CommandResult::error(
+                                &reply_to,
+                                name,
+                                transaction,
+                                CommandError::StoppedInFlight,
+                            );
+                            shared.publish_result(&reply_to, &result).await;
+                        }
+                        shared.phones.queues.done(id);
+                        continue;
+                    }
+                };
                 if let Err(panic) = ran {
                     shared.supervisor.caught("command_queue", &*panic);
                     if !internal {
@@ -185,18 +218,36 @@ async fn runner(shared: Arc<Shared>) {
             Next::Done => return,
             Next::Stop(left) => {
                 // Whatever is still queued gets an answer too.
-                for job in left.into_iter().filter(|job| !job.internal) {
-                    let result = CommandResult::error(
-                        &job.reply_to,
-                        job.command.kind.name(),
-                        job.transaction,
-                        CommandError::ShuttingDown,
-                    );
-                    shared.publish_result(&job.reply_to, &result).await;
-                }
+                answer_stopping(&shared, left).await;
                 return;
             }
         }
+    }
+}
+
+/// When the agent starts stopping, every command still waiting is answered `shutting down`
+/// at once; those in flight finish, time out or are cut short (`IN_FLIGHT_AT_STOP`).
+pub async fn answer_queued_at_stop(shared: Arc<Shared>) {
+    shared.shutdown.cancelled().await;
+    let left = shared.phones.queues.close(&shared);
+    if !left.is_empty() {
+        info!(
+            commands = left.len(),
+            "Stopping: answering the queued commands."
+        );
+    }
+    answer_stopping(&shared, left).await;
+}
+
+async fn answer_stopping(shared: &Shared, jobs: Vec<Job>) {
+    for job in jobs.into_iter().filter(|job| !job.internal) {
+        let result = CommandResult::error(
+            &job.reply_to,
+            job.command.kind.name(),
+            job.transaction,
+            CommandError::ShuttingDown,
+        );
+        shared.publish_result(&job.reply_to, &result).await;
     }
 }
 

@@ -191,6 +191,7 @@ const REMINDERS_FILE: &str = "reminders.json";
 const PHONES_FILE: &str = "phones.toml";
 const PROFILES_FILE: &str = "provisioning.toml";
 const IDENTITIES_FILE: &str = "identities.json";
+const OUTBOX_FILE: &str = "outbox.json";
 
 /// The phones the agent knows when it starts: phone2mqtt.toml's, then those adopted at run time
 /// (`phones.toml`); the config wins where both name a MAC.
@@ -254,8 +255,27 @@ impl Agent {
             format!("phone2mqtt-agent-{}", options.name),
             &config.mqtt,
         );
+        // What the last run could not deliver before it stopped (`[mqtt] outbox_on_disk`).
+        let keep_outbox = config
+            .mqtt
+            .outbox_on_disk
+            .then(|| data_dir.join(OUTBOX_FILE));
+        let preload = match &keep_outbox {
+            Some(path) => mqtt::kept::load(path)
+                .map_err(|err| anyhow::anyhow!("agent.data_dir: kept outbox: {err}"))?,
+            None => Vec::new(),
+        };
+        if !preload.is_empty() {
+            info!(
+                messages = preload.len(),
+                "Sending the messages the last run could not deliver."
+            );
+        }
         let (mqtt, incoming) = mqtt::start(
             mqtt::SessionOptions {
+                persistent: config.mqtt.url.is_some(),
+                keep_outbox,
+                preload,
                 last_will: Some((bridge.clone(), "offline".into())),
                 goodbye: Some((bridge, "offline".into())),
                 subscriptions: vec![
@@ -382,6 +402,11 @@ impl Agent {
             republish_on_connect(task.clone())
         });
         let task = shared.clone();
+        supervisor.spawn(tracker, "report_outbox", move || {
+            report_outbox(task.clone())
+        });
+        tracker.spawn(commands::answer_queued_at_stop(shared.clone()));
+        let task = shared.clone();
         supervisor.spawn(tracker, "homeassistant", move || {
             crate::ha::run_publisher(task.homeassistant.clone(), task.clone())
         });
@@ -483,7 +508,7 @@ impl Shared {
         self.metrics.event();
         self.bus
             .mqtt
-            .publish_json(self.bus.topics.event(&event.phone), event, false)
+            .publish_event(self.bus.topics.event(&event.phone), event)
             .await;
     }
 
@@ -564,7 +589,7 @@ impl Shared {
         });
         self.bus
             .mqtt
-            .publish_json(self.bus.topics.bridge_event(&self.name), &event, false)
+            .publish_event(self.bus.topics.bridge_event(&self.name), &event)
             .await;
         if self.serving.provisioning.auto_adopt {
             if !peer.is_some_and(|ip| self.serving.provisioning.allows(ip)) {
@@ -696,6 +721,7 @@ async fn republish_on_connect(shared: Arc<Shared>) {
             .mqtt
             .publish(shared.bus.topics.bridge_state(&shared.name), "online", true)
             .await;
+        report_outbox_now(&shared).await;
         shared.publish_directory().await;
         shared.publish_reminders().await;
         shared.publish_pushed_provisioning().await;
@@ -705,8 +731,11 @@ async fn republish_on_connect(shared: Arc<Shared>) {
             "Publishing the retained state of every phone."
         );
         for phone in phones {
-            // 10,000 phones are 30,000 messages: leave room for the phones' callbacks.
-            shared.bus.mqtt.wait_for_room().await;
+            // 10,000 phones are 30,000 messages: leave room for the phones' callbacks. Lost
+            // again meanwhile: the next connection starts over.
+            if !shared.bus.mqtt.wait_for_room().await {
+                break;
+            }
             shared
                 .bus
                 .mqtt
@@ -741,6 +770,44 @@ async fn republish_on_connect(shared: Arc<Shared>) {
         }
         crate::ha::publish_all(&shared.homeassistant, &*shared).await;
     }
+}
+
+/// How often the outbox's report is looked at; it is published when it changed.
+const OUTBOX_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// `bridge/<agent>/outbox` (retained): what the outbox holds and has dropped, published when
+/// it changed, at most every [`OUTBOX_REPORT_EVERY`], and after every (re)connect.
+async fn report_outbox(shared: Arc<Shared>) {
+    let mut ticker = tokio::time::interval(OUTBOX_REPORT_EVERY);
+    let mut last = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+        let status = shared.bus.mqtt.outbox_status();
+        // The queue's level moves all the time under load: report it when it crosses zero,
+        // and every drop.
+        let key = (
+            status.queued == 0,
+            status.dropped_events,
+            status.dropped_messages,
+            status.dropped_state,
+        );
+        if status.connected && last != Some(key) {
+            last = Some(key);
+            report_outbox_now(&shared).await;
+        }
+    }
+}
+
+async fn report_outbox_now(shared: &Shared) {
+    let status = shared.bus.mqtt.outbox_status();
+    shared
+        .bus
+        .mqtt
+        .publish_json(shared.bus.topics.bridge_outbox(&shared.name), &status, true)
+        .await;
 }
 
 /// Writes discovered phones and identities to the data directory at most once a second, and at

@@ -30,7 +30,7 @@ pub use http::{
     connect_addr, is_host_name, parse_authority, HttpConfig, DEFAULT_GRACE_DAYS, DEFAULT_HTTPS_PORT,
 };
 pub use limits::LimitsConfig;
-pub use mqtt::{BrokerConfig, BrokerUrl, MqttConfig};
+pub use mqtt::{BrokerConfig, BrokerUrl, MqttConfig, SessionTuning};
 pub use phone::PhoneConfig;
 pub use provisioning::{GroupProvisioning, ProvisioningConfig, DEFAULT_ALLOW};
 pub use secret::{new_token, Secret};
@@ -159,6 +159,9 @@ impl Config {
                 "http.action_token_grace_days".into(),
                 "must be at most 3650 days".into(),
             ));
+        }
+        if let Err((key, reason)) = self.mqtt.check() {
+            return Err(fail(key.into(), reason.into()));
         }
         if !(self.agent.command_timeout > 0.0 && self.agent.command_timeout <= 300.0) {
             return Err(fail(

@@ -18,6 +18,71 @@ pub struct MqttConfig {
     /// The CA (PEM) that signed an `mqtts://` or `wss://` broker's certificate, for a private
     /// CA; absent: the system's roots.
     pub ca_file: Option<PathBuf>,
+    /// Messages the outbox holds while the broker is away or slow; past it the oldest event
+    /// is dropped (README, "When the broker is away").
+    pub outbox_messages: usize,
+    /// Bytes (payloads and topics) the outbox holds, likewise.
+    pub outbox_bytes: usize,
+    /// Keep what the outbox still holds at shutdown in `<data_dir>/outbox.json`, and send it
+    /// after the next start.
+    pub outbox_on_disk: bool,
+    /// Seconds between pings when nothing else is sent.
+    pub keepalive_secs: u64,
+    /// Seconds the broker has to acknowledge a publish or answer a ping before the connection
+    /// is taken for dead (a hung or half-open broker) and opened again.
+    pub ack_timeout_secs: u64,
+    /// The longest wait between two connection attempts (doubling from 0.25 s, with jitter).
+    pub reconnect_max_secs: f64,
+}
+
+impl MqttConfig {
+    /// The session settings `[mqtt]` gives.
+    pub fn session_tuning(&self) -> SessionTuning {
+        SessionTuning {
+            outbox_messages: self.outbox_messages,
+            outbox_bytes: self.outbox_bytes,
+            keepalive: std::time::Duration::from_secs(self.keepalive_secs),
+            ack_timeout: std::time::Duration::from_secs(self.ack_timeout_secs),
+            reconnect_max: std::time::Duration::from_secs_f64(self.reconnect_max_secs),
+        }
+    }
+
+    /// Why the session settings are refused, if they are: (key, reason).
+    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        if self.outbox_messages == 0 || self.outbox_messages > 10_000_000 {
+            return Err(("mqtt.outbox_messages", "must be between 1 and 10000000"));
+        }
+        if self.outbox_bytes < 64 * 1024 || self.outbox_bytes > 4 << 30 {
+            return Err(("mqtt.outbox_bytes", "must be between 65536 and 4294967296"));
+        }
+        if !(1..=3600).contains(&self.keepalive_secs) {
+            return Err(("mqtt.keepalive_secs", "must be between 1 and 3600"));
+        }
+        if !(1..=3600).contains(&self.ack_timeout_secs) {
+            return Err(("mqtt.ack_timeout_secs", "must be between 1 and 3600"));
+        }
+        if !(self.reconnect_max_secs >= 0.25 && self.reconnect_max_secs <= 300.0) {
+            return Err(("mqtt.reconnect_max_secs", "must be between 0.25 and 300"));
+        }
+        Ok(())
+    }
+}
+
+/// How a session holds on to the broker: `[mqtt]`'s outbox, keepalive, acknowledgement timeout
+/// and reconnect backoff.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionTuning {
+    pub outbox_messages: usize,
+    pub outbox_bytes: usize,
+    pub keepalive: std::time::Duration,
+    pub ack_timeout: std::time::Duration,
+    pub reconnect_max: std::time::Duration,
+}
+
+impl Default for SessionTuning {
+    fn default() -> Self {
+        MqttConfig::default().session_tuning()
+    }
 }
 
 impl Default for MqttConfig {
@@ -28,6 +93,14 @@ impl Default for MqttConfig {
             username: None,
             password: None,
             ca_file: None,
+            // A 60 s outage at 50 events/s is 3,000 events; 10,000 leave room for the results
+            // and retained state of a site of a few hundred phones besides.
+            outbox_messages: 10_000,
+            outbox_bytes: 16 * 1024 * 1024,
+            outbox_on_disk: false,
+            keepalive_secs: 10,
+            ack_timeout_secs: 10,
+            reconnect_max_secs: 2.0,
         }
     }
 }

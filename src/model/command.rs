@@ -219,6 +219,8 @@ pub enum CommandError {
     QueueFull,
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    #[error("the gateway stopped while the phone had the command; it may have been carried out")]
+    StoppedInFlight,
 }
 
 fn known_commands() -> String {

@@ -144,6 +144,7 @@ pub fn admissible(topic: &Topic<'_>, payload: &[u8]) -> bool {
         Topic::Availability(id) => is_phone(id) && matches!(payload, b"online" | b"offline"),
         Topic::BridgeState(_) => matches!(payload, b"online" | b"offline"),
         Topic::BridgeProvisioning(_) => object(PHONE_RETAINED_BYTES),
+        Topic::BridgeOutbox(_) => object(1024),
         Topic::Directory => object(report),
         Topic::Reminders(_) => json(report).is_some_and(|v| v.is_array()),
         _ => true,
