@@ -195,7 +195,7 @@ async fn the_manager_shows_the_fleet_live_and_its_buttons_work() {
     until(
         page,
         "the gateway's figures",
-        "const h = document.querySelector('#health'); return !h.hidden && h.querySelectorAll('.figure').length === 6 && h.textContent.includes('Refused 0') && h.textContent.includes('Callbacks')",
+        "const h = document.querySelector('#health'); return !h.hidden && h.querySelectorAll('.figure').length === 7 && h.textContent.includes('Refused 0') && h.textContent.includes('Outbox 0') && h.textContent.includes('Callbacks')",
     )
     .await;
 
