@@ -589,8 +589,13 @@ impl Session {
                     }
                     backoff.reset();
                     if !ack.session_present {
-                        // rumqttc dropped what it held: it goes out again from the outbox.
+                        // rumqttc dropped what it held: it goes out again from the outbox. A
+                        // write reported on the lost connection but not yet read is stale now:
+                        // it must not take a packet id for a message handed from here on.
                         shared.put_back(self.flight.take_all());
+                        self.eventloop.state.events.retain(|event| {
+                            !matches!(event, Event::Outgoing(Outgoing::Publish(_)))
+                        });
                     }
                     online = true;
                     shared.set_online(true);
