@@ -4,8 +4,9 @@
 //! so that a crash never leaves half a file and a reader never sees one; it is readable by its
 //! owner only, since adopted phones' passwords and the people's password hashes live there.
 //! [`DataFile`] keeps the file's content in memory: loaded once (a missing file is the empty
-//! value, a broken one an error naming the file), changed under a lock, written at once or by
-//! the next flush.
+//! value, a broken one an error naming the file, never emptied), changed under a lock, written
+//! at once or by the next flush. The file and its directory are flushed to disk before a write
+//! returns, so that what a write acknowledged survives a crash or a power cut.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,8 +28,19 @@ impl Error {
     fn new(path: &Path, reason: impl std::fmt::Display) -> Error {
         Error {
             path: path.display().to_string(),
-            reason: reason.to_string(),
+            reason: one_line(&reason.to_string()),
         }
+    }
+}
+
+/// A parser's report on one line, for the one line a failed start prints: TOML's shows the
+/// line it stopped at under its first line, and says what is wrong in its last.
+fn one_line(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    match lines.next_back() {
+        Some(last) if last != first => format!("{first}: {last}"),
+        _ => first.to_string(),
     }
 }
 
@@ -62,11 +74,20 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         let _ = std::fs::remove_file(&temporary);
         Error::new(path, err)
     })?;
-    // The rename itself reaches the disk with the directory; where a directory cannot be
-    // opened for that (not on Unix), the file is written all the same.
-    if let Ok(dir) = std::fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
+    sync_dir(dir).map_err(|err| Error::new(dir, err))
+}
+
+/// Flushes a directory's entries to disk: the rename of a file written in it only survives a
+/// power cut once its directory is flushed.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Elsewhere a directory cannot be opened to be flushed; the rename is as durable as the file
+/// system makes it.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -136,16 +157,6 @@ impl<T: Serialize + DeserializeOwned + Default> DataFile<T> {
         Ok(DataFile::new(path, format, value))
     }
 
-    /// Reads the file, taking a missing or unreadable one as the empty value: for a cache,
-    /// which the agent fills again.
-    pub fn load_or_default(path: PathBuf, format: Format) -> DataFile<T> {
-        let value = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|text| format.parse(&text).ok())
-            .unwrap_or_default();
-        DataFile::new(path, format, value)
-    }
-
     fn new(path: PathBuf, format: Format, value: T) -> DataFile<T> {
         DataFile {
             path,
@@ -173,10 +184,14 @@ impl<T: Serialize + DeserializeOwned + Default> DataFile<T> {
         result
     }
 
-    /// Writes pending changes, if any.
+    /// Writes pending changes, if any; when the write fails they stay pending, for the next
+    /// flush.
     pub fn flush(&self) -> Result<(), Error> {
         if self.dirty.swap(false, Ordering::SeqCst) {
-            self.update(|_| ())?;
+            if let Err(err) = self.update(|_| ()) {
+                self.dirty.store(true, Ordering::SeqCst);
+                return Err(err);
+            }
         }
         Ok(())
     }
@@ -239,14 +254,37 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_file_is_an_error_naming_it_unless_it_is_a_cache() {
+    fn a_broken_file_is_an_error_naming_it_and_stays_as_it_was() {
         let (dir, path) = scratch("datafile-broken", "kept.json");
         write(&path, "{not json").unwrap();
         let err = DataFile::<BTreeMap<String, u32>>::load(path.clone(), Format::Json).unwrap_err();
         assert_eq!(err.path, path.display().to_string());
         assert!(err.to_string().starts_with(&path.display().to_string()));
-        let cache = DataFile::<BTreeMap<String, u32>>::load_or_default(path, Format::Json);
-        assert!(cache.lock().is_empty());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{not json");
+        // TOML's report is several lines; the error is one, with where and what.
+        let toml = Format::Toml { header: "" };
+        let err = DataFile::<BTreeMap<String, u32>>::load(path.clone(), toml).unwrap_err();
+        assert!(!err.to_string().contains('\n'), "{err}");
+        assert!(err.reason.contains("line 1"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_failed_flush_keeps_the_change_pending() {
+        let (dir, _) = scratch("datafile-retry", "kept.json");
+        // Where the file's directory should be, a file: no write can succeed.
+        let blocked = dir.join("sub");
+        let path = blocked.join("kept.json");
+        let file: DataFile<BTreeMap<String, u32>> =
+            DataFile::load(path.clone(), Format::Json).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&blocked, "in the way").unwrap();
+        file.change_soon(|map| map.insert("a".into(), 1));
+        let err = file.flush().unwrap_err();
+        assert!(err.path.contains("sub"), "{err}");
+        std::fs::remove_file(&blocked).unwrap();
+        file.flush().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

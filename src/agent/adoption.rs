@@ -1,7 +1,10 @@
 //! `cmd/adopt`: a discovered phone gets its `[[phone]]` entry, kept in the data directory.
 
+use std::sync::Arc;
+
 use tracing::{info, warn};
 
+use crate::agent::store::StoredPhone;
 use crate::agent::Shared;
 use crate::command::CommandError;
 use crate::model::{CommandResult, PhoneId};
@@ -35,8 +38,8 @@ const ADOPT_KEYS: &[&str] = &[
 /// The site's credentials (`[provisioning] username/password`) only ever go to the IP the phone
 /// itself called from, on the phones' web port: an adoption naming any other address gives its
 /// own `password`. An adoption cannot take another phone's name or a configured phone's entry.
-/// A refused adoption sends nothing anywhere.
-pub async fn adopt(shared: &Shared, phone: &str, payload: &[u8]) -> CommandResult {
+/// A refused adoption sends nothing anywhere. The entry is on disk before the result says ok.
+pub async fn adopt(shared: &Arc<Shared>, phone: &str, payload: &[u8]) -> CommandResult {
     let text = String::from_utf8_lossy(payload);
     let fields = match serde_json::from_str::<serde_json::Value>(text.trim()) {
         Ok(serde_json::Value::Object(fields)) => fields,
@@ -62,7 +65,11 @@ pub async fn adopt(shared: &Shared, phone: &str, payload: &[u8]) -> CommandResul
         );
         return fail(CommandError::Forbidden(CLEAR_PASSWORD.into()));
     }
-    match adoption(shared, phone, &fields) {
+    let adopted = match adoption(shared, phone, &fields) {
+        Ok(stored) => keep(shared, stored).await,
+        Err(err) => Err(err),
+    };
+    match adopted {
         Ok(config) => {
             let update = shared.phones.registry.adopt(config);
             shared.publish_update(update).await;
@@ -75,12 +82,37 @@ pub async fn adopt(shared: &Shared, phone: &str, payload: &[u8]) -> CommandResul
     }
 }
 
-/// Checks an adoption and keeps it; the phone's entry to give the registry.
+/// Writes an adopted phone's entry (away from the async threads) and hands back its entry for
+/// the registry.
+async fn keep(
+    shared: &Arc<Shared>,
+    stored: StoredPhone,
+) -> Result<crate::config::PhoneConfig, CommandError> {
+    let config = stored.to_config();
+    let task = shared.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        task.kept.store.update(|kept| {
+            kept.discovered.retain(|d| d.mac != stored.mac);
+            kept.phone.retain(|p| p.mac != stored.mac);
+            kept.phone.push(stored);
+        })
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => Ok(config),
+        Ok(Err(err)) => Err(CommandError::Rejected(format!(
+            "cannot keep the adopted phone: {err}"
+        ))),
+        Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+    }
+}
+
+/// Checks an adoption; the phone's entry to keep.
 fn adoption(
     shared: &Shared,
     phone: &str,
     fields: &serde_json::Map<String, serde_json::Value>,
-) -> Result<crate::config::PhoneConfig, CommandError> {
+) -> Result<StoredPhone, CommandError> {
     use crate::phone_address::{PhoneAddress, DEFAULT_PHONE_PORT};
     let bad = |reason: String| CommandError::BadArgument(reason);
     if let Some(unknown) = fields.keys().find(|k| !ADOPT_KEYS.contains(&k.as_str())) {
@@ -206,7 +238,7 @@ fn adoption(
         shared.metrics.refused(crate::metrics::Limit::groups);
         return Err(bad(format!("groups: {err}")));
     }
-    let stored = crate::agent::store::StoredPhone {
+    let stored = StoredPhone {
         mac,
         vendor,
         address: address.to_string(),
@@ -232,15 +264,6 @@ fn adoption(
             err.reason
         )));
     }
-    shared
-        .kept
-        .store
-        .update(|kept| {
-            kept.discovered.retain(|d| d.mac != stored.mac);
-            kept.phone.retain(|p| p.mac != stored.mac);
-            kept.phone.push(stored.clone());
-        })
-        .map_err(|err| CommandError::Rejected(format!("cannot keep the adopted phone: {err}")))?;
     info!(phone = %id, %address, site_credentials, "Phone adopted.");
-    Ok(config)
+    Ok(stored)
 }

@@ -43,6 +43,9 @@ pub struct Job {
     pub transaction: Option<String>,
     /// Internal polls publish no result.
     pub internal: bool,
+    /// Also told the outcome (a reminder learns whether its phone showed it); dropped unsent
+    /// when the job never ran (the gateway stopped first).
+    pub reply: Option<tokio::sync::oneshot::Sender<Result<CommandResult, CommandError>>>,
 }
 
 /// The per-phone queues and the runners that work them off.
@@ -275,12 +278,12 @@ async fn run_job(shared: &Arc<Shared>, id: &PhoneId, job: Job) {
             shared.publish_update(update).await;
         }
     }
-    let result = match outcome {
+    let (result, failure) = match outcome {
         Ok(outcome) => {
             info!(phone = %id, command = name, "Command done.");
             let mut result = CommandResult::ok(&job.reply_to, name, job.transaction);
             result.data = outcome.data;
-            result
+            (result, None)
         }
         Err(err) => {
             if job.internal {
@@ -288,11 +291,15 @@ async fn run_job(shared: &Arc<Shared>, id: &PhoneId, job: Job) {
             } else {
                 warn!(phone = %id, command = name, cause = %err, "Command failed.");
             }
-            CommandResult::error(&job.reply_to, name, job.transaction, err)
+            let result = CommandResult::error(&job.reply_to, name, job.transaction, &err);
+            (result, Some(err))
         }
     };
     if !job.internal {
         shared.publish_result(&job.reply_to, &result).await;
+    }
+    if let Some(reply) = job.reply {
+        let _ = reply.send(failure.map_or(Ok(result), Err));
     }
 }
 

@@ -30,11 +30,12 @@ pub struct Identities {
 }
 
 impl Identities {
-    /// Reads the file; a missing or unreadable one is an empty cache (it is only a cache).
-    pub fn load(path: PathBuf) -> Identities {
-        Identities {
-            file: DataFile::load_or_default(path, Format::Json),
-        }
+    /// Reads the file; a missing one is an empty cache. A damaged one is an error naming it:
+    /// a cache, but emptying it silently would hide what damaged it.
+    pub fn load(path: PathBuf) -> Result<Identities, datafile::Error> {
+        Ok(Identities {
+            file: DataFile::load(path, Format::Json)?,
+        })
     }
 
     pub fn all(&self) -> Vec<(PhoneId, Identity)> {
@@ -74,7 +75,7 @@ mod tests {
     #[test]
     fn identities_survive_a_reload_and_only_configured_phones_are_kept() {
         let (dir, path) = crate::datafile::scratch("identities", "identities.json");
-        let identities = Identities::load(path.clone());
+        let identities = Identities::load(path.clone()).unwrap();
         let id = PhoneId::parse("001565000001").unwrap();
         let mut info = PhoneInfo {
             id: id.clone(),
@@ -95,11 +96,16 @@ mod tests {
         info.configured = false;
         identities.remember(&info);
         identities.flush().unwrap();
-        let reloaded = Identities::load(path);
+        let reloaded = Identities::load(path.clone()).unwrap();
         let all = reloaded.all();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].0, id);
         assert_eq!(all[0].1.model.as_deref(), Some("SIP-T46G"));
+        // Damaged, it is an error naming it, and left as it is.
+        std::fs::write(&path, "{\"0015").unwrap();
+        let err = Identities::load(path.clone()).unwrap_err();
+        assert_eq!(err.path, path.display().to_string());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"0015");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

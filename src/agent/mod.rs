@@ -221,8 +221,13 @@ impl Agent {
         let phones = known_phones(config, &kept);
         let profiles = profiles::Profiles::load(data_dir.join(PROFILES_FILE), &config.provisioning)
             .map_err(|err| anyhow::anyhow!("agent.data_dir: pushed provisioning: {err}"))?;
-        let reminders = Reminders::load(data_dir.join(REMINDERS_FILE))
-            .map_err(|err| anyhow::anyhow!("agent.data_dir: reminders: {err}"))?;
+        let reminders = Reminders::load(
+            data_dir.join(REMINDERS_FILE),
+            Duration::from_secs(config.agent.reminder_expiry),
+        )
+        .map_err(|err| anyhow::anyhow!("agent.data_dir: reminders: {err}"))?;
+        let identities = identities::Identities::load(data_dir.join(IDENTITIES_FILE))
+            .map_err(|err| anyhow::anyhow!("agent.data_dir: identities: {err}"))?;
         // The directory: the configured file wins at start; otherwise the last import.
         let (file, setting) = match &config.directory.file {
             Some(file) => (Some(file.clone()), "directory.file"),
@@ -335,7 +340,7 @@ impl Agent {
             kept: Kept {
                 reminders,
                 store: phone_store,
-                identities: identities::Identities::load(data_dir.join(IDENTITIES_FILE)),
+                identities,
                 data_dir,
             },
             name: options.name,
@@ -556,7 +561,7 @@ impl Shared {
     /// `peer`: the address the phone's request came from; `auto_adopt` takes only phones inside
     /// `[provisioning] allow`.
     pub async fn record_discovery(
-        &self,
+        self: &Arc<Self>,
         info: &crate::model::PhoneInfo,
         peer: Option<std::net::IpAddr>,
     ) {
@@ -573,11 +578,25 @@ impl Shared {
                 .and_then(|p| p.came_from())
                 .map(|ip| ip.to_string()),
         };
-        // Written by `keep_phones` within a second: never a file write per callback.
-        self.kept.store.change_soon(|stored| {
-            stored.discovered.retain(|d| d.mac != kept.mac);
-            stored.discovered.push(kept);
-        });
+        // On disk before the phone's request is answered: one write per new phone (bounded by
+        // [limits] discovered_per_minute), never one per callback.
+        let shared = self.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            shared.kept.store.update(|stored| {
+                stored.discovered.retain(|d| d.mac != kept.mac);
+                stored.discovered.push(kept);
+            })
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::error!(phone = %info.id, cause = %err, "The discovered phone could not be kept in the data directory; tried again in a second.");
+                // Still in memory: `keep_phones` writes it with its next flush.
+                self.kept.store.change_soon(|_| ());
+            }
+            Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+        }
         let event = serde_json::json!({
             "event": "phone_discovered",
             "phone": info.id,
@@ -679,6 +698,7 @@ pub(crate) async fn submit(
         reply_to: reply_to.to_string(),
         transaction,
         internal: false,
+        reply: None,
     };
     if let Err(refused) = shared.phones.queues.submit(shared, id, job) {
         let (job, err) = *refused;
@@ -810,8 +830,8 @@ async fn report_outbox_now(shared: &Shared) {
         .await;
 }
 
-/// Writes discovered phones and identities to the data directory at most once a second, and at
-/// the end.
+/// Writes identities and reminders' delivery state (and a discovered phone whose own write
+/// failed) to the data directory at most once a second, and at the end.
 async fn keep_phones(shared: Arc<Shared>) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -821,12 +841,15 @@ async fn keep_phones(shared: Arc<Shared>) {
         };
         let store = shared.clone();
         let written = tokio::task::spawn_blocking(move || {
-            store.kept.store.flush()?;
-            store.kept.identities.flush()
+            [
+                store.kept.store.flush(),
+                store.kept.identities.flush(),
+                store.kept.reminders.flush(),
+            ]
         })
         .await;
-        if let Ok(Err(err)) = written {
-            tracing::warn!(cause = %err, "Phones could not be kept in the data directory.");
+        for err in written.into_iter().flatten().filter_map(Result::err) {
+            tracing::error!(cause = %err, "A data file could not be written; tried again in a second.");
         }
         if stopping {
             return;
@@ -834,9 +857,18 @@ async fn keep_phones(shared: Arc<Shared>) {
     }
 }
 
-/// Reads every configured phone's state now and then, which also tells whether it is online.
+/// Phones the start-up round checks at once: enough that a site comes back within seconds,
+/// few enough that the command queues' runners stay free for people's commands meanwhile.
+const STARTUP_CHECKS: usize = 64;
+
+/// Reads every configured phone's state now and then, which also tells whether it is online;
+/// the first round at once, so that after a restart every phone's availability is back within
+/// seconds rather than left missing.
 async fn poll_phones(shared: Arc<Shared>, every: Duration) {
+    startup_round(&shared).await;
     let mut ticker = tokio::time::interval(every);
+    // The first tick is now: the start-up round was it.
+    ticker.tick().await;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -854,9 +886,67 @@ async fn poll_phones(shared: Arc<Shared>, every: Duration) {
                 reply_to: id.to_string(),
                 transaction: None,
                 internal: true,
+                reply: None,
             };
             // A full queue means the phone is busy with real commands; skip this round.
             let _ = shared.phones.queues.submit(&shared, &id, job);
         }
+    }
+}
+
+/// Every configured phone, [`STARTUP_CHECKS`] at a time: a `refresh` through its queue where
+/// the vendor has one, otherwise a request to its web server (any answer is online).
+async fn startup_round(shared: &Arc<Shared>) {
+    use futures_util::StreamExt;
+    let ids = shared.phones.registry.configured_ids();
+    info!(
+        phones = ids.len(),
+        "Checking every configured phone's availability."
+    );
+    futures_util::stream::iter(ids)
+        .for_each_concurrent(STARTUP_CHECKS, |id| check_phone(shared, id))
+        .await;
+}
+
+async fn check_phone(shared: &Arc<Shared>, id: crate::model::PhoneId) {
+    let Some(phone) = shared.phones.registry.get(&id) else {
+        return;
+    };
+    if phone.vendor.supports(CommandKind::Refresh) {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        let job = Job {
+            command: Command::new(CommandKind::Refresh, CommandArg::None),
+            reply_to: id.to_string(),
+            transaction: None,
+            internal: true,
+            reply: Some(reply),
+        };
+        // The queue marks the phone online or offline by the outcome.
+        if shared.phones.queues.submit(shared, &id, job).is_ok() {
+            tokio::select! {
+                _ = done => {}
+                () = shared.shutdown.cancelled() => {}
+            }
+        }
+        return;
+    }
+    let Some(config) = phone.config else {
+        return;
+    };
+    let answered = tokio::select! {
+        answer = shared
+            .phones
+            .http
+            .get(config.base_url())
+            .timeout(shared.phones.command_timeout)
+            .send() => answer.is_ok(),
+        () = shared.shutdown.cancelled() => return,
+    };
+    if let Some(update) = shared
+        .phones
+        .registry
+        .apply_command_outcome(&id, answered, None, false)
+    {
+        shared.publish_update(update).await;
     }
 }

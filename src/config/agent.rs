@@ -16,6 +16,9 @@ pub struct AgentConfig {
     /// Answer commands for phones this agent does not know with an error result. Turn it off
     /// when several agents share one broker, so that only the owner answers.
     pub answer_unknown_phones: bool,
+    /// Seconds a due reminder is tried on a phone that does not take it (off, unreachable)
+    /// before it is given up with an error result. Default: a day.
+    pub reminder_expiry: u64,
 }
 
 impl Default for AgentConfig {
@@ -25,6 +28,7 @@ impl Default for AgentConfig {
             data_dir: PathBuf::from("data"),
             command_timeout: 5.0,
             answer_unknown_phones: true,
+            reminder_expiry: 86_400,
         }
     }
 }

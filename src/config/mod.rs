@@ -169,6 +169,13 @@ impl Config {
                 "must be between 0 and 300 seconds".into(),
             ));
         }
+        // Up to a year: past that a reminder's expiry would outlive any sensible schedule.
+        if !(1..=31_536_000).contains(&self.agent.reminder_expiry) {
+            return Err(fail(
+                "agent.reminder_expiry".into(),
+                "must be between 1 second and a year (31536000)".into(),
+            ));
+        }
         if let Some(name) = &self.agent.name {
             if name.is_empty() || name.contains(['/', '+', '#']) {
                 return Err(fail(
