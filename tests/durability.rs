@@ -76,10 +76,16 @@ fn write_config(
 
 /// Starts `phone2mqtt serve` (no polling) and waits until its HTTP and MQTT ports listen.
 async fn serve(dir: &Path, data: &Path, extra: &str) -> Served {
+    serve_polling(dir, data, extra, 0).await
+}
+
+/// The same, polling the phones every `poll` seconds (0: never).
+async fn serve_polling(dir: &Path, data: &Path, extra: &str, poll: u32) -> Served {
     let (http, mqtt) = (free_port(), free_port());
     let config = write_config(dir, data, http, mqtt, extra);
     let child = tokio::process::Command::new(bin())
-        .args(["serve", "-c", config.to_str().unwrap(), "--poll", "0"])
+        .args(["serve", "-c", config.to_str().unwrap()])
+        .args(["--poll", &poll.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -238,6 +244,48 @@ async fn a_reminder_never_delivered_expires_with_a_result() {
         "{expired}"
     );
     reminders_where(&mut probe, |l| l.is_empty()).await;
+    gw.kill().await;
+}
+
+/// A `[[phone]]` entry for the test's password.
+fn entry(vendor: &str, mac: &str, addr: SocketAddr, name: &str) -> String {
+    format!(
+        "[[phone]]\nmac = \"{mac}\"\nvendor = \"{vendor}\"\naddress = \"{addr}\"\nusername = \"admin\"\npassword = \"{PASSWORD}\"\nname = \"{name}\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_every_configured_phone_has_its_availability_at_once() {
+    let dir = tempdir::TempDir::new();
+    let data = dir.0.join("data");
+    // A phone that can be polled (Yealink), one that cannot (Snom: no `refresh`), one that is off.
+    let (yealink, snom, off) = (free_port(), free_port(), free_port());
+    let phones = [
+        entry("yealink", "001565000a11", yealink, "Poll"),
+        entry("snom", "000413000a12", snom, "NoPoll"),
+        entry("yealink", "001565000a13", off, "Off"),
+    ]
+    .concat();
+    let gw = serve(&dir.0, &data, &phones).await;
+    let power = CancellationToken::new();
+    let _poll = phone(&gw.url(), "yealink", "001565000a11", yealink, &power).await;
+    let _no_poll = phone(&gw.url(), "snom", "000413000a12", snom, &power).await;
+    gw.kill().await;
+
+    // The phones stay quiet (nothing to tell): only the gateway can find out, by itself.
+    let gw = serve_polling(&dir.0, &data, &phones, 3600).await;
+    let mut probe = gw.probe().await;
+    for (id, wanted) in [
+        ("001565000a11", "online"),
+        ("000413000a12", "online"),
+        ("001565000a13", "offline"),
+    ] {
+        let seen = probe
+            .expect(&format!("phone2mqtt/{id}/availability"), |_| true)
+            .await;
+        assert_eq!(seen, wanted, "{id}");
+    }
+    power.cancel();
     gw.kill().await;
 }
 

@@ -379,9 +379,10 @@ async fn auto_adopt_takes_only_phones_inside_allow() {
             .any(|(topic, _)| topic == &format!("phone2mqtt/{A}/result")),
         "not adopted: {seen:?}"
     );
-    assert!(!std::fs::read_to_string(gw.data_dir.0.join("phones.toml"))
-        .unwrap_or_default()
-        .contains("[[phone]]"));
+    // Kept as discovered (at once), with no `[[phone]]` entry (its header names them).
+    let kept = std::fs::read_to_string(gw.data_dir.0.join("phones.toml")).unwrap_or_default();
+    assert!(kept.lines().any(|l| l == "[[discovered]]"), "{kept}");
+    assert!(!kept.lines().any(|l| l == "[[phone]]"), "{kept}");
     gw.stop().await;
 }
 
