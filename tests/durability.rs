@@ -136,9 +136,7 @@ async fn a_reminder_due_while_its_phone_is_off_is_shown_when_the_phone_is_back()
     let data = dir.0.join("data");
     let mac = "001565000d01";
     let phone_addr = free_port();
-    let entry = format!(
-        "[[phone]]\nmac = \"{mac}\"\nvendor = \"yealink\"\naddress = \"{phone_addr}\"\nusername = \"admin\"\npassword = \"{PASSWORD}\"\nname = \"Desk\"\n"
-    );
+    let entry = entry("yealink", mac, phone_addr, "Desk");
     let gw = serve(&dir.0, &data, &entry).await;
     let mut probe = gw.probe().await;
     probe
@@ -217,8 +215,8 @@ async fn a_reminder_never_delivered_expires_with_a_result() {
     let data = dir.0.join("data");
     // Nothing listens there.
     let entry = format!(
-        "reminder_expiry = 3\n[[phone]]\nmac = \"001565000d02\"\nvendor = \"yealink\"\naddress = \"{}\"\nusername = \"admin\"\npassword = \"{PASSWORD}\"\nname = \"Gone\"\n",
-        free_port()
+        "reminder_expiry = 3\n{}",
+        entry("yealink", "001565000d02", free_port(), "Gone")
     );
     let gw = serve(&dir.0, &data, &entry).await;
     let mut probe = gw.probe().await;
@@ -285,6 +283,74 @@ async fn after_a_restart_every_configured_phone_has_its_availability_at_once() {
             .await;
         assert_eq!(seen, wanted, "{id}");
     }
+    power.cancel();
+    gw.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_reminder_reaches_each_phone_on_its_own() {
+    let dir = tempdir::TempDir::new();
+    let data = dir.0.join("data");
+    let (on, off) = (free_port(), free_port());
+    let phones = [
+        entry("yealink", "001565000b21", on, "On"),
+        "groups = [\"front\"]\n".into(),
+        entry("yealink", "001565000b22", off, "Later"),
+        "groups = [\"front\"]\n".into(),
+    ]
+    .concat();
+    let gw = serve(&dir.0, &data, &phones).await;
+    let power = CancellationToken::new();
+    let first = phone(&gw.url(), "yealink", "001565000b21", on, &power).await;
+    let mut probe = gw.probe().await;
+    probe
+        .publish(
+            "phone2mqtt/group/front/cmd/message",
+            r#"{"text": "Fire drill at 3", "in": "1s", "transaction": "g-1"}"#,
+        )
+        .await;
+    // The phone that is on shows it at once; the other one keeps it pending.
+    let shown = probe
+        .expect("phone2mqtt/001565000b21/result", |r| {
+            r["transaction"] == "g-1" && r["data"].is_null()
+        })
+        .await;
+    assert_eq!(shown["status"], "ok", "{shown}");
+    assert_eq!(
+        first.snapshot().last_message.as_deref(),
+        Some("Fire drill at 3")
+    );
+    let listed = reminders_where(&mut probe, |l| {
+        l.len() == 1 && l[0]["pending"] == 1 && l[0]["attempts"].as_u64() >= Some(1)
+    })
+    .await;
+    assert_eq!(listed[0]["target"], "group:front");
+    let second = phone(&gw.url(), "yealink", "001565000b22", off, &power).await;
+    let deadline = tokio::time::Instant::now() + RETRY_BOUND;
+    while second.snapshot().last_message.as_deref() != Some("Fire drill at 3") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second phone never showed the reminder"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let shown = probe
+        .expect("phone2mqtt/001565000b22/result", |r| {
+            r["transaction"] == "g-1"
+        })
+        .await;
+    assert_eq!(shown["status"], "ok", "{shown}");
+    reminders_where(&mut probe, |l| l.is_empty()).await;
+    // The first phone was not shown it twice.
+    assert_eq!(
+        first
+            .snapshot()
+            .requests
+            .iter()
+            .filter(|r| r.as_str() == "POST /servlet?push=xml")
+            .count(),
+        1
+    );
     power.cancel();
     gw.kill().await;
 }

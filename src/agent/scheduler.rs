@@ -220,6 +220,12 @@ async fn attempt(shared: Arc<Shared>, due: Due) {
             );
         }
     }
+    // Stopping: `keep_phones` may have written its last flush already.
+    if shared.shutdown.is_cancelled() {
+        if let Err(err) = on_disk(&shared, Reminders::flush).await {
+            tracing::error!(cause = %err, "Reminders could not be written at shutdown.");
+        }
+    }
     shared.publish_reminders().await;
 }
 
