@@ -192,6 +192,7 @@ const PHONES_FILE: &str = "phones.toml";
 const PROFILES_FILE: &str = "provisioning.toml";
 const IDENTITIES_FILE: &str = "identities.json";
 const OUTBOX_FILE: &str = "outbox.json";
+const PROVISIONING_STATUS_FILE: &str = "provisioning_status.json";
 
 /// The phones the agent knows when it starts: phone2mqtt.toml's, then those adopted at run time
 /// (`phones.toml`); the config wins where both name a MAC.
@@ -228,6 +229,8 @@ impl Agent {
         .map_err(|err| anyhow::anyhow!("agent.data_dir: reminders: {err}"))?;
         let identities = identities::Identities::load(data_dir.join(IDENTITIES_FILE))
             .map_err(|err| anyhow::anyhow!("agent.data_dir: identities: {err}"))?;
+        let served = provisioning::Served::load(data_dir.join(PROVISIONING_STATUS_FILE))
+            .map_err(|err| anyhow::anyhow!("agent.data_dir: provisioning status: {err}"))?;
         // The directory: the configured file wins at start; otherwise the last import.
         let (file, setting) = match &config.directory.file {
             Some(file) => (Some(file.clone()), "directory.file"),
@@ -334,7 +337,7 @@ impl Agent {
                 }),
                 upstream_http: provisioning::upstream_client()?,
                 profiles,
-                served: provisioning::Served::default(),
+                served,
                 refused_outside_allow: std::sync::atomic::AtomicU64::new(0),
             },
             kept: Kept {
@@ -845,6 +848,7 @@ async fn keep_phones(shared: Arc<Shared>) {
                 store.kept.store.flush(),
                 store.kept.identities.flush(),
                 store.kept.reminders.flush(),
+                store.serving.served.flush(),
             ]
         })
         .await;

@@ -3,18 +3,20 @@
 //! own files when `[provisioning] upstream` is set; the logos those files point at; and what
 //! each phone was served, for `verify` and the Manager (`<base>/<id>/provisioning`, retained).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::agent::profiles::Profiles;
 use crate::agent::Shared;
 use crate::config::{Config, PhoneConfig};
+use crate::datafile::{self, DataFile, Format};
 use crate::hash::md5_hex;
 use crate::metrics::Limit;
 use crate::model::{now_rfc3339, PhoneId};
@@ -24,8 +26,9 @@ use crate::phone_vendors::{self, ProvisionCtx, VendorSpec};
 /// How long the site's provisioning server has to answer.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What one phone's provisioning looks like now, published retained.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// What one phone's provisioning looks like now, published retained, and kept in the data
+/// directory (`provisioning_status.json`) so that a restarted agent publishes it again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Status {
     pub phone: PhoneId,
     /// When the phone last fetched a file from the agent, and which.
@@ -35,7 +38,7 @@ pub struct Status {
     pub in_sync: Option<bool>,
     /// `read_back` (the phone's own configuration was read) or `served` (what the agent served
     /// it is compared with what it would serve now).
-    pub method: Option<&'static str>,
+    pub method: Option<std::borrow::Cow<'static, str>>,
     pub verified_at: Option<String>,
     /// Settings that differ: what the agent expects and what the phone has.
     pub drift: Vec<Drift>,
@@ -43,17 +46,25 @@ pub struct Status {
     pub refused: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Drift {
     pub setting: String,
     pub expected: Option<String>,
     pub actual: Option<String>,
 }
 
-/// Per-phone provisioning status, and digests of what was served.
-#[derive(Debug, Default)]
+/// Per-phone provisioning status, and digests of what was served, kept in the data directory
+/// (written with the next flush: a phone fetches its files in bursts).
+#[derive(Debug)]
 pub struct Served {
-    phones: Mutex<HashMap<PhoneId, (Status, Option<String>)>>,
+    file: DataFile<BTreeMap<PhoneId, KeptStatus>>,
+}
+
+/// One phone's status and the digest of what it was served.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeptStatus {
+    status: Status,
+    digest: Option<String>,
 }
 
 impl Status {
@@ -72,19 +83,26 @@ impl Status {
 }
 
 impl Served {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PhoneId, (Status, Option<String>)>> {
-        self.phones.lock().unwrap_or_else(|p| p.into_inner())
+    /// Reads the kept statuses; a damaged file is an error naming it.
+    pub fn load(path: PathBuf) -> Result<Served, datafile::Error> {
+        Ok(Served {
+            file: DataFile::load(path, Format::Json)?,
+        })
     }
 
     pub fn status(&self, id: &PhoneId) -> Status {
-        self.lock()
+        self.file
+            .lock()
             .get(id)
-            .map(|(status, _)| status.clone())
+            .map(|kept| kept.status.clone())
             .unwrap_or_else(|| Status::new(id))
     }
 
     fn served_digest(&self, id: &PhoneId) -> Option<String> {
-        self.lock().get(id).and_then(|(_, digest)| digest.clone())
+        self.file
+            .lock()
+            .get(id)
+            .and_then(|kept| kept.digest.clone())
     }
 
     fn update(
@@ -92,12 +110,19 @@ impl Served {
         id: &PhoneId,
         change: impl FnOnce(&mut Status, &mut Option<String>),
     ) -> Status {
-        let mut phones = self.lock();
-        let (status, digest) = phones
-            .entry(id.clone())
-            .or_insert_with(|| (Status::new(id), None));
-        change(status, digest);
-        status.clone()
+        self.file.change_soon(|phones| {
+            let kept = phones.entry(id.clone()).or_insert_with(|| KeptStatus {
+                status: Status::new(id),
+                digest: None,
+            });
+            change(&mut kept.status, &mut kept.digest);
+            kept.status.clone()
+        })
+    }
+
+    /// Writes the changes of the last moments.
+    pub fn flush(&self) -> Result<(), datafile::Error> {
+        self.file.flush()
     }
 }
 
@@ -398,7 +423,7 @@ pub async fn serve(
             status.served_at = Some(now_rfc3339());
             status.file = Some(file);
             status.in_sync = Some(true);
-            status.method = Some("served");
+            status.method = Some("served".into());
             status.drift.clear();
             status.refused = refused;
             *kept = Some(served_digest);
@@ -528,7 +553,7 @@ pub async fn profile_changed(shared: &Shared, id: &PhoneId) {
         .map(|d| d == md5_hex(&own));
     let status = shared.serving.served.update(id, |status, _| {
         status.in_sync = in_sync;
-        status.method = Some("served");
+        status.method = Some("served".into());
         status.drift = if in_sync == Some(false) {
             vec![Drift {
                 setting: "(file)".into(),
@@ -575,7 +600,7 @@ pub async fn record_verification(
 ) -> Status {
     let status = shared.serving.served.update(id, |status, _| {
         status.verified_at = Some(now_rfc3339());
-        status.method = Some(method);
+        status.method = Some(method.into());
         status.in_sync = Some(drift.is_empty());
         status.drift = drift;
     });
