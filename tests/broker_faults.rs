@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 const MAC: &str = "00:15:65:fa:00:01";
 const ID: &str = "001565fa0001";
 const BRIDGE: &str = "phone2mqtt/bridge/test/state";
+/// The events the outbox dropped, as `/metrics` counts them.
+const DROPPED_EVENTS: &str = r#"phone2mqtt_outbox_dropped_total{class="event"}"#;
 
 /// A small outbox, so that a 15 s outage at 50 events/s (750 events) overflows it, and a hung
 /// broker noticed and reconnected to within a few seconds.
@@ -181,7 +183,7 @@ async fn accounted_for(gw: &GatewayProcess, probe: &mut MqttProbe, sent: u32) {
         let strangers: Vec<&u32> = got.iter().filter(|c| **c >= sent).collect();
         assert!(strangers.is_empty(), "events never sent: {strangers:?}");
         let missing = (0..sent).filter(|c| !got.contains(c)).count() as i64;
-        let dropped = gw.metric("phone2mqtt_outbox_dropped_total").await;
+        let dropped = gw.metric(DROPPED_EVENTS).await;
         if missing <= dropped && dropped > 0 {
             assert!(
                 dropped <= i64::from(sent),
@@ -192,7 +194,7 @@ async fn accounted_for(gw: &GatewayProcess, probe: &mut MqttProbe, sent: u32) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "of {sent} events sent, {} delivered, {missing} missing and {dropped} counted as \
-             dropped (phone2mqtt_outbox_dropped_total): every missing event must be counted, \
+             dropped ({DROPPED_EVENTS}): every missing event must be counted, \
              and the outbox of 50 must have overflowed in the outage",
             got.len()
         );
