@@ -73,3 +73,89 @@ async fn stopping_mid_command_still_answers_every_command() {
         .await
         .expect("every task stops");
 }
+
+/// SIGTERM to the real binary with a phone's queue full, on an external Mosquitto: each of the
+/// queued commands and the one in flight gets its result on that broker before the gateway's
+/// session closes, and the bridge goes `offline`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_full_queue_answers_every_command_on_an_external_broker() {
+    const SILENT_MAC: &str = "00:15:65:00:00:98";
+    const SILENT: &str = "001565000098";
+    // A "phone" that accepts connections and never answers: one command in flight, the others
+    // wait in its queue.
+    let (silent_addr, _silent) = silent_listener("127.0.0.1:0".parse().unwrap()).await;
+    let dir = tempdir::TempDir::new();
+    let (_broker, port) =
+        common::mosquitto::Mosquitto::anonymous(&dir.0, "persistence false\n").await;
+    let mut gw = GatewayProcess::start(Serve {
+        broker: port,
+        mqtt: "",
+        agent: "command_timeout = 2.0",
+        phones: vec![("yealink", SILENT_MAC, silent_addr, "Silent")],
+    })
+    .await;
+    let mut probe = MqttProbe::connect(port).await;
+    probe
+        .expect("phone2mqtt/bridge/test/state", |v| v == "online")
+        .await;
+    // One in flight and 64 queued fill the queue: the commands past them are refused at once,
+    // which tells that the gateway holds all the others.
+    const SENT: usize = 70;
+    for n in 0..SENT {
+        probe
+            .publish(
+                &format!("phone2mqtt/{SILENT}/cmd/dnd"),
+                &json!({"state": "on", "transaction": format!("q{n}")}).to_string(),
+            )
+            .await;
+    }
+    let result_topic = format!("phone2mqtt/{SILENT}/result");
+    let mut results = std::collections::HashMap::new();
+    while results.len() < 5 {
+        let (_, result) = probe.next_on(|topic| topic == result_topic).await;
+        assert!(
+            result["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("too many commands queued")),
+            "{result}"
+        );
+        results.insert(result["transaction"].as_str().unwrap().to_string(), result);
+    }
+
+    let mark = probe.mark();
+    terminate(&mut gw.child).await;
+    // Every command has its result on the broker: refused, shutting down, or for the one in
+    // flight its timeout or the stop.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while results.len() < SENT && tokio::time::Instant::now() < deadline {
+        for text in probe.payloads_on(&result_topic) {
+            let result: serde_json::Value = serde_json::from_str(&text).unwrap();
+            results.insert(result["transaction"].as_str().unwrap().to_string(), result);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let missing: Vec<String> = (0..SENT)
+        .map(|n| format!("q{n}"))
+        .filter(|tx| !results.contains_key(tx))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {SENT} commands got a result after SIGTERM; none for {missing:?}\n{}",
+        results.len(),
+        gw.log()
+    );
+    for result in results.values() {
+        assert_eq!(result["status"], "error", "{result}");
+        let error = result["error"].as_str().unwrap();
+        assert!(
+            error == "the gateway is shutting down"
+                || error == "the phone did not answer within 2 s"
+                || error.starts_with("the gateway stopped while the phone had the command")
+                || error.starts_with("too many commands queued"),
+            "{result}"
+        );
+    }
+    probe
+        .since(mark, "phone2mqtt/bridge/test/state", |v| v == "offline")
+        .await;
+}

@@ -209,3 +209,110 @@ impl TestGateway {
         assert_eq!(status, 200, "{}", answer.text().await.unwrap());
     }
 }
+
+/// What [`GatewayProcess::start`] writes into the `phone2mqtt.toml` of a real `serve`.
+pub struct Serve<'a> {
+    /// The port of the external broker (`[mqtt] url`).
+    pub broker: u16,
+    /// More `[mqtt]` keys, one `key = value` a line.
+    pub mqtt: &'a str,
+    /// More `[agent]` keys, one `key = value` a line.
+    pub agent: &'a str,
+    /// `[[phone]]` entries: vendor, MAC, address, name; each with the test password.
+    pub phones: Vec<(&'a str, &'a str, std::net::SocketAddr, &'a str)>,
+}
+
+/// `phone2mqtt serve`, the real binary, as a service manager runs it against an external
+/// broker: its own config file and data directory, no polling, agent `test`, its output kept
+/// in `serve.log` of the data directory for a failing test to show.
+pub struct GatewayProcess {
+    pub child: tokio::process::Child,
+    pub data_dir: tempdir::TempDir,
+    pub http: std::net::SocketAddr,
+    /// An admin API token, for `/metrics`.
+    pub admin_token: String,
+    keys: phone2mqtt::phone_auth::PhoneKeys,
+}
+
+impl GatewayProcess {
+    /// Starts `serve` and returns once its HTTP port listens.
+    pub async fn start(serve: Serve<'_>) -> GatewayProcess {
+        let data_dir = tempdir::TempDir::new();
+        let http = super::free_port();
+        let mut text = format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n{}\n[http]\nlisten = \"{http}\"\n\
+             [agent]\nname = \"test\"\ndata_dir = \"{}\"\n{}\n",
+            serve.broker,
+            serve.mqtt,
+            data_dir.0.display(),
+            serve.agent
+        );
+        for (vendor, mac, addr, name) in &serve.phones {
+            text.push_str(&format!(
+                "[[phone]]\nmac = \"{mac}\"\nvendor = \"{vendor}\"\naddress = \"{addr}\"\n\
+                 name = \"{name}\"\npassword = \"{}\"\n",
+                super::PASSWORD
+            ));
+        }
+        let config = data_dir.0.join("phone2mqtt.toml");
+        std::fs::write(&config, &text).unwrap();
+        // The key of the phones' tokens and an admin token, as `provision` and `token create`
+        // make them next to a running service.
+        let keys = phone2mqtt::phone_auth::PhoneKeys::load(&data_dir.0).unwrap();
+        let admin_token = new_token(&data_dir.0, Role::Admin);
+        let log = std::fs::File::create(data_dir.0.join("serve.log")).unwrap();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_phone2mqtt"))
+            .args(["serve", "--poll", "0", "-c", config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + super::TIMEOUT;
+        while tokio::net::TcpStream::connect(http).await.is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(data_dir.0.join("serve.log")).unwrap();
+                panic!("serve stopped ({status}) with this config:\n{text}\n{log}");
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "serve does not listen on {http}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        GatewayProcess {
+            child,
+            data_dir,
+            http,
+            admin_token,
+            keys,
+        }
+    }
+
+    pub fn public_url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// The token in the Action URLs of phone `mac` (any MAC spelling).
+    pub fn token(&self, mac: &str) -> String {
+        self.keys.token(&PhoneId::parse(mac).expect("a MAC"))
+    }
+
+    /// What the gateway logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.0.join("serve.log")).unwrap_or_default()
+    }
+
+    /// The value of the `/metrics` sample `series` (name and labels), 0 when absent.
+    pub async fn metric(&self, series: &str) -> i64 {
+        let answer = bearer_client(&self.admin_token)
+            .get(format!("{}/metrics", self.public_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        sample(&answer.text().await.unwrap(), series)
+    }
+}

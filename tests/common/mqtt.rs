@@ -42,6 +42,13 @@ impl MqttProbe {
         Self::connect_with(port, &[filter], None).await
     }
 
+    /// A probe with a session the broker keeps (clean session off, QoS 1 subscriptions), for
+    /// an external broker that goes away: what is published while the probe reconnects waits
+    /// for it on the broker instead of being lost to it.
+    pub async fn connect_persistent(port: u16, filters: &[&str]) -> MqttProbe {
+        Self::connect_session(port, filters, None, true).await
+    }
+
     /// A probe on several filters.
     pub async fn connect_filters(port: u16, filters: &[&str]) -> MqttProbe {
         Self::connect_with(port, filters, None).await
@@ -52,8 +59,18 @@ impl MqttProbe {
         Self::connect_with(port, &[filter], login).await
     }
 
-    /// Connects, subscribes to every filter and returns once the broker acknowledged them all.
     async fn connect_with(port: u16, filters: &[&str], login: Option<(&str, &str)>) -> MqttProbe {
+        Self::connect_session(port, filters, login, false).await
+    }
+
+    /// Connects, subscribes to every filter and returns once the broker acknowledged them all;
+    /// `persistent`: see [`MqttProbe::connect_persistent`].
+    async fn connect_session(
+        port: u16,
+        filters: &[&str],
+        login: Option<(&str, &str)>,
+        persistent: bool,
+    ) -> MqttProbe {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let id = format!(
             "probe-{}-{}",
@@ -62,6 +79,7 @@ impl MqttProbe {
         );
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
         options.set_max_packet_size(1 << 20, 1 << 20);
+        options.set_clean_session(!persistent);
         if let Some((user, password)) = login {
             options.set_credentials(user, password);
         }
@@ -79,8 +97,12 @@ impl MqttProbe {
                         for filter in &filters {
                             // As the gateway's own readers subscribe: QoS 0 for `#` filters,
                             // as rumqttd gives a QoS 1 subscription at most 100 retained
-                            // messages.
-                            let qos = phone2mqtt::mqtt::subscription_qos(filter);
+                            // messages. A kept session needs QoS 1 to be kept anything.
+                            let qos = if persistent {
+                                QoS::AtLeastOnce
+                            } else {
+                                phone2mqtt::mqtt::subscription_qos(filter)
+                            };
                             let _ = sub_client.try_subscribe(filter.clone(), qos);
                         }
                     }

@@ -74,6 +74,20 @@ pub async fn recording_listener(
     (addr, heard)
 }
 
+/// A "phone" on `addr` (port 0: any free one) that takes every connection and never answers,
+/// until the returned task is aborted; its address.
+pub async fn silent_listener(addr: SocketAddr) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let socket = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = socket.accept().await {
+            held.push(stream);
+        }
+    });
+    (addr, task)
+}
+
 /// An HTTP client that follows no redirect, to see them.
 pub fn no_redirect_client() -> reqwest::Client {
     reqwest::Client::builder()

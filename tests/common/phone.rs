@@ -54,12 +54,20 @@ async fn spawn_phone(
     power: &CancellationToken,
     adjust: impl FnOnce(&mut SimOptions),
 ) -> SimPhone {
+    spawn_phone_at(&gw.gateway.public_url, vendor, mac, power, adjust).await
+}
+
+/// A simulated phone pointed at the agent at `agent_url` (a `serve` process too), with the
+/// test password and `adjust`ed options; it runs until `power` is cancelled, booted.
+pub async fn spawn_phone_at(
+    agent_url: &str,
+    vendor: &str,
+    mac: &str,
+    power: &CancellationToken,
+    adjust: impl FnOnce(&mut SimOptions),
+) -> SimPhone {
     let personality = sim::personality(vendor).expect("a simulator for this vendor");
-    let mut options = SimOptions::new(
-        personality,
-        PhoneId::parse(mac).expect("a MAC"),
-        &gw.gateway.public_url,
-    );
+    let mut options = SimOptions::new(personality, PhoneId::parse(mac).expect("a MAC"), agent_url);
     options.password = PASSWORD.into();
     options.remote_answers_after = None;
     adjust(&mut options);

@@ -5,16 +5,22 @@ use super::TIMEOUT;
 /// Stops a `phone2mqtt` process the way a service manager does (SIGTERM) and requires a clean
 /// exit in time.
 pub async fn terminate(child: &mut tokio::process::Child) {
-    let pid = child.id().expect("still running").to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    send_signal(child.id().expect("still running"), "TERM");
     let status = tokio::time::timeout(TIMEOUT, child.wait())
         .await
         .expect("the process stops on SIGTERM")
         .unwrap();
     assert!(status.success(), "the process exits 0 on SIGTERM");
+}
+
+/// Sends the signal `name` (`TERM`, `STOP`, `CONT`...) to process `pid`.
+pub fn send_signal(pid: u32, name: &str) {
+    let sent = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{name} {pid}");
 }
 
 /// A child process killed (and reaped) when the test that started it ends, passed or not.
