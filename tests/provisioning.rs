@@ -515,6 +515,16 @@ async fn settings_pushed_to_a_group_and_the_site_reach_its_phones_and_survive_a_
         })
         .await;
     assert_eq!(site["group"]["front"]["keys"]["4"], "Front door");
+    // What each phone was served is kept too, and published again: the embedded broker
+    // started empty, and the phones fetched nothing since.
+    for mac in ["001565aa0021", "000413aa0022"] {
+        let status = probe
+            .expect(&format!("phone2mqtt/{mac}/provisioning"), |p| {
+                p["served_at"].is_string()
+            })
+            .await;
+        assert_eq!(status["phone"], mac, "{status}");
+    }
     power.cancel();
     gw.stop().await;
 }
