@@ -5,12 +5,17 @@
 //! The load, all at once:
 //! - Action URL callbacks at a fixed rate (200/s by default) from configured phones, each
 //!   request with its own `$call_id`, counted by an MQTT subscriber of `phone2mqtt/+/event`;
-//! - `reboot` commands on MQTT, two a second, to phones of the simulator's fleet that answer
-//!   them, each result awaited by its transaction;
+//! - `reboot` commands on MQTT, two a second by default, to phones of the simulator's fleet that
+//!   answer them, each result awaited by its transaction;
 //! - websocket clients of `/ws` connected throughout, and one that reconnects every 15 s;
 //! - MQTT subscribers of `phone2mqtt/#` that connect every 15 s, take the retained snapshot and
 //!   what follows for 10 s, and leave: one with a fresh client id each time, one that comes back
-//!   as itself.
+//!   as itself;
+//! - with `--soak-ha`, a subscriber with one filter per phone topic, as Home Assistant's MQTT
+//!   integration subscribes to the topics its discovery names.
+//!
+//! The embedded broker keeps a log per subscription filter (broker.toml), so what the clients
+//! subscribe to shapes the gateway's memory: BENCHMARKS.md, Soak.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
