@@ -397,6 +397,11 @@ impl Subscriber {
         }
     }
 
+    /// Events received so far.
+    pub fn count(&self) -> u64 {
+        *self.count.borrow()
+    }
+
     pub fn finish(self) -> Delivered {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }

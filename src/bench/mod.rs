@@ -12,6 +12,8 @@
 //! - [`fleet`]: 10,000 phones (the simulator's lightweight mode) register at once, then are
 //!   rebooted as one group.
 //! - [`fanout`]: 1,000 websocket clients receive every event at 1,000 events/s.
+//! - [`soak`]: mixed load for half an hour (only when named: `--only soak`), the gateway's
+//!   resident memory and descriptors sampled throughout and after a minute idle.
 //!
 //! Every loop is bounded in count and time; all traffic stays on loopback.
 
@@ -21,6 +23,7 @@ pub mod fleet;
 pub mod flood;
 pub mod load;
 pub mod process;
+pub mod soak;
 pub mod stats;
 pub mod watch;
 pub mod ws;
@@ -48,6 +51,32 @@ pub struct BenchArgs {
     /// Websocket clients of the fan-out.
     #[arg(long, default_value_t = 1_000)]
     pub ws_clients: usize,
+    /// The phone2mqtt binary to run as the gateway (and the baselines); by default this one.
+    /// Another build can be measured with this bench, e.g. an older release.
+    #[arg(long, value_name = "PATH")]
+    pub gateway: Option<PathBuf>,
+    /// How long the soak's load lasts, in minutes (`--only soak`).
+    #[arg(long, default_value_t = 30.0, value_name = "MINUTES")]
+    pub soak_minutes: f64,
+    /// Action URL callbacks per second during the soak.
+    #[arg(long, default_value_t = 200.0)]
+    pub soak_rate: f64,
+    /// Configured phones the soak's callbacks come from (each keeps its own topics).
+    #[arg(long, default_value_t = 200)]
+    pub soak_phones: usize,
+    /// `reboot` commands per second during the soak, each result awaited (0: none).
+    #[arg(long, default_value_t = 2.0)]
+    pub soak_commands: f64,
+    /// Adds a subscriber like Home Assistant's MQTT integration: one filter per phone topic
+    /// its discovery names (state, event, availability), connected throughout the soak.
+    #[arg(long)]
+    pub soak_ha: bool,
+    /// A broker.toml for the soak's gateway (`[broker] config`), e.g. other segment sizes.
+    #[arg(long, value_name = "PATH")]
+    pub soak_broker: Option<PathBuf>,
+    /// Keep the soak's samples (`samples.csv`) and the gateway's log in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub soak_keep: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,6 +84,8 @@ pub enum Part {
     Flood,
     Fleet,
     Websocket,
+    /// Half an hour by default: only run when named.
+    Soak,
 }
 
 /// How long and how often, from the arguments.
@@ -72,12 +103,16 @@ pub struct Settings {
     pub connections: usize,
     pub fleet_phones: usize,
     pub ws_clients: usize,
+    pub soak: soak::SoakSettings,
 }
 
 impl Settings {
     fn new(args: &BenchArgs) -> anyhow::Result<Settings> {
         Ok(Settings {
-            bin: std::env::current_exe().context("finding the phone2mqtt binary")?,
+            bin: match &args.gateway {
+                Some(path) => path.clone(),
+                None => std::env::current_exe().context("finding the phone2mqtt binary")?,
+            },
             quick: args.quick,
             rounds: if args.quick { 1 } else { 3 },
             saturation: Duration::from_secs(if args.quick { 3 } else { 6 }),
@@ -87,6 +122,7 @@ impl Settings {
             connections: args.connections.max(1),
             fleet_phones: args.phones.clamp(1, crate::sim::fleet::MAX_PHONES),
             ws_clients: args.ws_clients.max(1),
+            soak: soak::SoakSettings::new(args),
         })
     }
 }
@@ -96,7 +132,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let settings = Settings::new(&args)?;
     // 10,000 phones registering at once need more than the usual 1,024 descriptors.
     let files = crate::gateway::raise_file_limit();
-    let wanted = |part| args.only.is_empty() || args.only.contains(&part);
+    // The soak takes half an hour: it runs only when named.
+    let wanted = |part| args.only.contains(&part) || (args.only.is_empty() && part != Part::Soak);
     let machine = Machine::read();
     println!("{}", machine.describe(&settings, files));
     if cfg!(debug_assertions) {
@@ -117,6 +154,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted(Part::Websocket) {
         let figures = fanout::run(&settings).await?;
+        println!("{}", figures.table());
+        targets.extend(figures.targets());
+    }
+    if wanted(Part::Soak) {
+        let figures = soak::run(&settings).await?;
         println!("{}", figures.table());
         targets.extend(figures.targets());
     }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter};
 use tokio::sync::oneshot;
 
 /// An MQTT session that calls `on_message` for every message on its filters. Stops when
@@ -22,13 +22,21 @@ impl Watch {
         broker: SocketAddr,
         filters: &[&str],
         qos: QoS,
+        on_message: impl FnMut(&str, &[u8]) + Send + 'static,
+    ) -> anyhow::Result<Watch> {
+        let id = format!("bench-{}", crate::config::new_token());
+        Watch::start_as(&id, broker, filters, qos, on_message).await
+    }
+
+    /// As [`Watch::start`], with the client id `id`: a client that comes back as itself.
+    pub async fn start_as(
+        id: &str,
+        broker: SocketAddr,
+        filters: &[&str],
+        qos: QoS,
         mut on_message: impl FnMut(&str, &[u8]) + Send + 'static,
     ) -> anyhow::Result<Watch> {
-        let mut options = MqttOptions::new(
-            format!("bench-{}", crate::config::new_token()),
-            broker.ip().to_string(),
-            broker.port(),
-        );
+        let mut options = MqttOptions::new(id, broker.ip().to_string(), broker.port());
         options.set_keep_alive(Duration::from_secs(30));
         options.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut eventloop) = AsyncClient::new(options, 100);
@@ -38,7 +46,6 @@ impl Watch {
         let subscriber = client.clone();
         tokio::spawn(async move {
             let mut subscribed_tx = Some(subscribed_tx);
-            let mut acks = 0;
             loop {
                 let event = tokio::select! {
                     event = eventloop.poll() => event,
@@ -46,16 +53,15 @@ impl Watch {
                 };
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        for filter in &filters {
-                            let _ = subscriber.try_subscribe(filter.clone(), qos);
-                        }
+                        // One SUBSCRIBE for every filter, however many: one SUBACK answers it.
+                        let filters = filters
+                            .iter()
+                            .map(|filter| SubscribeFilter::new(filter.clone(), qos));
+                        let _ = subscriber.try_subscribe_many(filters);
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        acks += 1;
-                        if acks == filters.len() {
-                            if let Some(tx) = subscribed_tx.take() {
-                                let _ = tx.send(());
-                            }
+                        if let Some(tx) = subscribed_tx.take() {
+                            let _ = tx.send(());
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {

@@ -102,7 +102,7 @@ impl Clients {
 }
 
 /// The HTTP upgrade to a websocket, by hand, with an API token.
-async fn upgrade(http: SocketAddr, token: &str) -> anyhow::Result<(TcpStream, BytesMut)> {
+pub async fn upgrade(http: SocketAddr, token: &str) -> anyhow::Result<(TcpStream, BytesMut)> {
     let mut stream = TcpStream::connect(http).await?;
     let request = format!(
         "GET /ws HTTP/1.1\r\nHost: {http}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: cGhvbmUybXF0dC1iZW5jaA==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
@@ -169,7 +169,7 @@ async fn read_frames(
 }
 
 /// The opcode, where the payload starts and where the frame ends, once a whole frame is in.
-fn next_frame(buffer: &[u8]) -> Option<(u8, usize, usize)> {
+pub fn next_frame(buffer: &[u8]) -> Option<(u8, usize, usize)> {
     let [first, second, ..] = *buffer else {
         return None;
     };
