@@ -390,7 +390,7 @@ mod tests {
     #[test]
     fn shipped_config_loads_with_small_segments() {
         let config = load_config(None).unwrap();
-        assert_eq!(config.router.max_segment_size, 1048576);
+        assert_eq!(config.router.max_segment_size, 65536);
         assert_eq!(config.v4.unwrap()["1"].listen.to_string(), DEFAULT_LISTEN);
     }
 
