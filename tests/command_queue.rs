@@ -13,10 +13,12 @@ async fn a_full_phone_queue_refuses_with_a_result_and_a_count() {
     // A phone that takes the connection and never answers: each command waits its timeout.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_addr = silent.local_addr().unwrap();
+    let (reached, mut first_reached) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((stream, _)) = silent.accept().await {
             held.push(stream);
+            let _ = reached.send(());
         }
     });
     let mut config = test_config();
@@ -27,6 +29,12 @@ async fn a_full_phone_queue_refuses_with_a_result_and_a_count() {
     let mut probe = MqttProbe::connect(gw.mqtt_port()).await;
 
     for n in 0..70 {
+        if n == 1 {
+            // The first command has reached the phone (it runs), so exactly 64 can wait.
+            tokio::time::timeout(TIMEOUT, first_reached.recv())
+                .await
+                .expect("the first command reaches the phone");
+        }
         probe
             .publish(
                 &format!("phone2mqtt/{SILENT_ID}/cmd/dnd"),
