@@ -375,6 +375,11 @@ async fn run_gateway(
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
+    // Listening for SIGTERM before anything is accepted: a signal during the start (which waits
+    // up to 10 s for the broker while phones are already answered) stops the gateway in order,
+    // its outbox sent or kept, instead of killing the process.
+    let signalled = shutdown::listen();
+    tokio::pin!(signalled);
     // Demo phones are given the provisioning credentials as an installer gives them to phones.
     let demo_credentials = config
         .provisioning
@@ -435,7 +440,7 @@ async fn run_gateway(
     }
     // A task that kept panicking stops the process too, with its own exit code.
     let fatal = tokio::select! {
-        () = shutdown::signal() => false,
+        () = &mut signalled => false,
         () = gateway.fatal.cancelled() => true,
     };
     info!("Shutting down.");

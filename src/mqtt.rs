@@ -149,6 +149,10 @@ pub struct Message {
 /// its goodbye: the last results of a shutdown reach the broker within it.
 pub const DRAIN: Duration = Duration::from_secs(5);
 
+/// The least time between two rebuilds of the owner's retained state after the outbox dropped
+/// some of it.
+const REBUILD_EVERY: Duration = Duration::from_secs(30);
+
 /// What the publishers and the session task share.
 #[derive(Debug)]
 struct Shared {
@@ -172,6 +176,12 @@ impl Shared {
     }
 
     fn push(&self, entry: Entry) {
+        if entry.size() > MAX_PACKET_SIZE {
+            // The broker would refuse it and drop the connection; it can never be sent.
+            warn!(topic = %entry.topic, bytes = entry.size(), limit = MAX_PACKET_SIZE, "A message larger than an MQTT packet may be, dropped.");
+            self.count_dropped(&[entry.class]);
+            return;
+        }
         if self.ended.load(Ordering::Acquire) {
             debug!(topic = %entry.topic, "Publish after the session ended, dropped.");
             self.count_dropped(&[entry.class]);
@@ -434,13 +444,10 @@ pub fn start(
     let (client, eventloop) = AsyncClient::new(mqtt_options, flight::WINDOW * 2);
     let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
     let (connected_tx, connected_rx) = watch::channel(0u64);
-    let mut outbox = Outbox::new(outbox::Bounds {
+    let outbox = Outbox::new(outbox::Bounds {
         messages: options.tuning.outbox_messages,
         bytes: options.tuning.outbox_bytes,
     });
-    for entry in std::mem::take(&mut options.preload) {
-        outbox.push(entry);
-    }
     let shared = Arc::new(Shared {
         outbox: Mutex::new(outbox),
         ready: Notify::new(),
@@ -450,6 +457,25 @@ pub fn start(
         dropped: Default::default(),
         metrics: options.metrics.clone(),
     });
+    // What the last session kept goes first, counted like any publish (and what no longer
+    // fits is counted as dropped).
+    let preload = std::mem::take(&mut options.preload);
+    let kept = preload.len();
+    for entry in preload {
+        shared.push(entry);
+    }
+    let dropped_at_start: u64 = shared
+        .dropped
+        .iter()
+        .map(|n| n.load(Ordering::Relaxed))
+        .sum();
+    if dropped_at_start > 0 {
+        warn!(
+            kept,
+            dropped = dropped_at_start,
+            "The kept outbox holds more than the outbox's bounds; the oldest were dropped."
+        );
+    }
     let handle = Mqtt {
         client,
         connected: connected_rx,
@@ -533,12 +559,16 @@ impl Session {
         let mut connected_before = false;
         let mut online = false;
         let mut deadline: Option<Instant> = None;
+        let mut last_rebuild: Option<Instant> = None;
         let shared = self.handle.shared.clone();
         loop {
             if online {
                 feed_into(&self.handle.client, &shared, &mut self.flight);
-                if shared.lock().take_lost_state() {
-                    // Retained state was dropped from a full outbox: the owner sends it all again.
+                // Retained state was dropped from a full outbox: the owner sends it all again,
+                // at most every `REBUILD_EVERY` (a rebuild that overflows again waits).
+                let due = last_rebuild.is_none_or(|at: Instant| at.elapsed() >= REBUILD_EVERY);
+                if due && shared.lock().take_lost_state() {
+                    last_rebuild = Some(Instant::now());
                     self.connected.send_modify(|n| *n += 1);
                 }
             }

@@ -25,7 +25,7 @@ const DROPPED_EVENTS: &str = r#"phone2mqtt_outbox_dropped_total{class="event"}"#
 
 /// A small outbox, so that a 15 s outage at 50 events/s (750 events) overflows it, and a hung
 /// broker noticed and reconnected to within a few seconds.
-const OUTBOX: &str = "outbox_messages = 50\noutbox_bytes = 1000000\nkeepalive_secs = 2\n\
+const OUTBOX: &str = "outbox_messages = 50\noutbox_bytes = 4194304\nkeepalive_secs = 2\n\
                       ack_timeout_secs = 2\nreconnect_max_secs = 2\n";
 /// How long a phone waits for the answer to its Action URL before it gives up on it.
 const PHONE_WAITS: Duration = Duration::from_secs(2);

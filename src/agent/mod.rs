@@ -269,7 +269,8 @@ impl Agent {
             .outbox_on_disk
             .then(|| data_dir.join(OUTBOX_FILE));
         let preload = match &keep_outbox {
-            Some(path) => mqtt::kept::load(path)
+            // Base64 and JSON escapes make a kept message up to about twice its bytes.
+            Some(path) => mqtt::kept::load(path, 3 * config.mqtt.outbox_bytes as u64)
                 .map_err(|err| anyhow::anyhow!("agent.data_dir: kept outbox: {err}"))?,
             None => Vec::new(),
         };

@@ -317,6 +317,16 @@ mod tests {
     }
 
     #[test]
+    fn an_outbox_too_small_for_the_largest_message_is_refused() {
+        let err = Config::parse("[mqtt]\noutbox_bytes = 65536\n", "site.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mqtt.outbox_bytes"), "{err}");
+        let config = Config::parse("[mqtt]\noutbox_bytes = 4194304\n", "site.toml").unwrap();
+        assert_eq!(config.mqtt.outbox_bytes, 4 << 20);
+    }
+
+    #[test]
     fn errors_name_the_file_and_key() {
         let err = Config::parse(
             "[http]\nlisten = \"127.0.0.1:8080\"\nlistn = 1\n",

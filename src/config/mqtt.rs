@@ -49,11 +49,16 @@ impl MqttConfig {
 
     /// Why the session settings are refused, if they are: (key, reason).
     pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
-        if self.outbox_messages == 0 || self.outbox_messages > 10_000_000 {
-            return Err(("mqtt.outbox_messages", "must be between 1 and 10000000"));
+        // Room for the largest message (1 MiB, the retained directory report) several times
+        // over: a bound below it would drop that report on every try and republish for ever.
+        if !(10..=10_000_000).contains(&self.outbox_messages) {
+            return Err(("mqtt.outbox_messages", "must be between 10 and 10000000"));
         }
-        if self.outbox_bytes < 64 * 1024 || self.outbox_bytes > 4 << 30 {
-            return Err(("mqtt.outbox_bytes", "must be between 65536 and 4294967296"));
+        if !((4 << 20)..=(4 << 30)).contains(&self.outbox_bytes) {
+            return Err((
+                "mqtt.outbox_bytes",
+                "must be between 4194304 and 4294967296",
+            ));
         }
         if !(1..=3600).contains(&self.keepalive_secs) {
             return Err(("mqtt.keepalive_secs", "must be between 1 and 3600"));

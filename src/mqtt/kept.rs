@@ -63,12 +63,20 @@ pub fn save(path: &Path, entries: &[Entry]) -> Result<(), datafile::Error> {
     datafile::write(path, &text)
 }
 
-/// The messages kept at `path`, oldest first; none if there is no file.
-pub fn load(path: &Path) -> Result<Vec<Entry>, datafile::Error> {
+/// The messages kept at `path`, oldest first; none if there is no file. A file over
+/// `max_bytes` is refused unread (a kept outbox is at most the outbox's bytes, plus JSON).
+pub fn load(path: &Path, max_bytes: u64) -> Result<Vec<Entry>, datafile::Error> {
     let fail = |reason: String| datafile::Error {
         path: path.display().to_string(),
         reason,
     };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > max_bytes => return Err(fail(format!(
+            "{} bytes, more than a kept outbox can be ({max_bytes}); remove it to start without it",
+            meta.len()
+        ))),
+        _ => {}
+    }
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -118,12 +126,16 @@ mod tests {
             ),
         ];
         save(&path, &entries).unwrap();
-        assert_eq!(load(&path).unwrap(), entries);
+        assert_eq!(load(&path, 1 << 20).unwrap(), entries);
+        assert!(load(&path, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("more than"));
         save(&path, &[]).unwrap();
         assert!(!path.exists());
-        assert!(load(&path).unwrap().is_empty());
+        assert!(load(&path, 1 << 20).unwrap().is_empty());
         std::fs::write(&path, "[{\"topic\":").unwrap();
-        let err = load(&path).unwrap_err();
+        let err = load(&path, 1 << 20).unwrap_err();
         assert!(err.to_string().contains("outbox.json"), "{err}");
         let _ = std::fs::remove_dir_all(dir);
     }
