@@ -318,7 +318,12 @@ pub async fn start(
         info!(%https_addr, %manager_url, sha256 = %https.fingerprint, "HTTPS listening; the plain HTTP port serves phones only.");
     }
     for session in sessions {
-        if !session.wait_connected(Duration::from_secs(10)).await {
+        // A stop meanwhile (SIGTERM) ends the wait: the gateway stops in order from here.
+        let connected = tokio::select! {
+            connected = session.wait_connected(Duration::from_secs(10)) => connected,
+            () = shutdown.cancelled() => break,
+        };
+        if !connected {
             warn!(broker = %format!("{}:{}", broker.host, broker.port), "Not connected to the MQTT broker yet; retrying in the background.");
             break;
         }

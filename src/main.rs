@@ -379,7 +379,11 @@ async fn run_gateway(
     // up to 10 s for the broker while phones are already answered) stops the gateway in order,
     // its outbox sent or kept, instead of killing the process.
     let signalled = shutdown::listen();
-    tokio::pin!(signalled);
+    let stopping = stop.clone();
+    tokio::spawn(async move {
+        signalled.await;
+        stopping.cancel();
+    });
     // Demo phones are given the provisioning credentials as an installer gives them to phones.
     let demo_credentials = config
         .provisioning
@@ -440,7 +444,7 @@ async fn run_gateway(
     }
     // A task that kept panicking stops the process too, with its own exit code.
     let fatal = tokio::select! {
-        () = &mut signalled => false,
+        () = stop.cancelled() => false,
         () = gateway.fatal.cancelled() => true,
     };
     info!("Shutting down.");

@@ -159,3 +159,38 @@ async fn sigterm_with_a_full_queue_answers_every_command_on_an_external_broker()
         .since(mark, "phone2mqtt/bridge/test/state", |v| v == "offline")
         .await;
 }
+
+/// A SIGTERM while the gateway still waits for its broker at start (phones are answered from
+/// the first moment) stops it in order, not by the signal: exit 0, and with
+/// `[mqtt] outbox_on_disk` the events of the callbacks it answered are kept for the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_the_start_keeps_what_phones_were_answered() {
+    const MAC: &str = "00:15:65:00:00:97";
+    // Nothing listens there: the gateway is still waiting for its broker.
+    let nobody = free_port();
+    let mut gw = GatewayProcess::start(Serve {
+        broker: nobody.port(),
+        mqtt: "outbox_on_disk = true",
+        agent: "",
+        phones: vec![],
+    })
+    .await;
+    let token = gw.token(MAC);
+    for call in 0..5 {
+        let path = format!(
+            "/action/{token}/yealink/missed_call?mac=001565000097&ip=127.0.0.1&model=SIP-T46G\
+             &firmware=28.72.0.1&remote=1001&call_id=s{call}"
+        );
+        let answer = phone_fetch(gw.http, &path, "Yealink SIP-T46G").await;
+        assert_eq!(status_of(&answer), 200, "{answer}");
+    }
+    terminate(&mut gw.child).await;
+    let kept = std::fs::read_to_string(gw.data_dir.0.join("outbox.json"))
+        .unwrap_or_else(|err| panic!("no kept outbox ({err}); log:\n{}", gw.log()));
+    for call in 0..5 {
+        assert!(
+            kept.contains(&format!("s{call}")),
+            "call s{call} not kept: {kept}"
+        );
+    }
+}

@@ -71,10 +71,12 @@ pub fn load(path: &Path, max_bytes: u64) -> Result<Vec<Entry>, datafile::Error> 
         reason,
     };
     match std::fs::metadata(path) {
-        Ok(meta) if meta.len() > max_bytes => return Err(fail(format!(
+        Ok(meta) if meta.len() > max_bytes => {
+            return Err(fail(format!(
             "{} bytes, more than a kept outbox can be ({max_bytes}); remove it to start without it",
             meta.len()
-        ))),
+        )))
+        }
         _ => {}
     }
     let text = match std::fs::read_to_string(path) {
