@@ -212,14 +212,25 @@ fn load_or_create_key(data_dir: &Path) -> anyhow::Result<Secret> {
 
 /// Creates a file only its owner can read (0600 on Unix).
 pub fn write_private(path: &PathBuf, text: &str) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    writeln!(file, "{text}").with_context(|| format!("cannot write {}", path.display()))?;
+    // Whole or not at all, and never over a file another process made meanwhile: a temporary
+    // file flushed to disk, then linked under the final name (which fails if that exists), then
+    // the directory flushed. A crash leaves no empty key behind.
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".tmp{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let written = (|| -> std::io::Result<()> {
+        let mut file = crate::datafile::owner_only(&temporary, true)?;
+        writeln!(file, "{text}")?;
+        file.sync_all()?;
+        std::fs::hard_link(&temporary, path)
+    })();
+    let _ = std::fs::remove_file(&temporary);
+    written.with_context(|| format!("cannot create {}", path.display()))?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    crate::datafile::sync_dir(dir).with_context(|| format!("cannot flush {}", dir.display()))?;
     Ok(())
 }
 
