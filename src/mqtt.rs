@@ -228,8 +228,7 @@ impl Shared {
 
     fn count_dropped(&self, classes: &[Class]) {
         for &class in classes {
-            let index = Class::ALL.iter().position(|c| *c == class).unwrap_or(0);
-            self.dropped[index].fetch_add(1, Ordering::Relaxed);
+            self.dropped[class.index()].fetch_add(1, Ordering::Relaxed);
             if let Some(metrics) = &self.metrics {
                 metrics.outbox_dropped(class.name());
             }
@@ -360,16 +359,16 @@ impl Mqtt {
             let outbox = shared.lock();
             (outbox.len(), outbox.bytes(), outbox.bounds())
         };
-        let dropped = |i: usize| shared.dropped[i].load(Ordering::Relaxed);
+        let dropped = |class: Class| shared.dropped[class.index()].load(Ordering::Relaxed);
         OutboxStatus {
             connected: shared.online.load(Ordering::Acquire),
             queued,
             bytes,
             limit_messages: bounds.messages,
             limit_bytes: bounds.bytes,
-            dropped_events: dropped(0),
-            dropped_messages: dropped(1),
-            dropped_state: dropped(2),
+            dropped_events: dropped(Class::Event),
+            dropped_messages: dropped(Class::Message),
+            dropped_state: dropped(Class::State),
         }
     }
 }

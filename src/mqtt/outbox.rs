@@ -33,6 +33,11 @@ pub enum Class {
 impl Class {
     pub const ALL: [Class; 3] = [Class::Event, Class::Message, Class::State];
 
+    /// Its place in [`Class::ALL`], for counters kept by class.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Class::Event => "event",
